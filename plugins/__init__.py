@@ -1,0 +1,1 @@
+"""provision's built-in plugins, each a vertical slice of one feature."""

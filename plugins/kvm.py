@@ -1,0 +1,195 @@
+"""KVM: /dev/kvm access for QEMU's user, the KVM API, the modules, and the virt_type decision."""
+
+from __future__ import annotations
+
+import re
+
+from provision import kernel
+from provision.checks import CheckSet, failed, passed, wanted_virt_type, warned
+from provision.facts import Facts
+from provision.hookspecs import hookimpl
+from provision.results import Decision
+from provision_plugins.cpu import EXTENSIONS, virt_extension
+
+checks = CheckSet()
+
+KVM_GET_API_VERSION = 0xAE00
+KVM_CREATE_VM = 0xAE01
+KVM_API_VERSION = 12
+DEFAULT_QEMU_USERS = ("libvirt-qemu", "qemu")  # Debian/Ubuntu, then RHEL
+VENDOR_MODULES = {"kvm_intel": "Intel VT-x", "kvm_amd": "AMD-V", "kvm_pvm": "PVM (paravirtual, no VT-x/AMD-V)",
+                  "kvm_hv": "POWER"}
+DEV_KVM_REMEDY = ("make /dev/kvm group kvm, mode 0660, and put QEMU's user in group kvm, as udev does on a normal host: "
+                  "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm. Otherwise libvirtd re-probes QEMU on every define (~30 s)")
+
+
+@hookimpl
+def provision_probe():
+    return {
+        **kernel.PROBE,
+        "kvm.device": {"op": "stat", "path": "/dev/kvm"},
+        "kvm.api": {"op": "ioctl", "path": "/dev/kvm",
+                    "calls": [[KVM_GET_API_VERSION, 0, False], [KVM_CREATE_VM, 0, True]]},
+        "kvm.qemu_conf": {"op": "read", "path": "/etc/libvirt/qemu.conf"},
+        "kvm.passwd": {"op": "read", "path": "/etc/passwd"},
+        "kvm.group": {"op": "read", "path": "/etc/group"},
+        "kvm.nested_intel": {"op": "read", "path": "/sys/module/kvm_intel/parameters/nested"},
+        "kvm.nested_amd": {"op": "read", "path": "/sys/module/kvm_amd/parameters/nested"},
+    }
+
+
+def qemu_user(facts: Facts) -> tuple[str | None, str]:
+    """QEMU's user: ``user`` in qemu.conf, else the distribution's default that exists."""
+    conf = facts.text("kvm.qemu_conf") or ""
+    if match := re.search(r'^\s*user\s*=\s*"([^"]+)"', conf, re.M):
+        return match.group(1).lstrip("+"), "/etc/libvirt/qemu.conf user"
+    users = {line.split(":")[0] for line in (facts.text("kvm.passwd") or "").splitlines() if line}
+    for name in DEFAULT_QEMU_USERS:
+        if name in users:
+            return name, "default QEMU user present in /etc/passwd"
+    return None, "no user in qemu.conf and neither libvirt-qemu nor qemu in /etc/passwd"
+
+
+def user_ids(facts: Facts, name: str) -> tuple[int, set[int]] | None:
+    """(uid, every gid) of ``name`` from /etc/passwd and /etc/group, or ``None``."""
+    if name == "root":
+        return 0, {0}
+    for line in (facts.text("kvm.passwd") or "").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == name:
+            uid, gids = int(fields[2]), {int(fields[3])}
+            for gline in (facts.text("kvm.group") or "").splitlines():
+                g = gline.split(":")
+                if len(g) >= 4 and name in g[3].split(","):
+                    gids.add(int(g[2]))
+            return uid, gids
+    return None
+
+
+def device_usable_by(facts: Facts, uid: int, gids: set[int]) -> bool:
+    st = facts.answer("kvm.device")
+    mode = st["mode"]
+    if uid == 0:
+        return True
+    if st["uid"] == uid:
+        return mode & 0o600 == 0o600
+    if st["gid"] in gids:
+        return mode & 0o060 == 0o060
+    return mode & 0o006 == 0o006
+
+
+def _shortfall(settings, message, evidence, remedy):
+    if wanted_virt_type(settings) == "kvm":
+        return failed(message + "; the inventory pins virt_type kvm", evidence, remedy)
+    return warned(message, evidence, remedy)
+
+
+@checks.register("kvm.device", "/dev/kvm exists and is read-write for the user QEMU runs as, not just root")
+def kvm_device(facts: Facts, settings):
+    st = facts.answer("kvm.device")
+    if "error" in st:
+        return _shortfall(settings, "/dev/kvm is missing: no KVM on this node", {"/dev/kvm": st["error"]},
+                          "load kvm_intel or kvm_amd; on a VM, enable nested virtualisation")
+    evidence = {"/dev/kvm": f"{st['kind']} mode {st['mode']:04o} uid {st['uid']} gid {st['gid']}"}
+    if st["kind"] != "char":
+        return _shortfall(settings, f"/dev/kvm is a {st['kind']}, not a character device", evidence,
+                          "recreate it: mknod /dev/kvm c 10 232")
+    user, source = qemu_user(facts)
+    evidence["qemu user"] = f"{user} ({source})"
+    if user is None:
+        return warned("cannot tell which user QEMU runs as (libvirt not installed?)", evidence,
+                      "install libvirt-daemon-system, or set user in /etc/libvirt/qemu.conf")
+    ids = user_ids(facts, user)
+    if ids is None:
+        return failed(f"QEMU's user {user} does not exist on the node", evidence, f"create the user {user}")
+    if device_usable_by(facts, *ids):
+        return passed(f"/dev/kvm is read-write for QEMU's user {user}", evidence)
+    return failed(f"/dev/kvm is not read-write for QEMU's user {user} (mode {st['mode']:04o})", evidence, DEV_KVM_REMEDY)
+
+
+def kvm_api_answers(facts: Facts) -> tuple[bool, str]:
+    """Whether /dev/kvm answered KVM_GET_API_VERSION with 12 and KVM_CREATE_VM with a VM."""
+    ans = facts.answer("kvm.api")
+    if "error" in ans:
+        return False, f"cannot open /dev/kvm: {ans['error']}"
+    results = ans.get("results", [])
+    if not results or "error" in results[0]:
+        return False, f"KVM_GET_API_VERSION failed: {results[0]['error'] if results else 'no answer'}"
+    if results[0]["ret"] != KVM_API_VERSION:
+        return False, f"KVM_GET_API_VERSION returned {results[0]['ret']}, expected {KVM_API_VERSION}"
+    if len(results) < 2 or "error" in results[1]:
+        return False, f"KVM_CREATE_VM failed: {results[1]['error'] if len(results) > 1 else 'no answer'}"
+    return True, f"KVM_GET_API_VERSION = {KVM_API_VERSION}, KVM_CREATE_VM gave a VM"
+
+
+@checks.register("kvm.api", "/dev/kvm answers the KVM API: KVM_GET_API_VERSION is 12 and KVM_CREATE_VM succeeds")
+def kvm_api(facts: Facts, settings):
+    ok, detail = kvm_api_answers(facts)
+    evidence = {"/dev/kvm ioctl": detail}
+    if ok:
+        return passed(f"/dev/kvm answers the KVM API ({detail})", evidence)
+    return _shortfall(settings, detail, evidence, "load the KVM modules and check dmesg for 'kvm: disabled by bios'")
+
+
+def vendor_modules(facts: Facts) -> list[str]:
+    present = set(facts.answer("kernel.sys_module").get("names", []))
+    present |= {line.split()[0] for line in (facts.text("kernel.modules") or "").splitlines() if line.strip()}
+    return sorted(present & set(VENDOR_MODULES))
+
+
+@checks.register("kvm.module", "kvm_intel or kvm_amd is loaded or built in, and whether nested virtualisation is on")
+def kvm_module(facts: Facts, settings):
+    core = kernel.kernel_feature(facts, config=("CONFIG_KVM",), modules=("kvm",))
+    vendors = vendor_modules(facts)
+    evidence = dict(core.evidence)
+    evidence["/sys/module"] = ", ".join(vendors) or "no kvm_intel, kvm_amd"
+    nested = {}
+    for mod in ("intel", "amd"):
+        value = facts.text(f"kvm.nested_{mod}")
+        if value is not None:
+            nested[f"kvm_{mod}"] = value.strip() in ("Y", "y", "1")
+            evidence[f"/sys/module/kvm_{mod}/parameters/nested"] = value.strip()
+    nested_text = "; nested " + ("on" if any(nested.values()) else "off") if nested else ""
+    if facts.machine in ("aarch64", "s390x"):
+        if core.usable:
+            return passed(f"kvm {core.detail} (no vendor module on {facts.machine})", evidence)
+        return _shortfall(settings, f"kvm {core.detail}", evidence, "load the kvm module")
+    standard = [m for m in vendors if m in ("kvm_intel", "kvm_amd")]
+    if standard:
+        return passed(f"{', '.join(standard)} present ({VENDOR_MODULES[standard[0]]}){nested_text}", evidence)
+    if vendors:
+        names = ", ".join(f"{m} ({VENDOR_MODULES[m]})" for m in vendors)
+        return _shortfall(settings, f"kvm is backed by {names}, not kvm_intel/kvm_amd: stock guests do not run",
+                          evidence, "use a node with VT-x/AMD-V, or virt_type qemu")
+    return _shortfall(settings, f"neither kvm_intel nor kvm_amd is loaded (kvm {core.detail})", evidence,
+                      "modprobe kvm_intel (Intel) or kvm_amd (AMD), after enabling VT-x/AMD-V in the firmware")
+
+
+@hookimpl
+def provision_virt_decision(facts: Facts, settings) -> Decision:
+    """``kvm`` only with CPU extensions, a usable /dev/kvm and an answering KVM API; else ``qemu``."""
+    ext = virt_extension(facts)
+    api_ok, api_detail = kvm_api_answers(facts)
+    device = kvm_device(facts, settings)
+    reasons: list[str] = []
+    if ext:
+        reasons.append(f"CPU shows {ext} ({EXTENSIONS.get(ext, 'arm64 EL2')})")
+    else:
+        reasons.append("CPU shows neither vmx nor svm")
+    reasons.append(api_detail if api_ok else f"KVM API: {api_detail}")
+    if device.status != "pass":
+        reasons.append(device.message)
+    if ext and api_ok and device.status == "pass":
+        mode = "host-passthrough" if facts.machine == "aarch64" else "host-model"
+        return Decision("kvm", mode, tuple(reasons))
+    if api_ok and not ext:
+        reasons.append("/dev/kvm answers without vmx/svm (a paravirtual KVM such as PVM, or a broken nested "
+                       "set-up): stock guests hang there, so guests run under software emulation")
+    wanted = wanted_virt_type(settings)
+    if wanted == "kvm":
+        reasons.append("the inventory pins virt_type kvm, which this node cannot run")
+    reasons.append("TCG emulates QEMU's default CPU model, so nova's cpu_mode is none")
+    return Decision("qemu", "none", tuple(reasons))
+
+
+provision_check_catalog, provision_checks = checks.hooks()

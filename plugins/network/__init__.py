@@ -1,0 +1,1 @@
+"""Network plugins: one per kind (bridge, vlan, nat)."""

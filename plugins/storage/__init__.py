@@ -1,0 +1,1 @@
+"""Storage plugins: one per pool type (nfs, lvm, iscsi, rbd)."""

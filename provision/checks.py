@@ -1,0 +1,55 @@
+"""A plugin's set of checks, turned into its two check hooks.
+
+>>> checks = CheckSet()
+>>> @checks.register("demo.ok", "always passes")
+... def demo(facts, settings):
+...     return passed("fine")
+>>> provision_check_catalog, provision_checks = checks.hooks()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from provision.facts import Facts
+from provision.hookspecs import hookimpl
+from provision.results import CheckResult, failed, passed, skipped, warned  # noqa: F401  (re-exported for plugins)
+
+CheckFn = Callable[[Facts, dict[str, Any]], CheckResult]
+
+
+class CheckSet:
+    """Checks registered by id, each a pure function of (facts, settings)."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, tuple[str, CheckFn]] = {}
+
+    def register(self, check_id: str, summary: str) -> Callable[[CheckFn], CheckFn]:
+        def decorate(fn: CheckFn) -> CheckFn:
+            self._checks[check_id] = (summary, fn)
+            return fn
+
+        return decorate
+
+    def run(self, facts: Facts, settings: dict[str, Any]) -> list[CheckResult]:
+        return [replace(fn(facts, settings), id=check_id) for check_id, (_, fn) in self._checks.items()]
+
+    def hooks(self):
+        """The plugin's ``provision_check_catalog`` and ``provision_checks`` implementations."""
+
+        @hookimpl
+        def provision_check_catalog() -> dict[str, str]:
+            return {check_id: summary for check_id, (summary, _) in self._checks.items()}
+
+        @hookimpl
+        def provision_checks(facts: Facts, settings: dict[str, Any]) -> list[CheckResult]:
+            return self.run(facts, settings)
+
+        return provision_check_catalog, provision_checks
+
+
+def wanted_virt_type(settings: dict[str, Any]) -> str:
+    """The node's wanted virt_type from its settings: ``auto`` unless an inventory pins it."""
+    return (settings.get("hypervisor") or {}).get("virt_type", "auto")

@@ -1,0 +1,23 @@
+"""The ``provision`` command: one Typer app per command group, composed here."""
+
+from __future__ import annotations
+
+import typer
+
+from provision.cli import plugins as plugins_cli
+from provision.cli import preflight as preflight_cli
+
+app = typer.Typer(
+    name="provision",
+    help="Preflight and provision OpenStack compute nodes: decide KVM or software QEMU, check what will break.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("preflight")(preflight_cli.preflight_cli)
+app.command("plugins")(plugins_cli.plugins_cli)
+app.command("checks")(plugins_cli.checks_cli)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,79 @@
+"""Every hook a provision plugin can implement.
+
+Each hook is prefixed ``provision_`` so it can be grepped and cannot clash.
+A plugin implements a hook by defining a function of the same name marked
+with :data:`hookimpl`; built-in plugins do it exactly as third-party ones.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from provision.facts import Facts
+    from provision.results import CheckResult, Decision
+
+PROJECT = "provision"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def provision_probe() -> dict[str, dict[str, Any]]:
+    """Name what the plugin needs to read from a node, as probe operations.
+
+    All plugins' operations are merged and run on the node in one round trip
+    by one probe script; the answers come back as :class:`~provision.facts.Facts`.
+    An operation is a dict with an ``op`` key, one of ``read``, ``read_first``,
+    ``stat``, ``listdir``, ``run``, ``statvfs``, ``ioctl``, ``adjtimex``,
+    ``uname``, ``listening`` (see ``provision/probe_script.py``).
+
+    :return: fact key (prefix it with the plugin's area, e.g. ``kvm.device``)
+        mapped to the operation that gathers it. Not firstresult: all merged.
+
+    Example::
+
+        @hookimpl
+        def provision_probe():
+            return {"cpu.info": {"op": "read", "path": "/proc/cpuinfo"}}
+    """
+
+
+@hookspec
+def provision_check_catalog() -> dict[str, str]:
+    """Declare the check ids this plugin can report, with one line each.
+
+    Used by ``provision checks`` and to validate ``--ignore ID``.
+
+    :return: check id mapped to a one-line summary. Not firstresult: all merged.
+    """
+
+
+@hookspec
+def provision_checks(facts: Facts, settings: dict[str, Any]) -> list[CheckResult]:
+    """Evaluate checks on a node's facts, as pure functions of them.
+
+    Checks never contact the node themselves: everything they read was
+    gathered by :func:`provision_probe`.
+
+    :param facts: the node's gathered facts.
+    :param settings: the node's merged ``provision`` settings (inventory),
+        e.g. ``settings["hypervisor"]["virt_type"]`` is ``auto``, ``kvm`` or ``qemu``.
+    :return: one result per check the plugin ran. Not firstresult: all collected.
+    """
+
+
+@hookspec(firstresult=True)
+def provision_virt_decision(facts: Facts, settings: dict[str, Any]) -> Decision | None:
+    """Decide the libvirt domain type (``kvm`` or ``qemu``) and CPU mode for a node.
+
+    firstresult: the first plugin that returns a :class:`~provision.results.Decision`
+    wins, so a third-party plugin registered later can only add a decision
+    where the built-in one returned ``None``.
+
+    :param facts: the node's gathered facts.
+    :param settings: the node's merged ``provision`` settings.
+    :return: the decision with its reasons, or ``None`` to leave it to another plugin.
+    """

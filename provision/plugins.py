@@ -1,0 +1,105 @@
+"""The plugin manager: built-ins, then entry points, then named modules.
+
+Built-in plugins are ordinary plugins, registered from :data:`DEFAULT_PLUGINS`.
+Third-party plugins are found in the ``provision.plugins`` entry-point group,
+unless ``PROVISION_DISABLE_PLUGIN_AUTOLOAD`` is set. ``PROVISION_PLUGINS``
+names extra modules to load (comma-separated), which works with autoload off.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from provision import hookspecs
+from provision.errors import InputError
+
+ENTRY_POINT_GROUP = "provision.plugins"
+AUTOLOAD_OFF_ENV = "PROVISION_DISABLE_PLUGIN_AUTOLOAD"
+EXTRA_PLUGINS_ENV = "PROVISION_PLUGINS"
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "provision_plugins.cpu",
+    "provision_plugins.kvm",
+    "provision_plugins.host",
+    "provision_plugins.qemu",
+    "provision_plugins.libvirt",
+    "provision_plugins.resources",
+    "provision_plugins.clock",
+    "provision_plugins.ports",
+    "provision_plugins.network.bridge",
+    "provision_plugins.network.vlan",
+    "provision_plugins.network.nat",
+    "provision_plugins.storage.lvm",
+    "provision_plugins.storage.nfs",
+    "provision_plugins.storage.iscsi",
+    "provision_plugins.storage.rbd",
+)
+
+
+def make_plugin_manager(*, autoload: bool | None = None, extra: tuple[str, ...] = ()) -> pluggy.PluginManager:
+    """Build a plugin manager with every hook checked against its spec."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    if autoload is None:
+        autoload = not os.environ.get(AUTOLOAD_OFF_ENV)
+    if autoload:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if pm.get_plugin(ep.name) is None:
+                pm.register(ep.load(), name=ep.name)
+    named = [n.strip() for n in os.environ.get(EXTRA_PLUGINS_ENV, "").split(",") if n.strip()]
+    for name in (*named, *extra):
+        if pm.get_plugin(name) is None:
+            try:
+                module = importlib.import_module(name)
+            except ImportError as exc:
+                raise InputError(f"{EXTRA_PLUGINS_ENV}: cannot import plugin {name!r}: {exc}") from None
+            pm.register(module, name=name)
+    pm.check_pending()
+    return pm
+
+
+class Hooks:
+    """A small typed façade over the hooks, so the core never calls ``pm.hook`` itself."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    def probe_operations(self) -> dict[str, dict[str, Any]]:
+        merged: dict[str, dict[str, Any]] = {}
+        for ops in self.pm.hook.provision_probe():
+            merged.update(ops)
+        return merged
+
+    def check_catalog(self) -> dict[str, str]:
+        catalog: dict[str, str] = {}
+        for part in self.pm.hook.provision_check_catalog():
+            catalog.update(part)
+        return dict(sorted(catalog.items()))
+
+    def checks(self, facts, settings):
+        return [r for results in reversed(self.pm.hook.provision_checks(facts=facts, settings=settings)) for r in results]
+        # pluggy calls the last registered first; reversed, results follow load order
+
+    def virt_decision(self, facts, settings):
+        return self.pm.hook.provision_virt_decision(facts=facts, settings=settings)
+
+    def plugin_hooks(self) -> list[tuple[str, list[str]]]:
+        """Each registered plugin with the hooks it implements, in load order."""
+        rows = []
+        for name, plugin in self.pm.list_name_plugin():
+            impls = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
+            rows.append((name, impls))
+        return rows
+
+
+@cache
+def default_hooks() -> Hooks:
+    return Hooks(make_plugin_manager())

@@ -1,0 +1,21 @@
+"""Writers that turn a :class:`~provision.results.Report` into text: table, JSON, JUnit."""
+
+from __future__ import annotations
+
+from provision.results import Report
+
+FORMATS = ("table", "json", "junit")
+
+
+def render_report(report: Report, fmt: str, *, color: bool | None = None) -> str:
+    if fmt == "json":
+        from provision.report.json import to_json
+
+        return to_json(report)
+    if fmt == "junit":
+        from provision.report.junit import to_junit
+
+        return to_junit(report)
+    from provision.report.table import to_table
+
+    return to_table(report, color=color)

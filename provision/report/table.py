@@ -1,0 +1,46 @@
+"""The human report: a summary line per node, then its checks; colour only on a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from provision.results import Report
+
+STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+def to_table(report: Report, *, color: bool | None = None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=bool(color), no_color=not color, width=140, soft_wrap=False)
+    many = len(report.hosts) > 1
+    if many:
+        summary = Table(title="preflight summary", show_lines=False)
+        for col in ("node", "decision", "failures", "warnings"):
+            summary.add_column(col)
+        for host in report.hosts:
+            decision = host.decision.virt_type if host.decision else "unreachable"
+            summary.add_row(host.host, decision, str(host.count("fail") + (0 if host.reachable else 1)),
+                            str(host.count("warn")))
+        console.print(summary)
+    for host in report.hosts:
+        if not host.reachable:
+            console.print(f"[bold red]{host.host}: unreachable[/] - {host.error}")
+            continue
+        d = host.decision
+        head = f"{host.host}: virt_type [bold]{d.virt_type}[/], cpu_mode {d.cpu_mode}" if d else host.host
+        table = Table(title=head, title_justify="left", expand=False)
+        table.add_column("status")
+        table.add_column("check")
+        table.add_column("message", overflow="fold")
+        for c in host.checks:
+            table.add_row(f"[{STYLE[c.status]}]{c.status}[/]", c.id, c.message + (f"\n  remedy: {c.remedy}" if c.remedy and c.status != "pass" else ""))
+        console.print(table)
+        if d:
+            for reason in d.reasons:
+                console.print(f"  - {reason}", markup=False, highlight=False)
+    totals = report.summary()
+    console.print(", ".join(f"{n} {s}" for s, n in totals.items()), highlight=False)
+    return buf.getvalue()
