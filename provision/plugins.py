@@ -100,6 +100,11 @@ class Hooks:
         return rows
 
 
-@cache
 def default_hooks() -> Hooks:
+    """The hooks for this process's environment (cached per value of the two variables)."""
+    return _hooks_for(os.environ.get(AUTOLOAD_OFF_ENV, ""), os.environ.get(EXTRA_PLUGINS_ENV, ""))
+
+
+@cache
+def _hooks_for(autoload_off: str, extra: str) -> Hooks:
     return Hooks(make_plugin_manager())

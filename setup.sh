@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up a Debian 12 node (as root) for provision: system packages, the virtual
+# environment in .venv, /dev/kvm permissions as udev gives them, and the libvirt
+# daemons (started directly: no systemd needed). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(
+  python3 python3-venv python3-dev gcc pkg-config            # the venv; libvirt-python builds from source
+  qemu-system-x86 qemu-utils                                # QEMU (KVM or TCG)
+  libvirt-daemon-system libvirt-clients libvirt-dev          # libvirtd, virtlogd, virsh, virt-xml-validate
+  libvirt-daemon-driver-storage-rbd libvirt-daemon-driver-storage-iscsi-direct
+  libxml2-utils netplan.io nftables iproute2 lvm2 kmod       # validators and the network/storage tools
+  openssh-server openssh-client                             # test hosts in network namespaces
+  busybox-static cpio dpkg-dev                              # the canary guest's initramfs
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+log=$(mktemp)
+.venv/bin/pip install -q --disable-pip-version-check -e ".[test]" >"$log" 2>&1 || { cat "$log"; exit 1; }
+rm -f "$log"
+.venv/bin/python -c 'import provision_plugins, libvirt, lxml' # fail early if the install did not take
+
+# udev's rule on a normal host: /dev/kvm is root:kvm 0660. Without it libvirtd
+# re-probes QEMU on every define (about 30 s each).
+if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
+  chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+fi
+
+# The daemons, without systemd: virtlogd first, libvirtd needs it.
+pgrep -x virtlogd >/dev/null || virtlogd -d
+if ! pgrep -x libvirtd >/dev/null; then
+  libvirtd -d
+  for _ in $(seq 50); do virsh -q -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
+fi

@@ -1,0 +1,64 @@
+"""Shared fixtures: the plugin hooks, a CLI runner, and the real daemons the suite needs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def hooks():
+    from provision.plugins import make_plugin_manager, Hooks
+
+    return Hooks(make_plugin_manager(autoload=False))
+
+
+@pytest.fixture
+def cli():
+    """Invoke the Typer app in-process: ``cli("preflight", "-o", "json")``."""
+    from typer.testing import CliRunner
+
+    from provision.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict | None = None):
+        return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def provision_bin() -> str:
+    """The installed console script, as a user runs it."""
+    path = VENV_BIN / "provision"
+    return str(path) if path.exists() else shutil.which("provision")
+
+
+@pytest.fixture(scope="session")
+def kvm_permissions():
+    """/dev/kvm as udev leaves it on a normal host (root:kvm 0660), as setup.sh does."""
+    if os.path.exists("/dev/kvm"):
+        subprocess.run(["chgrp", "kvm", "/dev/kvm"], check=True)
+        os.chmod("/dev/kvm", 0o660)
+
+
+@pytest.fixture(scope="session")
+def libvirtd(kvm_permissions):
+    """A running libvirtd (and virtlogd) from Debian, started without systemd if needed."""
+    for daemon in ("virtlogd", "libvirtd"):
+        if subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode != 0:
+            subprocess.run([daemon, "-d"], check=True)
+    for _ in range(100):
+        if subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True).returncode == 0:
+            return "qemu:///system"
+        time.sleep(0.2)
+    pytest.fail("libvirtd did not answer on qemu:///system within 20 s")

@@ -1,0 +1,105 @@
+import pytest
+
+from provision_plugins.kvm import kvm_api, kvm_device, kvm_module, provision_virt_decision
+from tests.nodes import ENOENT, PASSWD, healthy_node
+
+AUTO = {"hypervisor": {"virt_type": "auto"}}
+KVM = {"hypervisor": {"virt_type": "kvm"}}
+PVM_MODULES = {"path": "/sys/module", "names": ["kvm", "kvm_pvm"]}
+
+
+def dev(mode, uid=0, gid=107, kind="char"):
+    return {"path": "/dev/kvm", "mode": mode, "uid": uid, "gid": gid, "kind": kind}
+
+
+@pytest.mark.parametrize(
+    ("device", "status", "words"),
+    [
+        (dev(0o660), "pass", "read-write for QEMU's user libvirt-qemu"),
+        (dev(0o600, gid=0), "fail", "not read-write for QEMU's user libvirt-qemu (mode 0600)"),
+        (dev(0o640), "fail", "not read-write"),
+        (dev(0o666, gid=0), "pass", "read-write"),
+        (dev(0o660, kind="file"), "warn", "is a file, not a character device"),
+        (ENOENT, "warn", "/dev/kvm is missing"),
+    ],
+)
+def test_kvm_device_permissions_for_qemus_user(device, status, words):
+    result = kvm_device(healthy_node(**{"kvm.device": device}), AUTO)
+    assert (result.status, words in result.message) == (status, True), result.message
+
+
+def test_kvm_device_root_only_names_the_udev_remedy():
+    result = kvm_device(healthy_node(**{"kvm.device": dev(0o600, gid=0)}), AUTO)
+    assert "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm" in result.remedy
+    assert result.evidence["/dev/kvm"] == "char mode 0600 uid 0 gid 0"
+
+
+def test_qemu_user_from_qemu_conf_on_rhel():
+    passwd = PASSWD + "qemu:x:107:107:qemu user:/:/sbin/nologin\n"
+    facts = healthy_node(**{
+        "kvm.qemu_conf": {"path": "/etc/libvirt/qemu.conf", "text": 'user = "qemu"\n'},
+        "kvm.passwd": {"path": "/etc/passwd", "text": passwd},
+        "kvm.device": dev(0o600, uid=107, gid=36),
+    })
+    result = kvm_device(facts, AUTO)
+    assert result.status == "pass"
+    assert result.evidence["qemu user"] == "qemu (/etc/libvirt/qemu.conf user)"
+
+
+def test_unknown_qemu_user_warns():
+    facts = healthy_node(**{"kvm.passwd": {"path": "/etc/passwd", "text": "root:x:0:0::/root:/bin/sh\n"}})
+    result = kvm_device(facts, AUTO)
+    assert result.status == "warn"
+    assert "cannot tell which user QEMU runs as" in result.message
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        ({"path": "/dev/kvm", "results": [{"ret": 12}, {"ret": 4}]}, "KVM_GET_API_VERSION = 12"),
+        ({"path": "/dev/kvm", "results": [{"ret": 11}]}, "returned 11, expected 12"),
+        ({"path": "/dev/kvm", "results": [{"error": "ENOTTY: Inappropriate ioctl for device"}]}, "ENOTTY"),
+        ({"path": "/dev/kvm", "results": [{"ret": 12}, {"error": "EINVAL: Invalid argument"}]},
+         "KVM_CREATE_VM failed: EINVAL"),
+        ({"error": "ENOENT: No such file or directory"}, "cannot open /dev/kvm"),
+    ],
+)
+def test_kvm_api_answers(answer, words):
+    result = kvm_api(healthy_node(**{"kvm.api": answer}), AUTO)
+    assert words in result.message
+    assert result.status == ("pass" if "= 12" in words else "warn")
+
+
+def test_kvm_module_reports_nested_and_pvm():
+    assert kvm_module(healthy_node(), AUTO).message == "kvm_intel present (Intel VT-x); nested on"
+    pvm = healthy_node(**{"kernel.sys_module": PVM_MODULES, "kernel.modules": ENOENT, "kvm.nested_intel": ENOENT})
+    result = kvm_module(pvm, KVM)
+    assert result.status == "fail"
+    assert "kvm_pvm (PVM (paravirtual, no VT-x/AMD-V))" in result.message
+
+
+@pytest.mark.parametrize(
+    ("machine", "cpu", "overrides", "virt_type", "cpu_mode", "reason"),
+    [
+        ("x86_64", "intel_vtx", {}, "kvm", "host-model", "CPU shows vmx (Intel VT-x)"),
+        ("x86_64", "amd_v", {}, "kvm", "host-model", "CPU shows svm (AMD-V)"),
+        ("aarch64", "aarch64", {}, "kvm", "host-passthrough", "CPU shows el2"),
+        ("s390x", "s390x", {}, "kvm", "host-model", "CPU shows sie"),
+        # PVM: /dev/kvm answers, the CPU shows no vmx/svm -> stock guests hang -> qemu
+        ("x86_64", "pvm_host", {"kernel.sys_module": PVM_MODULES}, "qemu", "none", "stock guests hang there"),
+        ("x86_64", "vm_noflags", {"kvm.device": ENOENT, "kvm.api": ENOENT}, "qemu", "none", "cannot open /dev/kvm"),
+        ("x86_64", "intel_vtx", {"kvm.device": dev(0o600, gid=0)}, "qemu", "none", "not read-write"),
+        ("x86_64", "intel_vtx", {"kvm.api": {"path": "/dev/kvm", "results": [{"ret": 12}, {"error": "EBUSY: x"}]}},
+         "qemu", "none", "KVM_CREATE_VM failed"),
+    ],
+)
+def test_virt_decision(machine, cpu, overrides, virt_type, cpu_mode, reason):
+    decision = provision_virt_decision(healthy_node(machine=machine, cpu=cpu, **overrides), AUTO)
+    assert (decision.virt_type, decision.cpu_mode) == (virt_type, cpu_mode)
+    assert any(reason in r for r in decision.reasons), decision.reasons
+
+
+def test_decision_says_when_a_pinned_kvm_cannot_be_met():
+    decision = provision_virt_decision(healthy_node(cpu="vm_noflags"), KVM)
+    assert decision.virt_type == "qemu"
+    assert "the inventory pins virt_type kvm, which this node cannot run" in decision.reasons

@@ -1,0 +1,54 @@
+"""The probe on this real machine: one round trip, answers that match what the kernel says."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from provision.hosts import parse_host_spec
+from provision.probe import Unreachable, gather_facts
+
+
+@pytest.fixture(scope="module")
+def local_facts(hooks):
+    return gather_facts(parse_host_spec("local://"), hooks.probe_operations())
+
+
+def test_probe_reads_the_real_cpuinfo(local_facts):
+    with open("/proc/cpuinfo") as fh:
+        assert local_facts.text("cpu.info") == fh.read()
+    assert local_facts.machine == os.uname().machine
+
+
+def test_probe_stats_dev_kvm_as_os_stat_does(local_facts):
+    answer = local_facts.answer("kvm.device")
+    if not os.path.exists("/dev/kvm"):
+        assert "ENOENT" in answer["error"]
+        return
+    st = os.stat("/dev/kvm")
+    assert (answer["mode"], answer["uid"], answer["gid"]) == (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+    assert answer["kind"] == "char"
+
+
+def test_probe_reports_missing_files_as_errors_not_exceptions(hooks):
+    facts = gather_facts(parse_host_spec("local://"), {
+        "x.missing": {"op": "read", "path": "/nonexistent/file"},
+        "x.nocmd": {"op": "run", "argv": ["no-such-command-xyz"]},
+        "x.unknown": {"op": "frobnicate"},
+        "x.dir": {"op": "listdir", "path": "/proc/self/fd"},
+    })
+    assert facts.error("x.missing").startswith("ENOENT")
+    assert facts.error("x.nocmd") == "ENOENT: not found: no-such-command-xyz"
+    assert facts.error("x.unknown") == "unknown probe op 'frobnicate'"
+    assert facts.answer("x.dir")["names"]
+
+
+def test_probe_output_is_json_with_every_key(hooks, local_facts):
+    assert set(hooks.probe_operations()) <= set(local_facts)
+    json.dumps(dict(local_facts))
+
+
+def test_unreachable_host_says_why():
+    with pytest.raises(Unreachable, match="Connection refused"):
+        gather_facts(parse_host_spec("ssh://nobody@127.0.0.1:1"), {}, timeout=5)
