@@ -77,3 +77,35 @@ def provision_virt_decision(facts: Facts, settings: dict[str, Any]) -> Decision 
     :param settings: the node's merged ``provision`` settings.
     :return: the decision with its reasons, or ``None`` to leave it to another plugin.
     """
+
+
+@hookspec
+def provision_settings_schema() -> dict[str, Any]:
+    """Contribute the plugin's part of the ``provision`` settings schema (the inventory variable).
+
+    Plain fields are keyed by dotted path and given as ``(type, default)``; entries of a list
+    tagged by their ``type`` field are keyed ``"name[]"`` and given as a pydantic model whose
+    ``type`` is a one-value ``Literal``. Models should derive from
+    :class:`provision.settings.StrictModel` so unknown keys are errors.
+
+    :return: the plugin's fields. Not firstresult: all merged into one model.
+
+    Example::
+
+        @hookimpl
+        def provision_settings_schema():
+            return {"hypervisor": (HypervisorSettings, HypervisorSettings())}
+    """
+
+
+@hookspec
+def provision_validate_settings(settings: dict[str, Any]) -> list[tuple[tuple, str]]:
+    """Check rules that span fields (a VLAN names a defined bridge, subnets do not overlap).
+
+    Runs after the schema accepted the settings, so every field has its type and default.
+
+    :param settings: one host's validated ``provision`` settings, as plain data.
+    :return: ``(path inside provision, message)`` for each problem, e.g.
+        ``(("network", "vlans", 0, "bridge"), "names no defined bridge 'br-x'")``.
+        Not firstresult: all collected.
+    """

@@ -33,6 +33,22 @@ class HostSpec:
         return self.scheme == "local"
 
 
+@dataclass(frozen=True)
+class Node:
+    """A node to act on: how to reach it, its inventory groups and its validated settings.
+
+    Empty settings mean every default (``virt_type: auto``), as without an inventory.
+    """
+
+    spec: HostSpec
+    groups: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
 def parse_host_spec(text: str, *, name: str | None = None, **options: Any) -> HostSpec:
     """Parse ``text`` into a :class:`HostSpec`; a bad scheme is an :class:`InputError`."""
     from testinfra.backend import parse_hostspec

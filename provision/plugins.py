@@ -24,6 +24,7 @@ AUTOLOAD_OFF_ENV = "PROVISION_DISABLE_PLUGIN_AUTOLOAD"
 EXTRA_PLUGINS_ENV = "PROVISION_PLUGINS"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
+    "provision_plugins.hypervisor",
     "provision_plugins.cpu",
     "provision_plugins.kvm",
     "provision_plugins.host",
@@ -90,6 +91,17 @@ class Hooks:
 
     def virt_decision(self, facts, settings):
         return self.pm.hook.provision_virt_decision(facts=facts, settings=settings)
+
+    def settings_model(self):
+        """The pydantic model of the ``provision`` variable, from every plugin's part."""
+        if not hasattr(self, "_settings_model"):
+            from provision.settings import build_settings_model
+
+            self._settings_model = build_settings_model(list(reversed(self.pm.hook.provision_settings_schema())))
+        return self._settings_model
+
+    def validate_settings(self, settings) -> list[tuple[tuple, str]]:
+        return [p for problems in reversed(self.pm.hook.provision_validate_settings(settings=settings)) for p in problems]
 
     def plugin_hooks(self) -> list[tuple[str, list[str]]]:
         """Each registered plugin with the hooks it implements, in load order."""

@@ -6,25 +6,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from provision.errors import InputError
 from provision.facts import Facts
-from provision.hosts import HostSpec
+from provision.hosts import Node
 from provision.plugins import Hooks, default_hooks
 from provision.probe import Unreachable, gather_facts
 from provision.results import CheckResult, HostReport, Report
 
-DEFAULT_SETTINGS: dict[str, Any] = {"hypervisor": {"virt_type": "auto", "cpu_mode": "auto", "libvirt": "host"}}
 
-
-@dataclass(frozen=True)
-class Target:
-    """A node to check and its merged ``provision`` settings."""
-
-    host: HostSpec
-    settings: dict[str, Any] = field(default_factory=lambda: DEFAULT_SETTINGS, hash=False, compare=False)
 
 
 def resolve_ignore(ignore: Iterable[str], catalog: dict[str, str]) -> frozenset[str]:
@@ -46,53 +37,53 @@ def evaluate(facts: Facts, settings: dict[str, Any], *, hooks: Hooks, ignore: fr
     return tuple(results), hooks.virt_decision(facts, settings)
 
 
-def check_host(target: Target, *, hooks: Hooks, timeout: float, ignore: frozenset[str]) -> HostReport:
+def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[str]) -> HostReport:
     """One node: one probe round trip, bounded by ``timeout``, then pure evaluation."""
     start = time.monotonic()
     outcome: dict[str, Any] = {}
 
     def probe() -> None:
         try:
-            outcome["facts"] = gather_facts(target.host, hooks.probe_operations(), timeout=timeout)
+            outcome["facts"] = gather_facts(node.spec, hooks.probe_operations(), timeout=timeout)
         except Unreachable as exc:
             outcome["error"] = str(exc)
 
     # a daemon thread, so a node hung mid-handshake cannot hold the run (or the exit) beyond its timeout
-    worker = threading.Thread(target=probe, name=f"probe {target.host.name}", daemon=True)
+    worker = threading.Thread(target=probe, name=f"probe {node.name}", daemon=True)
     worker.start()
     worker.join(timeout)
     seconds = time.monotonic() - start
     if worker.is_alive():
-        return HostReport(target.host.name, False, error=f"no answer within {timeout:g} s", seconds=seconds)
+        return HostReport(node.name, False, error=f"no answer within {timeout:g} s", seconds=seconds)
     if "error" in outcome:
-        return HostReport(target.host.name, False, error=outcome["error"], seconds=seconds)
-    checks, decision = evaluate(outcome["facts"], target.settings, hooks=hooks, ignore=ignore)
-    return HostReport(target.host.name, True, decision, checks, seconds=seconds)
+        return HostReport(node.name, False, error=outcome["error"], seconds=seconds)
+    checks, decision = evaluate(outcome["facts"], node.settings, hooks=hooks, ignore=ignore)
+    return HostReport(node.name, True, decision, checks, seconds=seconds)
 
 
 def preflight(
     *,
-    targets: list[Target],
+    nodes: list[Node],
     hooks: Hooks | None = None,
     forks: int = 8,
     timeout: float = 30,
     ignore: Iterable[str] = (),
     on_done: Callable[[HostReport], None] | None = None,
 ) -> Report:
-    """Check every target, ``forks`` at a time; the report keeps the targets' order."""
+    """Check every node, ``forks`` at a time; the report keeps the nodes' order."""
     hooks = hooks or default_hooks()
     ignored = resolve_ignore(ignore, hooks.check_catalog())
 
-    def one(target: Target) -> HostReport:
-        report = check_host(target, hooks=hooks, timeout=timeout, ignore=ignored)
+    def one(node: Node) -> HostReport:
+        report = check_host(node, hooks=hooks, timeout=timeout, ignore=ignored)
         if on_done:
             on_done(report)
         return report
 
-    if len(targets) == 1:
-        return Report((one(targets[0]),))
+    if len(nodes) == 1:
+        return Report((one(nodes[0]),))
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        return Report(tuple(pool.map(one, targets)))
+        return Report(tuple(pool.map(one, nodes)))
 
 
 def exit_code(report: Report, *, fail_on: str = "fail", ignore: Iterable[str] = ()) -> int:

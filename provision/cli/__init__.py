@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from provision.cli import inventory as inventory_cli
 from provision.cli import plugins as plugins_cli
 from provision.cli import preflight as preflight_cli
 
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.command("preflight")(preflight_cli.preflight_cli)
 app.command("plugins")(plugins_cli.plugins_cli)
 app.command("checks")(plugins_cli.checks_cli)
+app.add_typer(inventory_cli.app, name="inventory")
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from enum import Enum
+from typing import Annotated, Optional
 
 import typer
 
@@ -33,3 +34,27 @@ def user_errors(fn):
 
 def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
+
+
+InventoryOpt = Annotated[
+    Optional[str],  # noqa: UP007 (Typer reads the annotation)
+    typer.Option("--inventory", "-i", help="Ansible YAML inventory: a file or a folder"),
+]
+LimitOpt = Annotated[
+    Optional[str],  # noqa: UP007
+    typer.Option("--limit", "-l", help="Ansible host pattern: names, globs, a:b, a:!b, a:&b"),
+]
+HostOpt = Annotated[
+    list[str], typer.Option("--host", "-H", help="testinfra host spec (instead of -i); repeatable")
+]
+
+
+def select(*, inventory, limit, hosts=None):
+    """The nodes to act on; inventory warnings go to stderr."""
+    from provision.inventory.select import select_nodes
+    from provision.plugins import default_hooks
+
+    selection = select_nodes(inventory=inventory, limit=limit, hosts=hosts, hooks=default_hooks())
+    for warning in selection.warnings:
+        typer.echo(f"provision: warning: {warning}", err=True)
+    return selection

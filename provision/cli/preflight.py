@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from enum import Enum
 from typing import Annotated
 
 import typer
 
-from provision.cli.common import Output, stdout_is_terminal, user_errors
+from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, select, stdout_is_terminal, user_errors
 
 
 class FailOn(str, Enum):
@@ -17,7 +19,9 @@ class FailOn(str, Enum):
 
 @user_errors
 def preflight_cli(
-    host: Annotated[list[str], typer.Option("--host", "-H", help="testinfra host spec; repeatable")] = [],  # noqa: B006
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    host: HostOpt = [],  # noqa: B006
     output: Annotated[Output, typer.Option("--output", "-o", help="table, json or junit")] = Output.table,
     fail_on: Annotated[FailOn, typer.Option(help="exit 1 on failures, or on warnings too")] = FailOn.fail,
     ignore: Annotated[list[str], typer.Option(help="check id whose failure becomes a warning; repeatable, or all")] = [],  # noqa: B006
@@ -25,11 +29,25 @@ def preflight_cli(
     timeout: Annotated[float, typer.Option(min=0.1, help="seconds a node may take before it is unreachable")] = 30,
 ) -> None:
     """Check nodes (the local one by default) and decide virt_type kvm or qemu, with evidence."""
-    from provision.hosts import parse_host_spec
-    from provision.preflight import Target, exit_code, preflight
+    from provision.preflight import exit_code, preflight
     from provision.report import render_report
 
-    targets = [Target(parse_host_spec(spec)) for spec in host or ["local://"]]
-    report = preflight(targets=targets, forks=forks, timeout=timeout, ignore=ignore)
+    nodes = select(inventory=inventory, limit=limit, hosts=host).nodes
+    with progress(len(nodes)) as advance:
+        report = preflight(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=advance)
     typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
     raise typer.Exit(exit_code(report, fail_on=fail_on.value, ignore=ignore))
+
+
+@contextmanager
+def progress(total: int):
+    """A progress bar on stderr when it is a terminal and there is more than one node."""
+    if total < 2 or not sys.stderr.isatty():
+        yield lambda report: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("preflight", total=total)
+        yield lambda report: bar.advance(task)

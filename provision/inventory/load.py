@@ -1,0 +1,142 @@
+"""Read an Ansible YAML inventory (a file or a folder) with its group_vars/ and host_vars/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from provision.errors import InputError
+from provision.inventory.merge import SETTINGS_VAR, host_groups, merge_layers
+from provision.inventory.model import Group, Inventory, InventoryHost
+
+YAML_SUFFIXES = ("", ".yml", ".yaml")
+GROUP_KEYS = {"hosts", "vars", "children"}
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise InputError(f"{where}: malformed YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: malformed YAML: {exc}") from None
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: must be a mapping (got {type(value).__name__})")
+    return value
+
+
+def _check_settings_type(variables: dict, where: str) -> None:
+    if SETTINGS_VAR in variables and not isinstance(variables[SETTINGS_VAR], dict | None):
+        raise InputError(f"{where}: {SETTINGS_VAR}: must be a mapping (got {type(variables[SETTINGS_VAR]).__name__})")
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.groups: dict[str, Group] = {"all": Group("all")}
+        self.host_vars: dict[str, tuple[dict, Path]] = {}
+
+    def group(self, name: str) -> Group:
+        return self.groups.setdefault(name, Group(name))
+
+    def read_group(self, name: str, body: Any, path: Path, parent: str | None) -> None:
+        where = f"{path}: group {name}"
+        body = _mapping(body, where)
+        if unknown := sorted(set(body) - GROUP_KEYS):
+            raise InputError(f"{where}: unknown key {', '.join(map(repr, unknown))} (a group has hosts, vars, children)")
+        group = self.group(name)
+        if parent:
+            group.parents.add(parent)
+            self.group(parent).children.add(name)
+        variables = _mapping(body.get("vars"), f"{where}: vars")
+        _check_settings_type(variables, f"{where}: vars")
+        group.vars.update(variables)
+        group.var_files.update({k: path for k in variables})
+        for host, hvars in _mapping(body.get("hosts"), f"{where}: hosts").items():
+            hvars = _mapping(hvars, f"{path}: host {host}")
+            _check_settings_type(hvars, f"{path}: host {host}")
+            group.hosts.add(str(host))
+            old, _ = self.host_vars.get(str(host), ({}, path))
+            self.host_vars[str(host)] = ({**old, **hvars}, path)
+        for child, child_body in _mapping(body.get("children"), f"{where}: children").items():
+            self.read_group(str(child), child_body, path, name)
+
+    def read_file(self, path: Path) -> None:
+        data = _mapping(read_yaml(path), str(path))
+        for name, body in data.items():
+            self.read_group(str(name), body, path, None if name == "all" else "all")
+
+
+def _vars_files(folder: Path, name: str) -> list[Path]:
+    """group_vars/NAME{,.yml,.yaml} or every YAML file in group_vars/NAME/, as Ansible reads them."""
+    files = [folder / f"{name}{s}" for s in YAML_SUFFIXES if (folder / f"{name}{s}").is_file()]
+    if (folder / name).is_dir():
+        files += sorted(p for p in (folder / name).iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
+    return files
+
+
+def _read_vars(path: Path) -> dict:
+    variables = _mapping(read_yaml(path), str(path))
+    _check_settings_type(variables, str(path))
+    return variables
+
+
+def load_inventory(source: str | Path) -> Inventory:
+    """Load ``source`` (a file, or a folder of inventory files) into an :class:`Inventory`."""
+    source = Path(source)
+    if not source.exists():
+        raise InputError(f"{source}: no such inventory file or folder")
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir()
+                       if p.is_file() and p.suffix in YAML_SUFFIXES and not p.name.startswith("."))
+        base = source
+    else:
+        files, base = [source], source.parent
+    reader = _Reader()
+    for path in files:
+        reader.read_file(path)
+    warnings: list[str] = []
+
+    group_layers: dict[str, list[tuple[dict, dict]]] = {}
+    for name, group in reader.groups.items():
+        layers = [(group.vars, group.var_files)]
+        for path in _vars_files(base / "group_vars", name):
+            variables = _read_vars(path)
+            layers.append((variables, {k: path for k in variables}))
+        group_layers[name] = layers
+    if (base / "group_vars").is_dir():
+        for entry in (base / "group_vars").iterdir():
+            stem = entry.name if entry.is_dir() else entry.stem if entry.suffix in YAML_SUFFIXES else None
+            if stem and stem not in reader.groups:
+                warnings.append(f"{entry}: group {stem} is not in the inventory; its vars are not used")
+
+    hosts: dict[str, InventoryHost] = {}
+    for host in reader.host_vars:  # inventory order, as Ansible keeps it
+        inline, path = reader.host_vars[host]
+        layers = [layer for g in host_groups(reader.groups, host) for layer in group_layers[g]]
+        layers.append((inline, {k: path for k in inline}))
+        for vpath in _vars_files(base / "host_vars", host):
+            variables = _read_vars(vpath)
+            layers.append((variables, {k: vpath for k in variables}))
+        plain, var_files, settings, settings_files = merge_layers(layers)
+        groups = [g for g in host_groups(reader.groups, host) if g != "all"]
+        hosts[host] = InventoryHost(host, groups, plain, var_files, settings, settings_files)
+    if (base / "host_vars").is_dir():
+        for entry in sorted((base / "host_vars").iterdir()):
+            stem = entry.name if entry.is_dir() else entry.stem if entry.suffix in YAML_SUFFIXES else None
+            if stem and stem not in hosts:
+                warnings.append(f"{entry}: host {stem} is not in the inventory; its vars are not used")
+    return Inventory(source, reader.groups, hosts, warnings)
+

@@ -1,0 +1,63 @@
+"""From ``-i``/``-l`` (or ``-H``) to the nodes to act on, validated before any is contacted."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from provision.errors import InputError
+from provision.hosts import Node, parse_host_spec
+from provision.inventory.load import load_inventory
+from provision.inventory.model import Inventory
+from provision.inventory.patterns import select_hosts
+from provision.inventory.validate import validate_inventory
+
+SECRET_NAME = re.compile(r"(password|passwd|secret|token|(^|_)key)$", re.I)
+REDACTED = "<redacted>"
+
+
+@dataclass(frozen=True)
+class Selection:
+    nodes: list[Node]
+    warnings: list[str]
+    inventory: Inventory | None = None
+
+
+def select_nodes(*, inventory: str | None, limit: str | None = None, hosts: list[str] | None = None,
+                 hooks) -> Selection:
+    """The nodes named by an inventory and a limit, or by host specs, or the local node."""
+    if inventory and hosts:
+        raise InputError("use either --inventory/-i or --host/-H, not both")
+    if not inventory:
+        specs = [parse_host_spec(h) for h in hosts or ["local://"]]
+        if limit:
+            specs = [s for s in specs if s.name == limit]
+            if not specs:
+                raise InputError(f"--limit {limit!r} matches no host; without -i the hosts are: "
+                                 f"{', '.join(parse_host_spec(h).name for h in hosts or ['local://'])}")
+        return Selection([Node(s) for s in specs], [])
+    inv = load_inventory(inventory)
+    specs = validate_inventory(inv, hooks)
+    names = select_hosts(inv, limit)
+    nodes = [Node(specs[n], tuple(inv.hosts[n].groups), inv.hosts[n].settings) for n in names]
+    return Selection(nodes, inv.warnings, inv)
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every secret-named key's value replaced (CHAP passwords, Ceph keys, tokens)."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if SECRET_NAME.search(str(k)) and v is not None else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def describe_host(*, inventory: str, host: str, hooks) -> dict[str, Any]:
+    """What ``provision inventory show`` prints for one host."""
+    selection = select_nodes(inventory=inventory, hooks=hooks)
+    node = next((n for n in selection.nodes if n.name == host), None)
+    if node is None:
+        raise InputError(f"{inventory}: no host {host!r}; hosts: {', '.join(n.name for n in selection.nodes)}")
+    return {"host": node.name, "connection": node.spec.spec, "groups": list(node.groups),
+            "provision": redact(node.settings)}

@@ -1,0 +1,142 @@
+"""The ``provision`` settings schema, assembled from what each plugin contributes.
+
+A plugin's ``provision_settings_schema`` returns ``{dotted path: (type, default)}``
+for plain fields (``"hypervisor"``, ``"network.bridges"``) and ``{"name[]": Model}``
+for entries of a list tagged by their ``type`` field (``"storage[]": NfsPool``).
+Every model forbids unknown keys, so typos are errors.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+
+class StrictModel(BaseModel):
+    """Base for settings models: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def build_settings_model(parts: list[dict[str, Any]]) -> type[BaseModel]:
+    """One pydantic model for the whole ``provision`` variable."""
+    tree: dict[str, Any] = {}
+    tagged: dict[str, list[type[BaseModel]]] = {}
+    for part in parts:
+        for path, spec in part.items():
+            if path.endswith("[]"):
+                tagged.setdefault(path[:-2], []).append(spec)
+                continue
+            node = tree
+            *parents, leaf = path.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = spec
+    for name, models in tagged.items():
+        union = models[0] if len(models) == 1 else Union[tuple(models)]  # noqa: UP007
+        entry = Annotated[union, Field(discriminator="type")] if len(models) > 1 else union
+        tree[name] = (list[entry], [])
+    return _model("ProvisionSettings", tree)
+
+
+def _model(name: str, tree: dict[str, Any]) -> type[BaseModel]:
+    fields = {}
+    for key, spec in tree.items():
+        if isinstance(spec, dict):
+            sub = _model(f"{name}_{key}", spec)
+            fields[key] = (sub, Field(default_factory=sub))
+        else:
+            fields[key] = spec
+    return create_model(name, __base__=StrictModel, **fields)
+
+
+def validate_settings(model: type[BaseModel], data: Any) -> tuple[dict[str, Any] | None, list[tuple[tuple, str]]]:
+    """(settings with defaults, []) or (None, [(path, message), ...])."""
+    try:
+        return model.model_validate(data or {}).model_dump(mode="json"), []
+    except ValidationError as exc:
+        return None, [explain(model, err) for err in exc.errors()]
+
+
+def explain(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
+    """A pydantic error as (path without union tags, a message a user can act on)."""
+    path = _clean_loc(model, err["loc"])
+    kind, got = err["type"], err.get("input")
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", err["ctx"]["expected"])
+        return path, f"must be one of {', '.join(choices)} (got {got!r})"
+    if kind == "extra_forbidden":
+        known = _known_keys(model, path[:-1])
+        hint = f"; known keys: {', '.join(known)}" if known else ""
+        return path, f"unknown key{hint}"
+    if kind == "union_tag_invalid":
+        tags = re.findall(r"'([^']*)'", err["ctx"]["expected_tags"])
+        return (*path, "type"), f"must be one of {', '.join(tags)} (got {err['ctx']['tag']!r})"
+    if kind == "union_tag_not_found":
+        return (*path, "type"), "required"
+    if kind == "missing":
+        return path, "required"
+    message = err["msg"]
+    message = message[0].lower() + message[1:]
+    message = message.replace("Value error, ", "").replace("value error, ", "")
+    if got is not None and not isinstance(got, dict | list):
+        message += f" (got {got!r})"
+    return path, message
+
+
+def _annotation_models(annotation: Any) -> list[type[BaseModel]]:
+    """The BaseModel classes inside an annotation (list[...], Annotated[Union[...]], ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _annotation_models(arg)]
+
+
+def _clean_loc(model: type[BaseModel], loc: tuple) -> tuple:
+    """Drop the discriminator tags pydantic puts in locations of tagged-union entries."""
+    path: list = []
+    current: list[type[BaseModel]] = [model]
+    for part in loc:
+        if isinstance(part, int):
+            path.append(part)
+            continue
+        match = [m for m in current if part in m.model_fields]
+        if not match:
+            tagged = [m for m in current if _tag_of(m) == part]
+            if tagged:
+                current = tagged
+                continue
+            path.append(part)
+            current = []
+            continue
+        path.append(part)
+        current = _annotation_models(match[0].model_fields[part].annotation)
+    return tuple(path)
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    args = typing.get_args(field.annotation) if field else ()
+    return args[0] if len(args) == 1 else None
+
+
+def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
+    current: list[type[BaseModel]] = [model]
+    for part in path:
+        if isinstance(part, int):
+            continue
+        match = [m for m in current if part in m.model_fields]
+        if not match:
+            return []
+        current = _annotation_models(match[0].model_fields[part].annotation)
+    return sorted({k for m in current for k in m.model_fields})
+
+
+def dotted(path: tuple) -> str:
+    """('storage', 0, 'server') -> 'storage[0].server'."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

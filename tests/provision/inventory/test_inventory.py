@@ -1,0 +1,194 @@
+"""Inventories: Ansible's YAML format, precedence with `provision` merged key by key, patterns, errors."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from provision.errors import InputError
+from provision.inventory.patterns import select_hosts
+from provision.inventory.select import describe_host, select_nodes
+from provision.inventory import load_inventory
+from tests.conftest import ROOT
+
+EXAMPLE = ROOT / "inventories" / "example"
+
+
+def write(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return tmp_path / next(iter(files))
+
+
+def test_example_merges_provision_key_by_key(hooks):
+    nodes = {n.name: n for n in select_nodes(inventory=str(EXAMPLE), hooks=hooks).nodes}
+    # group_vars/all < compute < rack2 < the host's own inline vars
+    assert nodes["cmp4"].settings["hypervisor"] == {
+        "virt_type": "qemu", "cpu_mode": "custom", "cpu_models": ["Cascadelake-Server-noTSX"], "libvirt": "host"}
+    assert nodes["cmp1"].settings["hypervisor"]["virt_type"] == "kvm"
+    assert nodes["ctl1"].settings["hypervisor"]["virt_type"] == "auto"
+    assert nodes["cmp2"].spec.spec == "ssh://ops@192.0.2.12:2202"
+    assert nodes["cmp1"].spec.spec == "ssh://ops@192.0.2.11:22"  # host_vars/cmp1.yml
+    assert nodes["cmp1"].spec.options["ssh_extra_args"] == "-o StrictHostKeyChecking=accept-new"
+    assert nodes["cmp3"].groups == ("compute", "rack2")
+
+
+def test_plain_variables_are_replaced_not_merged(tmp_path, hooks):
+    inv = write(tmp_path, {"hosts.yml": """
+        all:
+          vars: {ansible_ssh_common_args: "-o A=1", extra: {a: 1}}
+          hosts:
+            n1: {ansible_host: 192.0.2.1, extra: {b: 2}}
+        """})
+    host = load_inventory(inv).hosts["n1"]
+    assert host.vars["extra"] == {"b": 2}
+
+
+def test_lists_in_provision_are_replaced(tmp_path, hooks):
+    inv = write(tmp_path, {"hosts.yml": """
+        all:
+          vars: {provision: {hypervisor: {cpu_mode: custom, cpu_models: [a, b]}}}
+          hosts:
+            n1: {ansible_connection: local, provision: {hypervisor: {cpu_models: [c]}}}
+        """})
+    (node,) = select_nodes(inventory=str(inv), hooks=hooks).nodes
+    assert node.settings["hypervisor"]["cpu_models"] == ["c"]
+    assert node.settings["hypervisor"]["cpu_mode"] == "custom"
+
+
+def test_group_vars_folder_and_extensionless_files(tmp_path, hooks):
+    write(tmp_path, {
+        "inv": "all:\n  children:\n    compute:\n      hosts:\n        n1: {ansible_connection: local}\n",
+        "group_vars/compute/10-hv": "provision: {hypervisor: {virt_type: kvm}}\n",
+        "group_vars/compute/20-libvirt.yaml": "provision: {hypervisor: {libvirt: container}}\n",
+    })
+    (node,) = select_nodes(inventory=str(tmp_path / "inv"), hooks=hooks).nodes
+    assert node.settings["hypervisor"]["virt_type"] == "kvm"
+    assert node.settings["hypervisor"]["libvirt"] == "container"
+
+
+def test_child_group_beats_parent_and_same_depth_goes_by_name(tmp_path, hooks):
+    write(tmp_path, {"hosts.yml": """
+        all:
+          children:
+            a_group:
+              vars: {provision: {hypervisor: {cpu_mode: host-model}}}
+              hosts: {n1: {ansible_connection: local}}
+            b_group:
+              vars: {provision: {hypervisor: {cpu_mode: none}}}
+              hosts: {n1: {}}
+              children:
+                c_child:
+                  vars: {provision: {hypervisor: {virt_type: qemu}}}
+                  hosts: {n1: {}}
+        """})
+    (node,) = select_nodes(inventory=str(tmp_path / "hosts.yml"), hooks=hooks).nodes
+    assert node.settings["hypervisor"]["cpu_mode"] == "none"  # b_group sorts after a_group
+    assert node.settings["hypervisor"]["virt_type"] == "qemu"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hosts"),
+    [
+        (None, ["cmp1", "cmp2", "cmp3", "cmp4", "ctl1", "ctl2"]),
+        ("compute", ["cmp1", "cmp2", "cmp3", "cmp4"]),
+        ("rack1:ctl1", ["cmp1", "cmp2", "ctl1"]),
+        ("compute:!rack2", ["cmp1", "cmp2"]),
+        ("compute:&rack2", ["cmp3", "cmp4"]),
+        ("cmp*", ["cmp1", "cmp2", "cmp3", "cmp4"]),
+        ("rack*:!cmp[13]", ["cmp2", "cmp4"]),
+        ("all:!compute", ["ctl1", "ctl2"]),
+        ("ctl2,cmp3", ["cmp3", "ctl2"]),
+    ],
+)
+def test_limit_patterns(pattern, hosts):
+    assert sorted(select_hosts(load_inventory(EXAMPLE), pattern)) == hosts
+
+
+def test_limit_matching_nothing_names_the_groups():
+    with pytest.raises(InputError, match=r"--limit 'nope' matches no host in .*; groups: all, compute, control, rack1, rack2"):
+        select_hosts(load_inventory(EXAMPLE), "nope")
+
+
+def test_show_redacts_secrets(tmp_path, hooks):
+    inv = write(tmp_path, {"hosts.yml": """
+        all:
+          hosts:
+            n1: {ansible_connection: local}
+        """})
+    data = describe_host(inventory=str(inv), host="n1", hooks=hooks)
+    assert data == {"host": "n1", "connection": "local://", "groups": [],
+                    "provision": {"hypervisor": {"virt_type": "auto", "cpu_mode": "auto", "cpu_models": [],
+                                                 "libvirt": "host"}}}
+    from provision.inventory.select import redact
+
+    assert redact({"chap": {"username": "u", "password": "s3cret"}, "key_file": "/k", "ceph_key": "AQB"}) == {
+        "chap": {"username": "u", "password": "<redacted>"}, "key_file": "/k", "ceph_key": "<redacted>"}
+
+
+# -- bad input: file, host and field named; nothing else happens ----------------------------------
+
+BAD = [
+    ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_connection: local\n",
+     r"hosts\.yml:4:1: malformed YAML: expected ',' or '}'"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_type: kvmm}}}\n",
+     r"hosts\.yml: host n1: provision\.hypervisor\.virt_type: must be one of auto, kvm, qemu \(got 'kvmm'\)"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_typo: kvm}}}\n",
+     r"host n1: provision\.hypervisor\.virt_typo: unknown key; known keys: cpu_mode, cpu_models, libvirt, virt_type"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisr: {}}}\n",
+     r"host n1: provision\.hypervisr: unknown key; known keys: hypervisor"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {cpu_models: x}}}\n",
+     r"host n1: provision\.hypervisor\.cpu_models: input should be a valid list \(got 'x'\)"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {cpu_models: [a]}}}\n",
+     r"host n1: provision\.hypervisor\.cpu_models: only allowed with cpu_mode custom"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {provision: kvm}\n", r"hosts\.yml: host n1: provision: must be a mapping"),
+    ("hosts.yml", "all:\n  hosts: [n1, n2]\n", r"hosts\.yml: group all: hosts: must be a mapping \(got list\)"),
+    ("hosts.yml", "all:\n  host:\n    n1:\n", r"group all: unknown key 'host' \(a group has hosts, vars, children\)"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_connection: winrm}\n",
+     r"host n1: ansible_connection: must be one of local, ssh, paramiko, docker \(got 'winrm'\)"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_port: http}\n", r"host n1: ansible_port: must be a port number"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_ssh_private_key_file: /nonexistent/id_ed25519}\n",
+     r"host n1: ansible_ssh_private_key_file: no such key file '/nonexistent/id_ed25519'"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "message"), BAD, ids=[m[:40] for _, _, m in BAD])
+def test_bad_inventories_name_file_host_and_field(tmp_path, hooks, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(InputError, match=message):
+        select_nodes(inventory=str(tmp_path / name), hooks=hooks)
+
+
+def test_error_names_the_group_vars_file_that_set_the_value(tmp_path, hooks):
+    write(tmp_path, {"hosts.yml": "all:\n  children:\n    compute:\n      hosts:\n        n1: {}\n",
+                     "group_vars/compute.yml": "provision: {hypervisor: {virt_type: kvmm}}\n"})
+    with pytest.raises(InputError, match=r"group_vars/compute\.yml: host n1: provision\.hypervisor\.virt_type"):
+        select_nodes(inventory=str(tmp_path / "hosts.yml"), hooks=hooks)
+
+
+def test_every_error_is_reported_at_once(tmp_path, hooks):
+    inv = write(tmp_path, {"hosts.yml": """
+        all:
+          hosts:
+            n1: {provision: {hypervisor: {virt_type: kvmm}}}
+            n2: {provision: {hypervisor: {libvirt: docker}}}
+        """})
+    with pytest.raises(InputError) as err:
+        select_nodes(inventory=str(inv), hooks=hooks)
+    assert "host n1: provision.hypervisor.virt_type" in str(err.value)
+    assert "host n2: provision.hypervisor.libvirt: must be one of host, container (got 'docker')" in str(err.value)
+
+
+def test_host_vars_for_an_unknown_host_is_a_warning(tmp_path, hooks):
+    write(tmp_path, {"hosts.yml": "all:\n  hosts:\n    n1: {ansible_connection: local}\n",
+                     "host_vars/n9.yml": "ansible_port: 22\n"})
+    selection = select_nodes(inventory=str(tmp_path / "hosts.yml"), hooks=hooks)
+    assert [n.name for n in selection.nodes] == ["n1"]
+    assert any("host_vars/n9.yml: host n9 is not in the inventory" in w for w in selection.warnings)
+
+
+def test_missing_inventory():
+    with pytest.raises(InputError, match="no-such.yml: no such inventory file or folder"):
+        load_inventory("no-such.yml")
