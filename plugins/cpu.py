@@ -11,12 +11,13 @@ from provision.hookspecs import hookimpl
 checks = CheckSet()
 
 EXTENSIONS = {"vmx": "Intel VT-x", "svm": "AMD-V", "sie": "s390x SIE"}
+CPU_INFO = {"op": "read", "path": "/proc/cpuinfo", "first_paragraph": True}  # the first CPU is enough
 
 
 @hookimpl
 def provision_probe():
     return {
-        "cpu.info": {"op": "read", "path": "/proc/cpuinfo"},
+        "cpu.info": CPU_INFO,
         "kvm.device": {"op": "stat", "path": "/dev/kvm"},
     }
 

@@ -6,7 +6,7 @@ from provision import kernel
 from provision.checks import CheckSet, failed, passed, warned
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
-from provision_plugins.cpu import cpu_flags
+from provision_plugins.cpu import CPU_INFO, cpu_flags
 
 checks = CheckSet()
 
@@ -20,6 +20,8 @@ DMI_HYPERVISORS = (
 )
 CGROUP_NEEDS = {"cpu", "cpuset", "memory", "io", "pids"}  # v2 names; v1 says blkio for io
 V1_NAMES = {"blkio": "io"}
+TUN = kernel.Needs(config=("CONFIG_TUN",), modules=("tun",))
+VHOST_NET = kernel.Needs(config=("CONFIG_VHOST_NET",), modules=("vhost_net",))
 
 
 @hookimpl
@@ -27,8 +29,8 @@ def provision_probe():
     ops = {f"host.dmi.{f}": {"op": "read", "path": f"/sys/class/dmi/id/{f}"} for f in DMI_FIELDS}
     return {
         **ops,
-        **kernel.PROBE,
-        "cpu.info": {"op": "read", "path": "/proc/cpuinfo"},
+        **kernel.probe(TUN, VHOST_NET),
+        "cpu.info": CPU_INFO,
         "host.hypervisor_type": {"op": "read", "path": "/sys/hypervisor/type"},
         "host.proc_xen": {"op": "exists", "path": "/proc/xen"},
         "host.detect_virt": {"op": "run", "argv": ["systemd-detect-virt"]},
@@ -95,7 +97,7 @@ def host_tun(facts: Facts, settings):
     ok, evidence = _char_device(facts, "host.tun")
     if ok:
         return passed("/dev/net/tun is present", evidence)
-    feature = kernel.kernel_feature(facts, config=("CONFIG_TUN",), modules=("tun",))
+    feature = kernel.kernel_feature(facts, TUN)
     evidence.update(feature.evidence)
     return failed(f"/dev/net/tun is missing (tun: {feature.detail}): guests cannot get tap NICs", evidence,
                   "modprobe tun, or mknod /dev/net/tun c 10 200")
@@ -106,7 +108,7 @@ def host_vhost_net(facts: Facts, settings):
     ok, evidence = _char_device(facts, "host.vhost_net")
     if ok:
         return passed("/dev/vhost-net is present", evidence)
-    feature = kernel.kernel_feature(facts, config=("CONFIG_VHOST_NET",), modules=("vhost_net",))
+    feature = kernel.kernel_feature(facts, VHOST_NET)
     evidence.update(feature.evidence)
     return warned(f"/dev/vhost-net is missing (vhost_net: {feature.detail}): guest networking falls back to "
                   "QEMU userspace virtio, slower", evidence, "modprobe vhost_net")

@@ -16,6 +16,7 @@ checks = CheckSet()
 KVM_GET_API_VERSION = 0xAE00
 KVM_CREATE_VM = 0xAE01
 KVM_API_VERSION = 12
+KVM = kernel.Needs(config=("CONFIG_KVM", "CONFIG_KVM_INTEL", "CONFIG_KVM_AMD"), modules=("kvm",))
 DEFAULT_QEMU_USERS = ("libvirt-qemu", "qemu")  # Debian/Ubuntu, then RHEL
 VENDOR_MODULES = {"kvm_intel": "Intel VT-x", "kvm_amd": "AMD-V", "kvm_pvm": "PVM (paravirtual, no VT-x/AMD-V)",
                   "kvm_hv": "POWER"}
@@ -26,7 +27,7 @@ DEV_KVM_REMEDY = ("make /dev/kvm group kvm, mode 0660, and put QEMU's user in gr
 @hookimpl
 def provision_probe():
     return {
-        **kernel.PROBE,
+        **kernel.probe(KVM),
         "kvm.device": {"op": "stat", "path": "/dev/kvm"},
         "kvm.api": {"op": "ioctl", "path": "/dev/kvm",
                     "calls": [[KVM_GET_API_VERSION, 0, False], [KVM_CREATE_VM, 0, True]]},
@@ -139,7 +140,7 @@ def vendor_modules(facts: Facts) -> list[str]:
 
 @checks.register("kvm.module", "kvm_intel or kvm_amd is loaded or built in, and whether nested virtualisation is on")
 def kvm_module(facts: Facts, settings):
-    core = kernel.kernel_feature(facts, config=("CONFIG_KVM",), modules=("kvm",))
+    core = kernel.kernel_feature(facts, KVM)
     vendors = vendor_modules(facts)
     evidence = dict(core.evidence)
     evidence["/sys/module"] = ", ".join(vendors) or "no kvm_intel, kvm_amd"

@@ -14,14 +14,31 @@ from typing import Literal
 
 from provision.facts import Facts
 
-PROBE = {
-    "kernel.modules": {"op": "read", "path": "/proc/modules"},
-    "kernel.sys_module": {"op": "listdir", "path": "/sys/module"},
-    "kernel.filesystems": {"op": "read", "path": "/proc/filesystems"},
-    "kernel.config": {"op": "read_first", "paths": ["/proc/config.gz", "/boot/config-{release}"]},
-    "kernel.modules_dep": {"op": "read", "path": "/lib/modules/{release}/modules.dep"},
-    "kernel.modules_builtin": {"op": "read", "path": "/lib/modules/{release}/modules.builtin"},
-}
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a kernel feature is known by: config symbols, module names, filesystem names."""
+
+    config: tuple[str, ...]
+    modules: tuple[str, ...]
+    filesystems: tuple[str, ...] = ()
+
+
+def probe(*needs: Needs) -> dict[str, dict]:
+    """Probe operations for these features. The kernel config and modules.dep are large
+    (hundreds of KB on a distribution kernel), so only the lines that name them come back;
+    ``keep`` lists of several plugins are merged."""
+    symbols = sorted({f"{sym}=" for n in needs for sym in n.config})
+    modules = sorted({f"/{m}.ko" for n in needs for m in n.modules} | {f"/{m.replace('_', '-')}.ko" for n in needs for m in n.modules})
+    return {
+        "kernel.modules": {"op": "read", "path": "/proc/modules"},
+        "kernel.sys_module": {"op": "listdir", "path": "/sys/module"},
+        "kernel.filesystems": {"op": "read", "path": "/proc/filesystems"},
+        "kernel.config": {"op": "read_first", "paths": ["/proc/config.gz", "/boot/config-{release}"], "keep": symbols},
+        "kernel.modules_dep": {"op": "read", "path": "/lib/modules/{release}/modules.dep", "keep": modules},
+        "kernel.modules_builtin": {"op": "read", "path": "/lib/modules/{release}/modules.builtin", "keep": modules},
+    }
 
 State = Literal["loaded", "builtin", "module", "absent", "unknown"]
 
@@ -55,10 +72,9 @@ def _module_names(text: str | None) -> set[str]:
     return names
 
 
-def kernel_feature(
-    facts: Facts, *, config: tuple[str, ...], modules: tuple[str, ...], filesystems: tuple[str, ...] = ()
-) -> KernelFeature:
-    """Judge one feature given its config symbols, module names and filesystem names."""
+def kernel_feature(facts: Facts, needs: Needs) -> KernelFeature:
+    """Judge one feature from the facts :func:`probe` gathered for it."""
+    config, modules, filesystems = needs.config, needs.modules, needs.filesystems
     loaded = {line.split()[0] for line in (facts.text("kernel.modules") or "").splitlines() if line.strip()}
     sys_module = set(facts.answer("kernel.sys_module").get("names", []))
     known_fs = {line.split()[-1] for line in (facts.text("kernel.filesystems") or "").splitlines() if line.strip()}
@@ -87,8 +103,8 @@ def kernel_feature(
             evidence["modules.dep"] = facts.error("kernel.modules_dep") or ""
             return KernelFeature("absent", "configured as a module, but no modules are installed for this kernel", evidence)
         return KernelFeature("module", "configured as a module", evidence)
-    if not symbols:
-        evidence["kernel config"] = facts.error("kernel.config") or "empty"
+    if facts.text("kernel.config") is None:
+        evidence["kernel config"] = facts.error("kernel.config") or "not gathered"
         return KernelFeature("unknown", "kernel config unreadable and no module loaded", evidence)
     for sym in config:
         evidence.setdefault(f"kernel config {sym}", "not set")

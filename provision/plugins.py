@@ -74,9 +74,14 @@ class Hooks:
         self.pm = pm
 
     def probe_operations(self) -> dict[str, dict[str, Any]]:
+        """Every plugin's probe operations; one key asked by several plugins is read once,
+        with their ``keep`` line filters united."""
         merged: dict[str, dict[str, Any]] = {}
         for ops in self.pm.hook.provision_probe():
-            merged.update(ops)
+            for key, op in ops.items():
+                if key in merged and "keep" in op and "keep" in merged[key]:
+                    op = {**op, "keep": sorted(set(merged[key]["keep"]) | set(op["keep"]))}
+                merged[key] = op
         return merged
 
     def check_catalog(self) -> dict[str, str]:

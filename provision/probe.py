@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
+import ast
 import sys
-import zlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,9 @@ def probe_source() -> str:
     return Path(__file__).with_name("probe_script.py").read_text()
 
 
-def encode_operations(operations: dict[str, dict[str, Any]]) -> str:
-    return base64.b64encode(zlib.compress(json.dumps(operations, sort_keys=True).encode())).decode()
+def probe_program(operations: dict[str, dict[str, Any]]) -> str:
+    """The probe's source with its operations appended as a Python literal (plain data only)."""
+    return f"{probe_source()}\nmain({operations!r})\n"
 
 
 def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float = 30) -> Facts:
@@ -33,7 +32,7 @@ def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeo
         conn = connect(host, timeout=timeout)
         # -I -S: the probe is stdlib only, so skip site and the user's environment (faster, predictable)
         python = sys.executable if host.is_local else "python3"
-        result = conn.run("%s -I -S -c %s %s", python, probe_source(), encode_operations(operations))
+        result = conn.run("%s -I -S -c %s", python, probe_program(operations))
     except Exception as exc:  # any backend failure means the node is not usable from here
         raise Unreachable(_backend_reason(exc)) from None
     if result.rc == 127:
@@ -41,9 +40,11 @@ def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeo
     if result.rc != 0:
         raise Unreachable(f"probe exited {result.rc}: {result.stderr.strip()[-300:]}")
     try:
-        answers = json.loads(result.stdout)
-    except ValueError:
-        raise Unreachable(f"probe printed no JSON: {result.stdout[:200]!r}") from None
+        answers = ast.literal_eval(result.stdout)  # data only: literal_eval evaluates no code
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise Unreachable(f"probe printed no answer: {result.stdout[:200]!r}") from None
+    if not isinstance(answers, dict):
+        raise Unreachable(f"probe printed no answer: {result.stdout[:200]!r}")
     return Facts(answers)
 
 

@@ -7,16 +7,17 @@ from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 
 checks = CheckSet()
+BRIDGE = kernel.Needs(config=("CONFIG_BRIDGE",), modules=("bridge",))
 
 
 @hookimpl
 def provision_probe():
-    return kernel.PROBE
+    return kernel.probe(BRIDGE)
 
 
 @checks.register("kernel.bridge", "the kernel has Linux bridge support (bridge)")
 def kernel_bridge(facts, settings):
-    feature = kernel.kernel_feature(facts, config=("CONFIG_BRIDGE",), modules=("bridge",))
+    feature = kernel.kernel_feature(facts, BRIDGE)
     needed = bool((settings.get("network") or {}).get("bridges")) or bool((settings.get("network") or {}).get("nat"))
     return kernel.kernel_check(feature, what="Linux bridge", needed=needed, remedy="modprobe bridge")
 

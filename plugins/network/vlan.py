@@ -7,16 +7,17 @@ from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 
 checks = CheckSet()
+VLAN = kernel.Needs(config=("CONFIG_VLAN_8021Q",), modules=("8021q",))
 
 
 @hookimpl
 def provision_probe():
-    return kernel.PROBE
+    return kernel.probe(VLAN)
 
 
 @checks.register("kernel.vlan", "the kernel has 802.1Q VLAN support (8021q)")
 def kernel_vlan(facts, settings):
-    feature = kernel.kernel_feature(facts, config=("CONFIG_VLAN_8021Q",), modules=("8021q",))
+    feature = kernel.kernel_feature(facts, VLAN)
     needed = bool((settings.get("network") or {}).get("vlans"))
     return kernel.kernel_check(feature, what="802.1Q VLAN", needed=needed,
                                remedy="modprobe 8021q, or use a kernel built with CONFIG_VLAN_8021Q")

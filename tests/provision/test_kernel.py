@@ -2,7 +2,7 @@
 
 import pytest
 
-from provision.kernel import kernel_check, kernel_feature
+from provision.kernel import Needs, kernel_check, kernel_feature
 from tests.nodes import ENOENT, healthy_node
 
 PVM_CONFIG = {"path": "/proc/config.gz", "text": "CONFIG_BRIDGE=y\n# CONFIG_VLAN_8021Q is not set\nCONFIG_NF_NAT=m\n"}
@@ -19,6 +19,8 @@ def facts(**kw):
     [
         ({}, ("CONFIG_BRIDGE",), ("bridge",), (), "builtin"),
         ({}, ("CONFIG_VLAN_8021Q",), ("8021q",), (), "absent"),
+        # the probe keeps only the lines asked for: none of them set is absent, not unknown
+        ({"kernel.config": {"path": "/proc/config.gz", "text": ""}}, ("CONFIG_RBD",), ("rbd",), (), "absent"),
         ({"kernel.modules": {"path": "/proc/modules", "text": "8021q 40960 0 - Live 0x0\n"}},
          ("CONFIG_VLAN_8021Q",), ("8021q",), (), "loaded"),
         ({"kernel.modules_dep": {"path": "modules.dep", "text": "kernel/net/8021q/8021q.ko.xz: kernel/net/802/garp.ko.xz\n"}},
@@ -33,11 +35,11 @@ def facts(**kw):
     ],
 )
 def test_kernel_feature_states(overrides, config, modules, fs, state):
-    assert kernel_feature(facts(**overrides), config=config, modules=modules, filesystems=fs).state == state
+    assert kernel_feature(facts(**overrides), Needs(config, modules, fs)).state == state
 
 
 def test_absent_feature_fails_only_when_the_plan_needs_it():
-    feature = kernel_feature(facts(), config=("CONFIG_VLAN_8021Q",), modules=("8021q",))
+    feature = kernel_feature(facts(), Needs(("CONFIG_VLAN_8021Q",), ("8021q",)))
     assert kernel_check(feature, what="802.1Q VLAN", needed=False, remedy="modprobe 8021q").status == "warn"
     needed = kernel_check(feature, what="802.1Q VLAN", needed=True, remedy="modprobe 8021q")
     assert needed.status == "fail"

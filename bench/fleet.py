@@ -1,0 +1,91 @@
+"""Benchmark: preflight of 32 namespace hosts over SSH, beside plain ssh and Ansible fact gathering.
+
+    .venv/bin/python bench/fleet.py [--hosts 32] [--runs 5]
+
+Builds the hosts as the tests do (network namespaces, each with its own sshd), then times,
+in the same run and from inside the client namespace:
+  provision  provision preflight -i INV --forks N -o json
+  ssh        plain parallel `ssh host true`, one per host (the floor: the SSH handshake)
+  ansible    ansible all -i INV -m setup --forks N (ansible-core in .cache/ansible-venv, for this benchmark only)
+and prints nodes per second, the median per node, and both ratios. Target: within 1.5x of plain ssh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.testhosts import HostNetwork  # noqa: E402
+
+PROVISION = str(Path(sys.executable).with_name("provision"))
+ANSIBLE_VENV = ROOT / ".cache" / "ansible-venv"
+
+
+def timed(argv: list[str], env: dict | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{argv[:6]} exited {proc.returncode}: {proc.stderr[-500:]}")
+    return elapsed
+
+
+def plain_ssh(net: HostNetwork) -> list[str]:
+    """A shell line that runs `ssh host true` on every host at once and waits for all."""
+    cmds = [f"ssh -i {net.key} {net.ssh_args()} root@{h['address']} true &" for h in net.hosts.values()]
+    return ["sh", "-c", " ".join(cmds) + " wait"]
+
+
+def ensure_ansible() -> Path | None:
+    ansible = ANSIBLE_VENV / "bin" / "ansible"
+    if not ansible.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(ANSIBLE_VENV)], check=True)
+        proc = subprocess.run([str(ANSIBLE_VENV / "bin" / "pip"), "install", "-q", "ansible-core"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"ansible-core could not be installed: {proc.stderr[-300:]}")
+            return None
+    return ansible
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hosts", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    ansible = ensure_ansible()
+    with HostNetwork("pvb", subnet="10.214.0") as net:
+        for i in range(args.hosts):
+            net.add_sshd_host(f"node{i + 1:02d}")
+        inv = net.write_inventory()
+        subprocess.run(net.client_argv(*plain_ssh(net)), capture_output=True)  # fill known_hosts
+        runs: dict[str, list[float]] = {"provision": [], "ssh": [], "ansible": []}
+        env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+               "ANSIBLE_GATHERING": "explicit", "ANSIBLE_LOCALHOST_WARNING": "False"}
+        for _ in range(args.runs):
+            runs["provision"].append(timed(net.client_argv(PROVISION, "preflight", "-i", str(inv), "-o", "json",
+                                                           "--forks", str(args.hosts))))
+            runs["ssh"].append(timed(net.client_argv(*plain_ssh(net))))
+            if ansible:
+                runs["ansible"].append(timed(net.client_argv(str(ansible), "all", "-i", str(inv), "-m", "setup",
+                                                             "--forks", str(args.hosts)), env=env))
+    med = {k: statistics.median(v) for k, v in runs.items() if v}
+    n = args.hosts
+    print(f"{n} hosts, {args.runs} runs each, median wall time of a whole fleet run:")
+    for name, seconds in med.items():
+        print(f"  {name:<10} {seconds:6.2f} s   {n / seconds:6.1f} nodes/s   {seconds / n * 1000:6.1f} ms per node")
+    print(f"ratio provision / plain ssh = {med['provision'] / med['ssh']:.2f} (target <= 1.5)")
+    if "ansible" in med:
+        print(f"ratio ansible / provision  = {med['ansible'] / med['provision']:.2f} (provision is that many times faster)")
+
+
+if __name__ == "__main__":
+    main()
