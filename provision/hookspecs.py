@@ -13,6 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from provision.facts import Facts
+    from provision.render import RenderContext, RenderedFile
     from provision.results import CheckResult, Decision
 
 PROJECT = "provision"
@@ -108,4 +109,44 @@ def provision_validate_settings(settings: dict[str, Any]) -> list[tuple[tuple, s
     :return: ``(path inside provision, message)`` for each problem, e.g.
         ``(("network", "vlans", 0, "bridge"), "names no defined bridge 'br-x'")``.
         Not firstresult: all collected.
+    """
+
+
+@hookspec
+def provision_template_paths() -> list[str]:
+    """Add folders of Jinja2 templates, searched after the built-in ``templates/``.
+
+    A third-party plugin ships its templates this way and names them in
+    :func:`provision_render` as ``ctx.render("mypool/pool.xml.j2", ...)``.
+
+    :return: absolute folder paths. Not firstresult: all used.
+    """
+
+
+@hookspec
+def provision_render(ctx: RenderContext) -> list[RenderedFile]:
+    """Render the plugin's configuration files for one node.
+
+    Rendering is pure: it reads the node's settings (and its preflight decision, when
+    ``virt_type`` is ``auto``), never the node itself, and never a secret's value.
+
+    :param ctx: the node's name, validated settings, effective ``virt_type``/``cpu_mode``
+        and ``ctx.render(template, **values)`` over the shared Jinja2 environment
+        (StrictUndefined; ``*.xml.j2`` autoescaped).
+    :return: the files, each with its target path on the node and mode. Not firstresult:
+        every plugin's files are collected; two plugins writing one target is an error.
+    """
+
+
+@hookspec
+def provision_network_links(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Describe the host interfaces a network kind needs, for the host network renderer.
+
+    Each link is a dict with ``name``, ``kind`` (``ethernet``, ``bridge``, ``vlan``) and as
+    needed ``interfaces`` (bridge members), ``addresses``, ``mtu``, ``stp``, ``id`` and
+    ``link`` (VLAN id and parent), ``bridge`` (the bridge it is enslaved to). The host
+    network plugin turns all links into netplan YAML or systemd-networkd units.
+
+    :param settings: one node's validated ``provision`` settings.
+    :return: links. Not firstresult: all collected, in plugin load order.
     """

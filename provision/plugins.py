@@ -33,9 +33,11 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "provision_plugins.resources",
     "provision_plugins.clock",
     "provision_plugins.ports",
+    "provision_plugins.network.host_config",
     "provision_plugins.network.bridge",
     "provision_plugins.network.vlan",
     "provision_plugins.network.nat",
+    "provision_plugins.storage.pools",
     "provision_plugins.storage.lvm",
     "provision_plugins.storage.nfs",
     "provision_plugins.storage.iscsi",
@@ -107,6 +109,17 @@ class Hooks:
 
     def validate_settings(self, settings) -> list[tuple[tuple, str]]:
         return [p for problems in reversed(self.pm.hook.provision_validate_settings(settings=settings)) for p in problems]
+
+    def template_paths(self) -> list[str]:
+        return [p for paths in reversed(self.pm.hook.provision_template_paths()) for p in paths]
+
+    def render(self, ctx):
+        """(plugin name, files) for each plugin that renders, in load order."""
+        for impl in self.pm.hook.provision_render.get_hookimpls():  # attribution needs one call each
+            yield impl.plugin_name, impl.function(ctx=ctx) or []
+
+    def network_links(self, settings) -> list[dict]:
+        return [link for links in reversed(self.pm.hook.provision_network_links(settings=settings)) for link in links]
 
     def plugin_hooks(self) -> list[tuple[str, list[str]]]:
         """Each registered plugin with the hooks it implements, in load order."""

@@ -1,13 +1,34 @@
-"""Linux bridges: the kernel's bridge support."""
+"""Linux bridges: host bridges (members, addresses, MTU, STP) and a bridged libvirt network for each."""
 
 from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field
 
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
+from provision.render import RenderedFile
+from provision.settings import StrictModel
+from provision_plugins.network.names import IfName
+from provision_plugins.storage.pools import POOL_DIR
 
 checks = CheckSet()
 BRIDGE = kernel.Needs(config=("CONFIG_BRIDGE",), modules=("bridge",))
+
+
+class Bridge(StrictModel):
+    name: IfName
+    interfaces: list[IfName] = Field(default_factory=list)
+    addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = Field(default_factory=list)
+    mtu: int | None = Field(default=None, ge=68, le=65535)
+    stp: bool = False
+
+
+@hookimpl
+def provision_settings_schema():
+    return {"network.bridges": (list[Bridge], Field(default_factory=list))}
 
 
 @hookimpl
@@ -18,8 +39,21 @@ def provision_probe():
 @checks.register("kernel.bridge", "the kernel has Linux bridge support (bridge)")
 def kernel_bridge(facts, settings):
     feature = kernel.kernel_feature(facts, BRIDGE)
-    needed = bool((settings.get("network") or {}).get("bridges")) or bool((settings.get("network") or {}).get("nat"))
-    return kernel.kernel_check(feature, what="Linux bridge", needed=needed, remedy="modprobe bridge")
+    net = settings.get("network") or {}
+    return kernel.kernel_check(feature, what="Linux bridge", needed=bool(net.get("bridges") or net.get("nat")),
+                               remedy="modprobe bridge")
+
+
+@hookimpl
+def provision_network_links(settings):
+    return [{"name": b["name"], "kind": "bridge", "interfaces": b["interfaces"], "addresses": b["addresses"],
+             "mtu": b["mtu"], "stp": b["stp"]} for b in settings["network"]["bridges"]]
+
+
+@hookimpl
+def provision_render(ctx):
+    return [RenderedFile(f"{POOL_DIR}/network-{b['name']}.xml", ctx.render("libvirt/network-bridge.xml.j2", bridge=b))
+            for b in ctx.settings["network"]["bridges"]]
 
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -1,15 +1,78 @@
-"""NAT networks: netfilter NAT with nftables (or iptables) masquerading."""
+"""NAT networks: a libvirt NAT network (subnet, gateway, DHCP, outbound link), or nftables when asked."""
 
 from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field
 
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
+from provision.render import RenderedFile
+from provision.settings import StrictModel
+from provision_plugins.network.names import IfName
+from provision_plugins.storage.pools import POOL_DIR, PoolName
 
 checks = CheckSet()
 NF_NAT = kernel.Needs(config=("CONFIG_NF_NAT",), modules=("nf_nat",))
 MASQUERADE = kernel.Needs(config=("CONFIG_NFT_MASQ", "CONFIG_NFT_NAT", "CONFIG_IP_NF_TARGET_MASQUERADE"),
                           modules=("nft_masq", "nft_nat", "nft_chain_nat", "ipt_MASQUERADE"))
+NFT_FILE = "/etc/nftables.d/provision-nat.nft"
+
+
+class DhcpRange(StrictModel):
+    start: ipaddress.IPv4Address
+    end: ipaddress.IPv4Address
+
+
+class Nat(StrictModel):
+    name: PoolName
+    bridge: IfName
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address
+    dhcp: DhcpRange | None = None
+    outbound: IfName | None = None
+    firewall: Literal["libvirt", "nftables"] = "libvirt"  # who writes the masquerade rules
+
+
+@hookimpl
+def provision_settings_schema():
+    return {"network.nat": (list[Nat], Field(default_factory=list))}
+
+
+@hookimpl
+def provision_validate_settings(settings):
+    net = settings.get("network") or {}
+    problems = []
+    taken: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = [
+        (ipaddress.ip_interface(a).network, f"network.bridges[{i}].addresses")
+        for i, b in enumerate(net.get("bridges") or []) for a in b["addresses"]]
+    names: dict[str, int] = {}
+    for i, nat in enumerate(net.get("nat") or []):
+        subnet = ipaddress.ip_network(nat["subnet"])
+        gateway = ipaddress.ip_address(nat["gateway"])
+        where = ("network", "nat", i)
+        if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+            problems.append(((*where, "gateway"), f"{gateway} is not a host address of {subnet}"))
+        if nat["dhcp"]:
+            start, end = (ipaddress.ip_address(nat["dhcp"][k]) for k in ("start", "end"))
+            for key, addr in (("start", start), ("end", end)):
+                if addr not in subnet or addr in (subnet.network_address, subnet.broadcast_address):
+                    problems.append(((*where, "dhcp", key), f"{addr} is outside {subnet}"))
+            if start > end:
+                problems.append(((*where, "dhcp"), f"start {start} is after end {end}"))
+            elif start <= gateway <= end:
+                problems.append(((*where, "dhcp"), f"range {start}-{end} includes the gateway {gateway}"))
+        for other, label in taken:
+            if subnet.version == other.version and subnet.overlaps(other):
+                problems.append(((*where, "subnet"), f"{subnet} overlaps {other} ({label})"))
+        taken.append((subnet, f"network.nat[{i}].subnet"))
+        if nat["name"] in names:
+            problems.append(((*where, "name"), f"duplicate network name {nat['name']!r} (also network.nat[{names[nat['name']]}])"))
+        names.setdefault(nat["name"], i)
+    return problems
 
 
 @hookimpl
@@ -27,6 +90,20 @@ def kernel_nat(facts, settings):
                                        {**core.evidence, **masq.evidence})
     needed = bool((settings.get("network") or {}).get("nat"))
     return kernel.kernel_check(feature, what="netfilter NAT", needed=needed, remedy="modprobe nf_nat nft_masq")
+
+
+@hookimpl
+def provision_render(ctx):
+    nats = ctx.settings["network"]["nat"]
+    files = []
+    for nat in nats:
+        subnet = ipaddress.ip_network(nat["subnet"])
+        files.append(RenderedFile(f"{POOL_DIR}/network-{nat['name']}.xml",
+                                  ctx.render("libvirt/network-nat.xml.j2", nat=nat, netmask=str(subnet.netmask))))
+    nft = [n for n in nats if n["firewall"] == "nftables"]
+    if nft:
+        files.append(RenderedFile(NFT_FILE, ctx.render("nftables/nat.nft.j2", nats=nft), "0640"))
+    return files
 
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -1,13 +1,46 @@
-"""802.1Q VLANs: the kernel's 8021q support."""
+"""802.1Q VLANs: an id on a parent link, optionally enslaved to a defined bridge."""
 
 from __future__ import annotations
+
+from pydantic import Field
 
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
+from provision.settings import StrictModel
+from provision_plugins.network.names import IfName
 
 checks = CheckSet()
 VLAN = kernel.Needs(config=("CONFIG_VLAN_8021Q",), modules=("8021q",))
+
+
+class Vlan(StrictModel):
+    name: IfName
+    id: int = Field(ge=1, le=4094)
+    link: IfName
+    bridge: IfName | None = None
+
+
+@hookimpl
+def provision_settings_schema():
+    return {"network.vlans": (list[Vlan], Field(default_factory=list))}
+
+
+@hookimpl
+def provision_validate_settings(settings):
+    net = settings.get("network") or {}
+    bridges = {b["name"] for b in net.get("bridges") or []}
+    problems, seen = [], {}
+    for i, vlan in enumerate(net.get("vlans") or []):
+        if vlan["bridge"] and vlan["bridge"] not in bridges:
+            known = ", ".join(sorted(bridges)) or "none"
+            problems.append((("network", "vlans", i, "bridge"),
+                             f"names no defined bridge {vlan['bridge']!r} (bridges: {known})"))
+        key = (vlan["link"], vlan["id"])
+        if key in seen:
+            problems.append((("network", "vlans", i, "id"), f"VLAN {vlan['id']} on {vlan['link']} is also network.vlans[{seen[key]}]"))
+        seen.setdefault(key, i)
+    return problems
 
 
 @hookimpl
@@ -21,6 +54,12 @@ def kernel_vlan(facts, settings):
     needed = bool((settings.get("network") or {}).get("vlans"))
     return kernel.kernel_check(feature, what="802.1Q VLAN", needed=needed,
                                remedy="modprobe 8021q, or use a kernel built with CONFIG_VLAN_8021Q")
+
+
+@hookimpl
+def provision_network_links(settings):
+    return [{"name": v["name"], "kind": "vlan", "id": v["id"], "link": v["link"], "bridge": v["bridge"]}
+            for v in settings["network"]["vlans"]]
 
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -1,14 +1,47 @@
-"""NFS storage: the kernel's NFS client."""
+"""NFS storage: a libvirt netfs pool, a systemd mount unit for nova's instances, the kernel's NFS client."""
 
 from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import field_validator
 
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision_plugins.storage.lvm import uses
+from provision.render import RenderedFile
+from provision.settings import StrictModel
+from provision_plugins.storage.pools import uses
+from provision_plugins.storage.names import host_address
+from provision_plugins.storage.pools import AbsPath, PoolName, pool_file
 
 checks = CheckSet()
 NFS = kernel.Needs(config=("CONFIG_NFS_FS",), modules=("nfs", "nfsv4"), filesystems=("nfs", "nfs4"))
+INSTANCES = "/var/lib/nova/instances"
+
+
+class NfsPool(StrictModel):
+    type: Literal["nfs"]
+    name: PoolName
+    server: str
+    export: AbsPath
+    mountpoint: AbsPath
+    nfs_version: Literal["3", "4", "4.0", "4.1", "4.2"] | None = None
+
+    @field_validator("nfs_version", mode="before")
+    @classmethod
+    def _version_text(cls, value):
+        return str(value) if isinstance(value, int | float) else value  # YAML reads 4.1 as a number
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value):
+        return host_address(value)
+
+
+@hookimpl
+def provision_settings_schema():
+    return {"storage[]": NfsPool}
 
 
 @hookimpl
@@ -21,6 +54,31 @@ def kernel_nfs(facts, settings):
     feature = kernel.kernel_feature(facts, NFS)
     return kernel.kernel_check(feature, what="NFS client", needed=uses(settings, "nfs"),
                                remedy="modprobe nfs (apt-get install nfs-common for mount.nfs)")
+
+
+def systemd_escape_path(path: str) -> str:
+    """systemd's unit name for a mount point: /var/lib/nova/instances -> var-lib-nova-instances."""
+    out = []
+    for i, ch in enumerate(path.strip("/")):
+        if ch == "/":
+            out.append("-")
+        elif ch.isascii() and (ch.isalnum() or ch in ":_" or (ch == "." and i > 0)):
+            out.append(ch)
+        else:
+            out.extend(f"\\x{b:02x}" for b in ch.encode())
+    return "".join(out) or "-"
+
+
+@hookimpl
+def provision_render(ctx):
+    files = []
+    for pool in (s for s in ctx.settings.get("storage") or [] if s["type"] == "nfs"):
+        files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-netfs.xml.j2", pool=pool)))
+        if pool["mountpoint"].rstrip("/") == INSTANCES:
+            server = f"[{pool['server']}]" if ":" in pool["server"] else pool["server"]
+            unit = f"/etc/systemd/system/{systemd_escape_path(pool['mountpoint'])}.mount"
+            files.append(RenderedFile(unit, ctx.render("systemd/nfs.mount.j2", pool=pool, what=f"{server}:{pool['export']}")))
+    return files
 
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -1,13 +1,47 @@
-"""Ceph RBD storage: the kernel rbd driver, which QEMU's librbd does not need."""
+"""Ceph RBD storage: an rbd pool, the libvirt ceph secret, /etc/ceph/ceph.conf; krbd is not needed."""
 
 from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, field_validator
 
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
+from provision.render import RenderedFile
+from provision.settings import StrictModel
+from provision_plugins.storage.names import host_port
+from provision_plugins.storage.pools import AbsPath, PoolName, pool_file, secret_file
 
 checks = CheckSet()
 RBD = kernel.Needs(config=("CONFIG_BLK_DEV_RBD",), modules=("rbd",))
+MON_PORT = 6789
+CEPH_CONF = "/etc/ceph/ceph.conf"
+
+
+class RbdPool(StrictModel):
+    type: Literal["rbd"]
+    name: PoolName
+    pool: str
+    monitors: Annotated[list[str], Field(min_length=1)]
+    user: str
+    secret_uuid: UUID
+    key_file: AbsPath  # read on the node when applied; never rendered
+    ceph_conf: AbsPath = CEPH_CONF
+
+    @field_validator("monitors")
+    @classmethod
+    def _monitors(cls, value):
+        for monitor in value:
+            host_port(monitor, MON_PORT)
+        return value
+
+
+@hookimpl
+def provision_settings_schema():
+    return {"storage[]": RbdPool}
 
 
 @hookimpl
@@ -21,6 +55,27 @@ def kernel_rbd(facts, settings):
     return kernel.kernel_check(feature, what="Ceph rbd", needed=False,
                                note="QEMU's librbd does not need it; only krbd mapping does",
                                remedy="modprobe rbd, only if volumes are mapped with krbd")
+
+
+def monitors(pool) -> list[tuple[str, int]]:
+    return [host_port(m, MON_PORT) for m in pool["monitors"]]
+
+
+@hookimpl
+def provision_render(ctx):
+    files = []
+    pools = [s for s in ctx.settings.get("storage") or [] if s["type"] == "rbd"]
+    for pool in pools:
+        files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-rbd.xml.j2", pool=pool, monitors=monitors(pool))))
+        files.append(RenderedFile(secret_file(pool["name"]), ctx.render("libvirt/secret-ceph.xml.j2", pool=pool),
+                                  apply={"secret_uuid": str(pool["secret_uuid"]), "value_file": pool["key_file"]}))
+    by_conf: dict[str, list] = {}
+    for pool in pools:
+        by_conf.setdefault(pool["ceph_conf"], []).append(pool)
+    for conf, members in by_conf.items():
+        mons = sorted({m for p in members for m in monitors(p)})
+        files.append(RenderedFile(conf, ctx.render("ceph/ceph.conf.j2", pools=members, monitors=mons)))
+    return files
 
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -7,6 +7,7 @@ import typer
 from provision.cli import inventory as inventory_cli
 from provision.cli import plugins as plugins_cli
 from provision.cli import preflight as preflight_cli
+from provision.cli import render as render_cli
 
 app = typer.Typer(
     name="provision",
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("preflight")(preflight_cli.preflight_cli)
+app.command("render")(render_cli.render_cli)
 app.command("plugins")(plugins_cli.plugins_cli)
 app.command("checks")(plugins_cli.checks_cli)
 app.add_typer(inventory_cli.app, name="inventory")

@@ -1,0 +1,99 @@
+"""The node's own network configuration: every kind's links as netplan YAML or systemd-networkd units."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from provision.hookspecs import hookimpl
+from provision.render import RenderedFile
+
+NETPLAN_FILE = "/etc/netplan/60-provision.yaml"
+NETWORKD_DIR = "/etc/systemd/network"
+
+
+@hookimpl
+def provision_settings_schema():
+    return {"network.renderer": (Literal["netplan", "networkd"], Field(default="netplan"))}
+
+
+
+
+@hookimpl
+def provision_validate_settings(settings):
+    """An interface is declared once across bridges, VLANs and NAT networks."""
+    problems, seen = [], {}
+    for kind, key in (("bridges", "name"), ("vlans", "name"), ("nat", "bridge")):
+        for i, entry in enumerate((settings.get("network") or {}).get(kind) or []):
+            name = entry[key]
+            if name in seen:
+                problems.append((("network", kind, i, key), f"duplicate interface {name!r} (also {seen[name]})"))
+            seen.setdefault(name, f"network.{kind}[{i}]")
+    return problems
+
+
+LINK_DEFAULTS = {"interfaces": [], "addresses": [], "mtu": None, "stp": False, "id": None, "link": None,
+                 "bridge": None, "vlans": []}
+
+
+def plan(links: list[dict]) -> dict[str, dict]:
+    """One entry per interface, merging what several links say of it (a VLAN parent that is also
+    a bridge member); bridge members and VLAN parents appear as plain ethernets."""
+    interfaces: dict[str, dict] = {}
+
+    def entry(name: str) -> dict:
+        return interfaces.setdefault(name, {"name": name, "kind": "ethernet", **{k: (v.copy() if isinstance(v, list) else v) for k, v in LINK_DEFAULTS.items()}})
+
+    for link in links:
+        iface = entry(link["name"])
+        iface["kind"] = link["kind"]
+        iface.update({k: v for k, v in link.items() if k not in ("name", "kind") and v not in (None, [])})
+        for member in link.get("interfaces") or []:
+            entry(member)["bridge"] = link["name"]
+        if link["kind"] == "vlan":
+            entry(link["link"])["vlans"].append(link["name"])
+    return interfaces
+
+
+def netplan_document(interfaces: dict[str, dict]) -> dict:
+    sections: dict[str, dict] = {}
+    for iface in interfaces.values():
+        body: dict = {}
+        if iface["addresses"]:
+            body["addresses"] = list(iface["addresses"])
+        if iface["mtu"]:
+            body["mtu"] = iface["mtu"]
+        if iface["kind"] == "bridge":
+            members = sorted(n for n, i in interfaces.items() if i.get("bridge") == iface["name"])
+            body["interfaces"] = members
+            body["parameters"] = {"stp": bool(iface["stp"])}
+            sections.setdefault("bridges", {})[iface["name"]] = body
+        elif iface["kind"] == "vlan":
+            body.update(id=iface["id"], link=iface["link"])
+            sections.setdefault("vlans", {})[iface["name"]] = body
+        else:
+            sections.setdefault("ethernets", {})[iface["name"]] = body
+    ordered = {k: sections[k] for k in ("ethernets", "vlans", "bridges") if k in sections}
+    return {"network": {"version": 2, "renderer": "networkd", **ordered}}
+
+
+@hookimpl
+def provision_render(ctx):
+    links = ctx.hooks.network_links(ctx.settings)
+    if not links:
+        return []
+    interfaces = plan(links)
+    if ctx.settings["network"]["renderer"] == "netplan":
+        import yaml
+
+        text = "# Rendered by provision for %s: host bridges and VLANs.\n" % ctx.host
+        text += yaml.safe_dump(netplan_document(interfaces), sort_keys=False, default_flow_style=False)
+        return [RenderedFile(NETPLAN_FILE, text, "0600")]  # netplan warns on files others can read
+    files = []
+    for iface in interfaces.values():
+        stem = f"{NETWORKD_DIR}/60-provision-{iface['name']}"
+        if iface["kind"] in ("bridge", "vlan"):
+            files.append(RenderedFile(f"{stem}.netdev", ctx.render("networkd/link.netdev.j2", iface=iface)))
+        files.append(RenderedFile(f"{stem}.network", ctx.render("networkd/link.network.j2", iface=iface)))
+    return files

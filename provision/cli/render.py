@@ -1,0 +1,39 @@
+"""``provision render``: write each node's configuration tree, or diff it against the node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from provision.cli.common import InventoryOpt, LimitOpt, select, user_errors
+
+
+@user_errors
+def render_cli(
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="folder for DIR/<host>/...")] = None,  # noqa: UP007
+    diff: Annotated[bool, typer.Option("--diff", help="print a unified diff against the files on each node")] = False,
+    forks: Annotated[int, typer.Option(min=1)] = 8,
+    timeout: Annotated[float, typer.Option(min=0.1)] = 30,
+) -> None:
+    """Render hypervisor, storage and network configuration for each node."""
+    from provision.plugins import default_hooks
+    from provision.render import Unreachable, diff_against_nodes, render_all, write_trees
+
+    if out is None and not diff:
+        raise typer.BadParameter("give --out DIR, or --diff", param_hint="--out")
+    nodes = select(inventory=inventory, limit=limit).nodes
+    try:
+        rendered = render_all(nodes=nodes, hooks=default_hooks(), forks=forks, timeout=timeout)
+    except Unreachable as exc:
+        typer.echo(f"provision: error: virt_type auto needs each node's preflight decision: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if out is not None:
+        write_trees(out, rendered)
+        total = sum(len(files) for files in rendered.values())
+        typer.echo(f"rendered {total} files for {len(rendered)} hosts into {out}")
+    if diff:
+        typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout), nl=False)
