@@ -65,7 +65,8 @@ class RenderContext:
         return "host-model" if self.virt_type == "kvm" else "none"
 
     def render(self, template: str, **values: Any) -> str:
-        return self._render(template, host=self.host, settings=self.settings, **values)
+        text = self._render(template, host=self.host, settings=self.settings, **values)
+        return text if text.endswith("\n") else text + "\n"
 
 
 def render_node(node: Node, decision: Decision | None, *, hooks) -> list[RenderedFile]:
@@ -135,6 +136,10 @@ class Unreachable(Exception):
 
 def render_all(*, nodes: list[Node], hooks, forks: int = 8, timeout: float = 30) -> dict[str, list[RenderedFile]]:
     """Every node's files, in memory; any error means none are returned."""
+    defaults = None
+    if any(not n.settings for n in nodes):  # no inventory: every default
+        defaults = hooks.settings_model()().model_dump(mode="json")
+    nodes = [n if n.settings else replace(n, settings=defaults) for n in nodes]
     decisions = decisions_for(nodes, hooks=hooks, forks=forks, timeout=timeout)
     return {n.name: render_node(n, decisions.get(n.name), hooks=hooks) for n in nodes}
 

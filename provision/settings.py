@@ -73,7 +73,7 @@ def explain(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
         hint = f"; known keys: {', '.join(known)}" if known else ""
         return path, f"unknown key{hint}"
     if kind == "union_tag_invalid":
-        tags = re.findall(r"'([^']*)'", err["ctx"]["expected_tags"])
+        tags = sorted(re.findall(r"'([^']*)'", err["ctx"]["expected_tags"]))
         return (*path, "type"), f"must be one of {', '.join(tags)} (got {err['ctx']['tag']!r})"
     if kind == "union_tag_not_found":
         return (*path, "type"), "required"

@@ -1,0 +1,220 @@
+"""provision render from the command line: bad input, atomicity, secrets, escaping, auto, diff, plugins."""
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from lxml import etree
+
+from tests.validators import nft_check, virt_xml_validate
+
+LOCAL = {"ansible_connection": "local"}
+
+
+def inventory(tmp_path: Path, provision: dict, hosts=("n1",), extra_host=None) -> str:
+    data = {"all": {"hosts": {h: dict(LOCAL) for h in hosts}, "vars": {"provision": provision}}}
+    if extra_host:
+        data["all"]["hosts"].update(extra_host)
+    path = tmp_path / "site.yml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+PINNED = {"hypervisor": {"virt_type": "qemu"}}
+
+
+BAD = [
+    ({"network": {"vlans": [{"name": "v1", "id": 4095, "link": "eth0"}]}},
+     "provision.network.vlans[0].id: input should be less than or equal to 4094 (got 4095)"),
+    ({"network": {"vlans": [{"name": "v1", "id": 0, "link": "eth0"}]}},
+     "provision.network.vlans[0].id: input should be greater than or equal to 1 (got 0)"),
+    ({"network": {"bridges": [{"name": "br-much-too-long0"}]}},
+     "provision.network.bridges[0].name: interface name must be 1-15 bytes (got 17)"),
+    ({"network": {"bridges": [{"name": "br/0"}]}},
+     "provision.network.bridges[0].name: interface name must not contain '/', ':' or whitespace"),
+    ({"network": {"bridges": [{"name": "br 0"}]}},
+     "provision.network.bridges[0].name: interface name must not contain '/', ':' or whitespace (got 'br 0')"),
+    ({"network": {"nat": [{"name": "n", "bridge": "virbr7", "subnet": "192.168.177.0/33", "gateway": "192.168.177.1"}]}},
+     "provision.network.nat[0].subnet: input is not a valid IPv4 network (got '192.168.177.0/33')"),
+    ({"network": {"nat": [{"name": "n", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1",
+                           "dhcp": {"start": "192.168.178.20", "end": "192.168.177.200"}}]}},
+     "provision.network.nat[0].dhcp.start: 192.168.178.20 is outside 192.168.177.0/24"),
+    ({"network": {"nat": [{"name": "a", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1"},
+                          {"name": "b", "bridge": "virbr8", "subnet": "192.168.177.128/25", "gateway": "192.168.177.129"}]}},
+     "provision.network.nat[1].subnet: 192.168.177.128/25 overlaps 192.168.177.0/24 (network.nat[0].subnet)"),
+    ({"network": {"nat": [{"name": "a", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.178.1"}]}},
+     "provision.network.nat[0].gateway: 192.168.178.1 is not a host address of 192.168.177.0/24"),
+    ({"storage": [{"name": "p", "type": "lvm", "devices": ["/dev/sdb"]}, {"name": "p", "type": "lvm", "devices": ["/dev/sdc"]}]},
+     "provision.storage[1].name: duplicate pool name 'p' (also storage[0])"),
+    ({"network": {"bridges": [{"name": "br0"}, {"name": "br0"}]}},
+     "provision.network.bridges[1].name: duplicate interface 'br0' (also network.bridges[0])"),
+    ({"storage": [{"name": "vms", "type": "rbd", "pool": "vms", "monitors": [], "user": "nova",
+                   "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k"}]},
+     "provision.storage[0].monitors: list should have at least 1 item after validation, not 0"),
+    ({"storage": [{"name": "san", "type": "iscsi", "portal": "192.0.2.50:3260", "target": "iqn.2026-13.com.example:x",
+                   "initiator": "iqn.2026-01.com.example:n1"}]},
+     "provision.storage[0].target: must be an IQN like iqn.2026-01.com.example:name"),
+    ({"network": {"vlans": [{"name": "vlan120", "id": 120, "link": "eth2", "bridge": "br-tenant"}]}},
+     "provision.network.vlans[0].bridge: names no defined bridge 'br-tenant' (bridges: none)"),
+    ({"storage": [{"name": "x", "type": "xfs"}]},
+     "provision.storage[0].type: must be one of iscsi, lvm, nfs, rbd (got 'xfs')"),
+    ({"storage": [{"name": "x", "type": "nfs", "server": "nfs..bad", "export": "/e", "mountpoint": "/m"}]},
+     "provision.storage[0].server: must be a host name or an IPv4/IPv6 address"),
+    ({"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}},
+     "provision.hypervisor.images_type: images_type rbd needs a storage entry of type rbd"),
+]
+
+
+@pytest.mark.parametrize(("provision", "message"), BAD, ids=[m[:50] for _, m in BAD])
+def test_bad_input_is_exit_2_naming_file_host_field_and_writes_nothing(cli, tmp_path, provision, message):
+    out = tmp_path / "out"
+    merged = {"hypervisor": {"virt_type": "qemu"}, **provision}
+    merged["hypervisor"] = {**PINNED["hypervisor"], **provision.get("hypervisor", {})}
+    # n0 is valid: it must not be rendered either
+    inv = inventory(tmp_path, merged, hosts=("n1",), extra_host={"n0": {**LOCAL, "provision": {"storage": []}}})
+    result = cli("render", "-i", inv, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert f"{inv}: host n1: {message}" in result.stderr, result.stderr
+    assert "Traceback" not in result.output
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_failure_in_one_host_leaves_the_existing_tree_untouched(cli, tmp_path):
+    out = tmp_path / "out"
+    good = inventory(tmp_path, PINNED, hosts=("n1", "n2"))
+    assert cli("render", "-i", good, "--out", str(out)).exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # n2 now has an LVM device that is not a block device: its render fails after n1's succeeded
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump({"all": {"vars": {"provision": PINNED}, "hosts": {
+        "n1": dict(LOCAL),
+        "n2": {**LOCAL, "provision": {"storage": [{"name": "vg", "type": "lvm", "devices": ["/dev/null"]}]}}}}}))
+    result = cli("render", "-i", str(bad), "--out", str(out))
+    assert result.exit_code == 2
+    assert "host n2: provision.storage[0].devices[0]: /dev/null is not a block device" in result.stderr
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+
+
+SECRET = "AQBsuperSecretCephKey0123456789=="
+CHAP = "chap-pa55word-never-rendered"
+
+
+def test_secrets_never_reach_files_manifest_or_output(cli, tmp_path):
+    key = tmp_path / "client.nova.key"
+    key.write_text(SECRET)
+    chap = tmp_path / "chap"
+    chap.write_text(CHAP)
+    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}, "storage": [
+        {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
+         "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": str(key)},
+        {"name": "san1", "type": "iscsi", "portal": "192.0.2.50", "target": "iqn.2026-01.com.example:san1",
+         "initiator": "iqn.2026-01.com.example:n1", "chap": {"username": "u", "password_file": str(chap)}}]})
+    out = tmp_path / "out"
+    result = cli("render", "-i", inv, "--out", str(out), "--diff")
+    assert result.exit_code == 0, result.output
+    everything = result.output + "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+    assert SECRET not in everything and CHAP not in everything
+    assert str(key) in everything  # the path is there, for the apply step
+    show = cli("inventory", "show", "n1", "-i", inv)
+    assert SECRET not in show.output and CHAP not in show.output
+
+
+def test_xml_special_characters_are_escaped_and_survive_a_round_trip(cli, tmp_path):
+    inv = inventory(tmp_path, {**PINNED, "storage": [
+        {"name": "rd", "type": "nfs", "server": "nfs.example.com", "export": "/exports/r&d <'\">", "mountpoint": "/mnt/rd"}]})
+    out = tmp_path / "out"
+    assert cli("render", "-i", inv, "--out", str(out)).exit_code == 0
+    pool = out / "n1" / "etc" / "provision" / "libvirt" / "pool-rd.xml"
+    assert "r&amp;d" in pool.read_text()
+    assert etree.parse(str(pool)).find("source/dir").get("path") == "/exports/r&d <'\">"
+    assert virt_xml_validate(pool).returncode == 0
+
+
+def test_ipv6_nfs_server_and_monitor(cli, tmp_path):
+    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}, "storage": [
+        {"name": "instances", "type": "nfs", "server": "2001:db8::5", "export": "/srv/nova",
+         "mountpoint": "/var/lib/nova/instances", "nfs_version": 4.2},
+        {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["[2001:db8::61]:3300", "192.0.2.62"], "user": "nova",
+         "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k"}]})
+    out = tmp_path / "out"
+    assert cli("render", "-i", inv, "--out", str(out)).exit_code == 0
+    root = out / "n1" / "etc"
+    unit = (root / "systemd" / "system" / "var-lib-nova-instances.mount").read_text()
+    assert "What=[2001:db8::5]:/srv/nova" in unit and "Options=_netdev,vers=4.2" in unit
+    assert "mon_host = 192.0.2.62:6789,[2001:db8::61]:3300" in (root / "ceph" / "ceph.conf").read_text()
+    for xml in (root / "provision" / "libvirt").glob("*.xml"):
+        assert virt_xml_validate(xml).returncode == 0, xml
+
+
+def test_nftables_nat_is_accepted_by_nft(cli, tmp_path):
+    inv = inventory(tmp_path, {**PINNED, "network": {"nat": [
+        {"name": "guestnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1",
+         "dhcp": {"start": "192.168.177.20", "end": "192.168.177.200"}, "outbound": "eth0", "firewall": "nftables"}]}})
+    out = tmp_path / "out"
+    assert cli("render", "-i", inv, "--out", str(out)).exit_code == 0
+    ruleset = out / "n1" / "etc" / "nftables.d" / "provision-nat.nft"
+    result = nft_check(ruleset)
+    assert result.returncode == 0, result.stderr
+    assert 'ip saddr 192.168.177.0/24 ip daddr != 192.168.177.0/24 oifname "eth0" masquerade' in ruleset.read_text()
+    network = out / "n1" / "etc" / "provision" / "libvirt" / "network-guestnat.xml"
+    assert etree.parse(str(network)).find("forward").get("mode") == "open"
+    assert virt_xml_validate(network).returncode == 0
+
+
+def test_auto_virt_type_takes_the_nodes_preflight_decision(cli, tmp_path, kvm_permissions):
+    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "auto"}})
+    out = tmp_path / "out"
+    assert cli("render", "-i", inv, "--out", str(out)).exit_code == 0
+    decision = json.loads(cli("preflight", "-i", inv, "-o", "json").stdout)["hosts"][0]["decision"]
+    conf = (out / "n1" / "etc" / "nova" / "nova.conf.d" / "50-provision-libvirt.conf").read_text()
+    assert f"virt_type = {decision['virt_type']}" in conf and f"cpu_mode = {decision['cpu_mode']}" in conf
+
+
+def test_auto_virt_type_on_an_unreachable_node_renders_nothing(cli, tmp_path):
+    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "auto"}},
+                    extra_host={"gone": {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "nobody"}})
+    out = tmp_path / "out"
+    result = cli("render", "-i", inv, "--out", str(out), "--timeout", "5")
+    assert result.exit_code == 1
+    assert "virt_type auto needs each node's preflight decision: gone: " in result.stderr
+    assert not out.exists()
+
+
+def test_diff_compares_with_the_files_on_the_node_and_changes_nothing(cli, tmp_path):
+    conf = tmp_path / "ceph.conf"
+    conf.write_text("[global]\nmon_host = 192.0.2.99:6789\n")
+    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}, "storage": [
+        {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
+         "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k", "ceph_conf": str(conf)}]})
+    result = cli("render", "-i", inv, "--diff")
+    assert result.exit_code == 0
+    assert f"--- a/n1:{conf}" in result.stdout and f"+++ b/n1:{conf}" in result.stdout
+    assert "-mon_host = 192.0.2.99:6789" in result.stdout and "+mon_host = 192.0.2.61:6789" in result.stdout
+    assert "--- /dev/null\n+++ b/n1:/etc/nova/nova.conf.d/50-provision-libvirt.conf" in result.stdout
+    assert conf.read_text() == "[global]\nmon_host = 192.0.2.99:6789\n"
+
+
+def test_a_third_party_storage_plugin_adds_a_dir_type(cli, tmp_path):
+    env = {"PROVISION_PLUGINS": "tests.fixture_plugins.dir_storage"}
+    inv = inventory(tmp_path, {**PINNED, "storage": [{"name": "images", "type": "dir", "path": "/var/lib/images"}]})
+    out = tmp_path / "out"
+    result = cli("render", "-i", inv, "--out", str(out), env=env)
+    assert result.exit_code == 0, result.output
+    pool = out / "n1" / "etc" / "provision" / "libvirt" / "pool-images.xml"
+    assert virt_xml_validate(pool).returncode == 0
+    manifest = json.loads((out / "n1" / "manifest.json").read_text())
+    assert {"path": "etc/provision/libvirt/pool-images.xml", "target": "/etc/provision/libvirt/pool-images.xml",
+            "mode": "0644", "plugin": "tests.fixture_plugins.dir_storage"} in manifest["files"]
+    assert "storage.dir" in cli("checks", env=env).stdout
+    # without the plugin, the same inventory is an error that lists the built-in types
+    assert "must be one of iscsi, lvm, nfs, rbd (got 'dir')" in cli("render", "-i", inv, "--out", str(out)).stderr
+
+
+def test_render_needs_out_or_diff(cli):
+    result = cli("render")
+    assert result.exit_code == 2 and "give --out DIR, or --diff" in result.stderr
