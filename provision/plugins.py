@@ -110,8 +110,10 @@ class Hooks:
     def validate_settings(self, settings) -> list[tuple[tuple, str]]:
         return [p for problems in reversed(self.pm.hook.provision_validate_settings(settings=settings)) for p in problems]
 
-    def template_paths(self) -> list[str]:
-        return [p for paths in reversed(self.pm.hook.provision_template_paths()) for p in paths]
+    def template_paths(self) -> tuple[str, ...]:
+        if not hasattr(self, "_template_paths"):
+            self._template_paths = tuple(p for paths in reversed(self.pm.hook.provision_template_paths()) for p in paths)
+        return self._template_paths
 
     def render(self, ctx):
         """(plugin name, files) for each plugin that renders, in load order."""

@@ -73,7 +73,7 @@ def render_node(node: Node, decision: Decision | None, *, hooks) -> list[Rendere
     """Every plugin's files for one node; two files for one target is an error."""
     from provision.templating import environment
 
-    env = environment(tuple(hooks.template_paths()))
+    env = environment(hooks.template_paths())
     ctx = RenderContext(node.name, node.settings, decision, node.spec.is_local, hooks,
                         lambda name, **values: env.get_template(name).render(**values))
     files: dict[str, RenderedFile] = {}
@@ -91,29 +91,82 @@ def manifest(files: list[RenderedFile]) -> list[dict[str, Any]]:
             for f in files]
 
 
-def write_trees(out: Path, rendered: dict[str, list[RenderedFile]]) -> None:
-    """Write ``out/<host>/...`` and each manifest: all into a temporary folder first, then
-    move each host's tree into place, so a failure leaves ``out`` as it was."""
+def manifest_text(host: str, files: list[RenderedFile]) -> str:
+    """The manifest as JSON, one file a line (json's C encoder; indent= would use the slow Python one)."""
+    entries = ",\n".join("    " + json.dumps(entry) for entry in manifest(files))
+    return f'{{"host": {json.dumps(host)}, "files": [\n{entries}\n]}}\n'
+
+
+def _write(path: str, text: str, mode: int) -> None:
+    # created with its mode (a stricter umask only narrows it): never readable wider, not even briefly
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def write_host(staging: str, host: str, files: list[RenderedFile]) -> None:
+    """``staging/<host>/...`` and its manifest."""
+    root = f"{staging}/{host}"
+    os.mkdir(root)
+    made: set[str] = {root}
+    for f in files:
+        path = f"{root}/{f.relative}"
+        folder = os.path.dirname(path)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        _write(path, f.content, int(f.mode, 8))
+    _write(f"{root}/{MANIFEST}", manifest_text(host, files), 0o644)
+
+
+def _render_chunk(staging: str, nodes: list[Node], decisions: dict[str, Decision], hooks) -> int:
+    count = 0
+    for node in nodes:
+        files = render_node(node, decisions.get(node.name), hooks=hooks)
+        write_host(staging, node.name, files)
+        count += len(files)
+    return count
+
+
+_FORKED_HOOKS = None  # set before forking workers: the hooks are not picklable, a forked child inherits them
+
+
+def _render_chunk_forked(args) -> int:
+    return _render_chunk(*args, _FORKED_HOOKS)
+
+
+def render_tree(out: Path, *, nodes: list[Node], hooks, forks: int = 8, timeout: float = 30) -> int:
+    """Render every node into ``out/<host>/...`` with its manifest and return the number of files.
+
+    Everything is written into a temporary folder inside ``out`` first and moved into place
+    only when every host succeeded, so an error leaves ``out`` as it was. Large inventories
+    are rendered by one forked worker per CPU.
+    """
+    global _FORKED_HOOKS
+    nodes = with_defaults(nodes, hooks)
+    decisions = decisions_for(nodes, hooks=hooks, forks=forks, timeout=timeout)
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".render-", dir=out))
+    staging = tempfile.mkdtemp(prefix=".render-", dir=out)
     try:
-        for host, files in rendered.items():
-            root = staging / host
-            for f in files:
-                path = root / f.relative
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(f.content)
-                os.chmod(path, int(f.mode, 8))
-            root.mkdir(parents=True, exist_ok=True)
-            (root / MANIFEST).write_text(json.dumps({"host": host, "files": manifest(files)}, indent=2) + "\n")
-        for host in rendered:
-            final = out / host
+        workers = min(len(os.sched_getaffinity(0)), len(nodes) // 100) if hasattr(os, "sched_getaffinity") else 1
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            _FORKED_HOOKS = hooks
+            chunks = [(staging, nodes[i::workers], decisions) for i in range(workers)]
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                count = sum(pool.map(_render_chunk_forked, chunks))
+        else:
+            count = _render_chunk(staging, nodes, decisions, hooks)
+        for node in nodes:
+            final = out / node.name
             if final.exists():
-                old = staging / f".old-{host}"
-                final.rename(old)
-            (staging / host).rename(final)
+                final.rename(f"{staging}/.old-{node.name}")
+            os.rename(f"{staging}/{node.name}", final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return count
 
 
 def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> dict[str, Decision]:
@@ -134,12 +187,17 @@ class Unreachable(Exception):
     """A node whose virt_type is auto could not be probed, so nothing can be rendered."""
 
 
+def with_defaults(nodes: list[Node], hooks) -> list[Node]:
+    """Nodes from no inventory get every default setting."""
+    if all(n.settings for n in nodes):
+        return nodes
+    defaults = hooks.settings_model()().model_dump(mode="json")
+    return [n if n.settings else replace(n, settings=defaults) for n in nodes]
+
+
 def render_all(*, nodes: list[Node], hooks, forks: int = 8, timeout: float = 30) -> dict[str, list[RenderedFile]]:
-    """Every node's files, in memory; any error means none are returned."""
-    defaults = None
-    if any(not n.settings for n in nodes):  # no inventory: every default
-        defaults = hooks.settings_model()().model_dump(mode="json")
-    nodes = [n if n.settings else replace(n, settings=defaults) for n in nodes]
+    """Every node's files, in memory (for --diff); any error means none are returned."""
+    nodes = with_defaults(nodes, hooks)
     decisions = decisions_for(nodes, hooks=hooks, forks=forks, timeout=timeout)
     return {n.name: render_node(n, decisions.get(n.name), hooks=hooks) for n in nodes}
 

@@ -20,5 +20,6 @@ def environment(extra_paths: tuple[str, ...] = ()):
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates do not change during a run: no stat per render
     )
     return env

@@ -88,7 +88,8 @@ def provision_render(ctx):
         import yaml
 
         text = "# Rendered by provision for %s: host bridges and VLANs.\n" % ctx.host
-        text += yaml.safe_dump(netplan_document(interfaces), sort_keys=False, default_flow_style=False)
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when PyYAML has it
+        text += yaml.dump(netplan_document(interfaces), Dumper=dumper, sort_keys=False, default_flow_style=False)
         return [RenderedFile(NETPLAN_FILE, text, "0600")]  # netplan warns on files others can read
     files = []
     for iface in interfaces.values():

@@ -21,19 +21,23 @@ def render_cli(
 ) -> None:
     """Render hypervisor, storage and network configuration for each node."""
     from provision.plugins import default_hooks
-    from provision.render import Unreachable, diff_against_nodes, render_all, write_trees
+    from provision.probe import Unreachable as NodeUnreachable
+    from provision.render import Unreachable, diff_against_nodes, render_all, render_tree
 
     if out is None and not diff:
         raise typer.BadParameter("give --out DIR, or --diff", param_hint="--out")
     nodes = select(inventory=inventory, limit=limit).nodes
+    hooks = default_hooks()
     try:
-        rendered = render_all(nodes=nodes, hooks=default_hooks(), forks=forks, timeout=timeout)
+        if out is not None:
+            total = render_tree(out, nodes=nodes, hooks=hooks, forks=forks, timeout=timeout)
+            typer.echo(f"rendered {total} files for {len(nodes)} hosts into {out}")
+        if diff:
+            rendered = render_all(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout)
+            typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout), nl=False)
     except Unreachable as exc:
         typer.echo(f"provision: error: virt_type auto needs each node's preflight decision: {exc}", err=True)
         raise typer.Exit(1) from None
-    if out is not None:
-        write_trees(out, rendered)
-        total = sum(len(files) for files in rendered.values())
-        typer.echo(f"rendered {total} files for {len(rendered)} hosts into {out}")
-    if diff:
-        typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout), nl=False)
+    except NodeUnreachable as exc:
+        typer.echo(f"provision: error: cannot read the node's files for --diff: {exc}", err=True)
+        raise typer.Exit(1) from None

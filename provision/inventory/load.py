@@ -12,6 +12,7 @@ from provision.inventory.merge import SETTINGS_VAR, host_groups, merge_layers
 from provision.inventory.model import Group, Inventory, InventoryHost
 
 YAML_SUFFIXES = ("", ".yml", ".yaml")
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on large inventories
 GROUP_KEYS = {"hosts", "vars", "children"}
 
 
@@ -21,7 +22,7 @@ def read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -133,7 +133,7 @@ def test_show_redacts_secrets(tmp_path, hooks):
 
 BAD = [
     ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_connection: local\n",
-     r"hosts\.yml:4:1: malformed YAML: expected ',' or '}'"),
+     r"hosts\.yml:4:1: malformed YAML: did not find expected ',' or '}'"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_type: kvmm}}}\n",
      r"hosts\.yml: host n1: provision\.hypervisor\.virt_type: must be one of auto, kvm, qemu \(got 'kvmm'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_typo: kvm}}}\n",
