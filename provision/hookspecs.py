@@ -150,3 +150,15 @@ def provision_network_links(settings: dict[str, Any]) -> list[dict[str, Any]]:
     :param settings: one node's validated ``provision`` settings.
     :return: links. Not firstresult: all collected, in plugin load order.
     """
+
+
+@hookspec(firstresult=True)
+def provision_guest_backend(uri: str) -> Any | None:
+    """Open the backend that manages guests at ``uri`` (e.g. ``qemu:///system``).
+
+    firstresult: the first plugin that recognises the URI returns a connected backend
+    (see :class:`provision.guests.GuestBackend`); others return ``None``.
+
+    :param uri: the hypervisor connection URI.
+    :return: the backend, or ``None`` when this plugin does not handle the URI.
+    """

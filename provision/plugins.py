@@ -30,6 +30,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "provision_plugins.host",
     "provision_plugins.qemu",
     "provision_plugins.libvirt",
+    "provision_plugins.libvirt_guests",
     "provision_plugins.resources",
     "provision_plugins.clock",
     "provision_plugins.ports",
@@ -122,6 +123,9 @@ class Hooks:
 
     def network_links(self, settings) -> list[dict]:
         return [link for links in reversed(self.pm.hook.provision_network_links(settings=settings)) for link in links]
+
+    def guest_backend(self, uri: str):
+        return self.pm.hook.provision_guest_backend(uri=uri)
 
     def plugin_hooks(self) -> list[tuple[str, list[str]]]:
         """Each registered plugin with the hooks it implements, in load order."""

@@ -19,13 +19,16 @@ class Output(str, Enum):
 
 
 def user_errors(fn):
-    """Run a command so that an :class:`InputError` prints ``provision: error: ...`` and exits 2."""
+    """Run a command so that an :class:`InputError` (exit 2) or a ``GuestError`` (exit 1) prints
+    ``provision: error: ...`` instead of a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from provision.guests import GuestError
+
         try:
             return fn(*args, **kwargs)
-        except InputError as exc:
+        except (InputError, GuestError) as exc:
             typer.echo(f"provision: error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
 

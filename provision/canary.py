@@ -1,0 +1,115 @@
+"""The canary guest: Debian's cloud kernel and a busybox initramfs whose init prints a marker.
+
+Built from Debian packages into a cache outside the repository (``$PROVISION_CACHE``, else
+``/var/cache/provision`` for root, where QEMU's user can read it, else ``~/.cache/provision``);
+nothing binary is committed. ``provision canary build`` (or
+``scripts/build-canary``) makes it; tests and ``provision smoke`` use it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from provision.errors import InputError
+
+MARKER = "provision-canary: ready"
+POWEROFF_MARKER = "provision-canary: power button, powering off"
+KERNEL_META = "linux-image-cloud-amd64"
+BUSYBOX = "/bin/busybox"
+MODULES = ("input/evdev.ko", "acpi/button.ko")  # the power button as an input event: a graceful shutdown
+
+INIT = f"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for module in /lib/*.ko; do insmod "$module" 2>/dev/null; done
+sleep 0.2
+# a graceful shutdown is an ACPI power button press: the first input event from it powers off
+for dev in /sys/class/input/event*; do
+  if grep -q "Power Button" "$dev/device/name" 2>/dev/null; then
+    (head -c 1 "/dev/input/${{dev##*/}}" >/dev/null; echo "{POWEROFF_MARKER}" >/dev/console; poweroff -f) &
+  fi
+done
+echo "{MARKER} cpus=$(grep -c ^processor /proc/cpuinfo) mem_kb=$(awk '/MemTotal/{{print $2}}' /proc/meminfo)" >/dev/console
+while true; do sleep 3600; done
+"""
+
+
+@dataclass(frozen=True)
+class Canary:
+    kernel: Path
+    initrd: Path
+    cmdline: str = "console=ttyS0 panic=-1 quiet"
+
+
+def cache_dir() -> Path:
+    default = Path("/var/cache/provision") if os.geteuid() == 0 else Path.home() / ".cache" / "provision"
+    return Path(os.environ.get("PROVISION_CACHE", default)) / "canary"
+
+
+def find_canary() -> Canary:
+    """The built canary, or an InputError saying how to build it."""
+    folder = cache_dir()
+    kernel, initrd = folder / "vmlinuz", folder / "initrd.gz"
+    if not (kernel.is_file() and initrd.is_file()):
+        raise InputError(f"no canary guest in {folder}: build it with `provision canary build`")
+    return Canary(kernel, initrd)
+
+
+def _run(*argv: str, cwd: Path | None = None) -> str:
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        raise InputError(f"{' '.join(argv)} failed: {proc.stderr.strip()[-300:]}")
+    return proc.stdout
+
+
+def build_canary(*, force: bool = False) -> Canary:
+    """Fetch Debian's cloud kernel with apt-get download, unpack it with dpkg -x, and pack a
+    busybox-static initramfs around :data:`INIT`."""
+    folder = cache_dir()
+    if not force:
+        try:
+            return find_canary()
+        except InputError:
+            pass
+    if not Path(BUSYBOX).is_file():
+        raise InputError(f"{BUSYBOX} is missing: apt-get install busybox-static")
+    depends = _run("apt-cache", "depends", KERNEL_META)
+    package = next((line.split()[-1] for line in depends.splitlines() if "Depends: linux-image-" in line), None)
+    if not package:
+        raise InputError(f"apt-cache finds no kernel behind {KERNEL_META}: run apt-get update")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)  # apt-get download runs as _apt where it can
+        _run("apt-get", "download", "-q", package, cwd=work)
+        deb = next(work.glob("*.deb"))
+        _run("dpkg", "-x", str(deb), str(work / "pkg"))
+        vmlinuz = next((work / "pkg" / "boot").glob("vmlinuz-*"))
+        modules = [next((work / "pkg" / "lib" / "modules").glob(f"*/kernel/drivers/{m}")) for m in MODULES]
+        root = work / "initramfs"
+        for sub in ("bin", "proc", "sys", "dev", "lib"):
+            (root / sub).mkdir(parents=True)
+        shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+        for module in modules:
+            shutil.copy2(module, root / "lib" / module.name)
+        (root / "init").write_text(INIT)
+        os.chmod(root / "init", 0o755)
+        names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+        proc = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root,
+                              input=("\n".join(names) + "\n").encode(), capture_output=True)
+        if proc.returncode:
+            raise InputError(f"cpio failed: {proc.stderr.decode()[-300:]}")
+        with gzip.open(work / "initrd.gz", "wb", compresslevel=6) as fh:
+            fh.write(proc.stdout)
+        shutil.copy2(vmlinuz, folder / "vmlinuz")
+        shutil.move(work / "initrd.gz", folder / "initrd.gz")
+        (folder / "SOURCE").write_text(f"kernel: {deb.name}\nbusybox: {BUSYBOX}\n")
+    return find_canary()

@@ -1,0 +1,43 @@
+"""``provision smoke`` and ``provision canary build``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, select, stdout_is_terminal, user_errors
+
+canary_app = typer.Typer(help="The canary guest used by smoke tests.", no_args_is_help=True)
+
+
+@user_errors
+def smoke_cli(
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    host: HostOpt = [],  # noqa: B006
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+    forks: Annotated[int, typer.Option(min=1)] = 4,
+    timeout: Annotated[float, typer.Option(min=1, help="seconds to wait for the canary's marker")] = 60,
+) -> None:
+    """Boot a canary guest on each node, wait for its console marker, report the boot time, remove it."""
+    from provision.canary import find_canary
+    from provision.plugins import default_hooks
+    from provision.preflight import exit_code
+    from provision.report import render_report
+    from provision.smoke import smoke
+
+    nodes = select(inventory=inventory, limit=limit, hosts=host).nodes
+    report = smoke(nodes=nodes, canary=find_canary(), hooks=default_hooks(), forks=forks, timeout=timeout)
+    typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
+    raise typer.Exit(exit_code(report))
+
+
+@canary_app.command("build")
+@user_errors
+def canary_build_cli(force: Annotated[bool, typer.Option(help="rebuild even if it exists")] = False) -> None:
+    """Build the canary: Debian's cloud kernel (apt-get download, dpkg -x) and a busybox initramfs."""
+    from provision.canary import build_canary
+
+    canary = build_canary(force=force)
+    typer.echo(f"canary: {canary.kernel} {canary.initrd}")

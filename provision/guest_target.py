@@ -1,0 +1,76 @@
+"""Which hypervisor a guest command talks to, and with which virt_type: --connect, or a node of -i/-l."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlparse
+
+from provision.errors import InputError
+from provision.guests import DEFAULT_URI
+from provision.hosts import HostSpec, Node, parse_host_spec
+
+
+@dataclass(frozen=True)
+class GuestTarget:
+    uri: str
+    node: Node
+    pinned_virt_type: str | None = None
+
+    def virt_type(self, hooks, *, timeout: float = 30) -> str:
+        """Pinned (--virt-type or the inventory), else the node's preflight decision: never kvm on a node that decided qemu."""
+        if self.pinned_virt_type and self.pinned_virt_type != "auto":
+            return self.pinned_virt_type
+        from provision.preflight import preflight
+
+        report = preflight(nodes=[self.node], hooks=hooks, timeout=timeout)
+        host = report.hosts[0]
+        if not host.reachable:
+            raise InputError(f"cannot decide virt_type for {self.node.name}: {host.error}; pass --virt-type")
+        return host.decision.virt_type
+
+
+def uri_for(spec: HostSpec) -> str:
+    """The libvirt URI of a node reached by a testinfra host spec."""
+    if spec.is_local:
+        return DEFAULT_URI
+    if spec.scheme not in ("ssh", "paramiko"):
+        raise InputError(f"{spec.name}: guests are managed over SSH or locally, not over {spec.scheme}://")
+    netloc = urlparse(spec.spec).netloc
+    params = []
+    if key := spec.options.get("ssh_identity_file"):
+        params.append(f"keyfile={quote(key)}")
+    if "StrictHostKeyChecking=no" in spec.options.get("ssh_extra_args", ""):
+        params.append("no_verify=1")
+    return f"qemu+ssh://{netloc}/system" + ("?" + "&".join(params) if params else "")
+
+
+def spec_for_uri(uri: str) -> HostSpec:
+    """The host spec to read files on the node of a libvirt URI (the console log)."""
+    parsed = urlparse(uri)
+    if not parsed.netloc:
+        return parse_host_spec("local://")
+    if parsed.scheme not in ("qemu+ssh", "qemu+libssh", "qemu+libssh2"):
+        raise InputError(f"{uri}: the node's files can be read over SSH only; use a qemu+ssh:// URI or -i")
+    options = {}
+    for part in parsed.query.split("&"):
+        if part.startswith("keyfile="):
+            options["ssh_identity_file"] = part.split("=", 1)[1]
+    return parse_host_spec(f"ssh://{parsed.netloc}", **options)
+
+
+def resolve_target(*, connect: str | None, inventory: str | None, limit: str | None, virt_type: str | None,
+                   hooks) -> GuestTarget:
+    if connect and inventory:
+        raise InputError("use either --connect or --inventory/-i, not both")
+    if inventory:
+        from provision.inventory.select import select_nodes
+
+        nodes = select_nodes(inventory=inventory, limit=limit, hooks=hooks).nodes
+        if len(nodes) != 1:
+            raise InputError(f"-i/-l must select exactly one node for a guest command (selected {len(nodes)}: "
+                             f"{', '.join(n.name for n in nodes[:10])}); narrow it with --limit")
+        node = nodes[0]
+        pinned = virt_type or node.settings["hypervisor"]["virt_type"]
+        return GuestTarget(uri_for(node.spec), node, pinned)
+    uri = connect or DEFAULT_URI
+    return GuestTarget(uri, Node(spec_for_uri(uri)), virt_type)

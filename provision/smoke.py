@@ -1,0 +1,44 @@
+"""``provision smoke``: boot the canary guest on each node, wait for its marker, remove everything."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from provision.canary import MARKER, Canary
+from provision.errors import InputError
+from provision.guest_target import GuestTarget, uri_for
+from provision.guests import GuestError, open_backend
+from provision.hosts import Node
+from provision.results import CheckResult, Decision, HostReport, Report
+
+
+def smoke_node(node: Node, canary: Canary, *, hooks, timeout: float) -> HostReport:
+    """One node: its virt_type (pinned or decided), one canary boot through its libvirt."""
+    start = time.monotonic()
+    target = GuestTarget(uri_for(node.spec), node, (node.settings.get("hypervisor") or {}).get("virt_type"))
+    try:
+        virt_type = target.virt_type(hooks, timeout=timeout)
+    except InputError as exc:
+        return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
+    decision = Decision(virt_type, "host-model" if virt_type == "kvm" else "none", (f"canary booted as {virt_type}",))
+    try:
+        backend = open_backend(target.uri, hooks)
+    except GuestError as exc:
+        return HostReport(node.name, False, decision, error=str(exc), seconds=time.monotonic() - start)
+    try:
+        seconds, console = backend.boot_canary(canary, virt_type, MARKER, timeout)
+        line = next((ln.strip() for ln in console.splitlines() if MARKER in ln), "")
+        check = CheckResult("smoke.boot", "pass", f"canary booted under {virt_type} in {seconds:.2f} s",
+                            {"uri": target.uri, "boot_seconds": round(seconds, 3), "console": line})
+    except GuestError as exc:
+        check = CheckResult("smoke.boot", "fail", str(exc), {"uri": target.uri},
+                            "check libvirtd on the node (virsh -c URI list) and its QEMU log in /var/log/libvirt/qemu")
+    finally:
+        backend.close()
+    return HostReport(node.name, True, decision, (check,), seconds=time.monotonic() - start)
+
+
+def smoke(*, nodes: list[Node], canary: Canary, hooks, forks: int = 4, timeout: float = 60) -> Report:
+    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
+        return Report(tuple(pool.map(lambda n: smoke_node(n, canary, hooks=hooks, timeout=timeout), nodes)))
