@@ -45,3 +45,6 @@ if ! pgrep -x libvirtd >/dev/null; then
   libvirtd -d
   for _ in $(seq 50); do virsh -q -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
 fi
+
+# The canary guest for `provision smoke` and the guest tests (Debian's cloud kernel + busybox).
+.venv/bin/provision canary build >/dev/null

@@ -371,6 +371,12 @@ class LibvirtBackend:
             self._call(dom, "set-memory", dom.setMemoryFlags, mib * 1024, self.lv.VIR_DOMAIN_AFFECT_CONFIG)
             return Change(name, f"{mib} MiB", "next boot", f"above the maximum of {maximum} MiB, which was raised")
         how, why = self._apply(dom, "set-memory", dom.setMemoryFlags, mib * 1024)
+        if how == "live":  # the balloon moves only if the guest's driver answers
+            deadline = time.monotonic() + 5
+            while dom.info()[2] != mib * 1024 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if dom.info()[2] != mib * 1024:
+                how, why = "live, requested", f"the guest holds {dom.info()[2] // 1024} MiB: it has not ballooned (no virtio_balloon driver?)"
         return Change(name, f"{mib} MiB", how, why)
 
     # -- migration -------------------------------------------------------------------------------

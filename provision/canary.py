@@ -22,14 +22,18 @@ MARKER = "provision-canary: ready"
 POWEROFF_MARKER = "provision-canary: power button, powering off"
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = "/bin/busybox"
-MODULES = ("input/evdev.ko", "acpi/button.ko")  # the power button as an input event: a graceful shutdown
+# in load order: the power button as an input event (a graceful shutdown), virtio for the balloon
+# (set-memory) and for disks (so a hot-unplug is acknowledged)
+MODULES = ("input/evdev.ko", "acpi/button.ko", "virtio/virtio_ring.ko", "virtio/virtio.ko",
+           "virtio/virtio_pci_legacy_dev.ko", "virtio/virtio_pci_modern_dev.ko", "virtio/virtio_pci.ko",
+           "virtio/virtio_balloon.ko", "block/virtio_blk.ko")
 
 INIT = f"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-for module in /lib/*.ko; do insmod "$module" 2>/dev/null; done
+for module in $(cat /lib/modules.order); do insmod "/lib/$module" 2>/dev/null; done
 sleep 0.2
 # a graceful shutdown is an ACPI power button press: the first input event from it powers off
 for dev in /sys/class/input/event*; do
@@ -100,6 +104,7 @@ def build_canary(*, force: bool = False) -> Canary:
         shutil.copy2(BUSYBOX, root / "bin" / "busybox")
         for module in modules:
             shutil.copy2(module, root / "lib" / module.name)
+        (root / "lib" / "modules.order").write_text("\n".join(m.name for m in modules) + "\n")
         (root / "init").write_text(INIT)
         os.chmod(root / "init", 0o755)
         names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))

@@ -13,7 +13,7 @@ from provision.hosts import HostSpec, Node, parse_host_spec
 @dataclass(frozen=True)
 class GuestTarget:
     uri: str
-    node: Node
+    node: Node | None  # None: a URI whose node cannot be probed (not local, not SSH)
     pinned_virt_type: str | None = None
 
     def virt_type(self, hooks, *, timeout: float = 30) -> str:
@@ -22,6 +22,8 @@ class GuestTarget:
             return self.pinned_virt_type
         from provision.preflight import preflight
 
+        if self.node is None:
+            raise InputError(f"cannot probe the node behind {self.uri} to decide virt_type: pass --virt-type")
         report = preflight(nodes=[self.node], hooks=hooks, timeout=timeout)
         host = report.hosts[0]
         if not host.reachable:
@@ -44,13 +46,13 @@ def uri_for(spec: HostSpec) -> str:
     return f"qemu+ssh://{netloc}/system" + ("?" + "&".join(params) if params else "")
 
 
-def spec_for_uri(uri: str) -> HostSpec:
-    """The host spec to read files on the node of a libvirt URI (the console log)."""
+def spec_for_uri(uri: str) -> HostSpec | None:
+    """The host spec to probe the node of a libvirt URI, or None where only libvirt reaches it."""
     parsed = urlparse(uri)
     if not parsed.netloc:
         return parse_host_spec("local://")
     if parsed.scheme not in ("qemu+ssh", "qemu+libssh", "qemu+libssh2"):
-        raise InputError(f"{uri}: the node's files can be read over SSH only; use a qemu+ssh:// URI or -i")
+        return None
     options = {}
     for part in parsed.query.split("&"):
         if part.startswith("keyfile="):
@@ -73,4 +75,5 @@ def resolve_target(*, connect: str | None, inventory: str | None, limit: str | N
         pinned = virt_type or node.settings["hypervisor"]["virt_type"]
         return GuestTarget(uri_for(node.spec), node, pinned)
     uri = connect or DEFAULT_URI
-    return GuestTarget(uri, Node(spec_for_uri(uri)), virt_type)
+    spec = spec_for_uri(uri)
+    return GuestTarget(uri, Node(spec) if spec else None, virt_type)

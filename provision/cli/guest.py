@@ -111,6 +111,8 @@ def console_cli(name: str, connect: ConnectOpt = None, inventory: InventoryOpt =
         path = guests.info(name).console_log
     if not path:
         raise InputError(f"{name} has no serial console log")
+    if target.node is None:
+        raise InputError(f"the console log {path} is on the node behind {target.uri}: use a qemu+ssh:// URI or -i")
     try:
         facts = gather_facts(target.node.spec, {"log": {"op": "read", "path": path}})
     except Unreachable as exc:
