@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision.settings import StrictModel
 
 NOVA_DROP_IN = "/etc/nova/nova.conf.d/50-provision-libvirt.conf"
 # images_type -> the storage entry type that must back it
 IMAGES_BACKING = {"lvm": "lvm", "rbd": "rbd"}
 
 
-class TlsFiles(StrictModel):
-    """Certificate paths for libvirtd's TLS listener (libvirt's defaults)."""
-
-    ca_file: str = "/etc/pki/CA/cacert.pem"
-    cert_file: str = "/etc/pki/libvirt/servercert.pem"
-    key_file: str = "/etc/pki/libvirt/private/serverkey.pem"
-
-
-class HypervisorSettings(StrictModel):
-    virt_type: Literal["auto", "kvm", "qemu"] = "auto"
-    cpu_mode: Literal["auto", "host-model", "host-passthrough", "custom", "none"] = "auto"
-    cpu_models: list[str] = Field(default_factory=list)
-    libvirt: Literal["host", "container"] = "host"
-    images_type: Literal["default", "qcow2", "raw", "lvm", "rbd"] = "default"
-    # remote management of libvirtd: ssh and the unix socket need no daemon settings
-    remote: Literal["none", "ssh", "unix", "tcp", "tls"] = "none"
-    tls: TlsFiles = Field(default_factory=TlsFiles)
-
-
 @hookimpl
 def provision_settings_schema():
+    from pydantic import Field
+
+    from provision_plugins.hypervisor_schema import HypervisorSettings  # pydantic only when an inventory is read
+
     return {"hypervisor": (HypervisorSettings, Field(default_factory=HypervisorSettings))}
 
 

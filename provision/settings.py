@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 class StrictModel(BaseModel):
     """Base for settings models: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use: fast start-up
 
 
 def build_settings_model(parts: list[dict[str, Any]]) -> type[BaseModel]:

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import ipaddress
-
-from pydantic import Field
-
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision.settings import StrictModel
-from provision_plugins.network.names import IfName
 from provision_plugins.storage.pools import POOL_DIR
 
 checks = CheckSet()
 BRIDGE = kernel.Needs(config=("CONFIG_BRIDGE",), modules=("bridge",))
 
 
-class Bridge(StrictModel):
-    name: IfName
-    interfaces: list[IfName] = Field(default_factory=list)
-    addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = Field(default_factory=list)
-    mtu: int | None = Field(default=None, ge=68, le=65535)
-    stp: bool = False
-
-
 @hookimpl
 def provision_settings_schema():
+    from pydantic import Field
+
+    from provision_plugins.network.bridge_schema import Bridge
+
     return {"network.bridges": (list[Bridge], Field(default_factory=list))}
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 
@@ -15,6 +11,10 @@ NETWORKD_DIR = "/etc/systemd/network"
 
 @hookimpl
 def provision_settings_schema():
+    from typing import Literal
+
+    from pydantic import Field
+
     return {"network.renderer": (Literal["netplan", "networkd"], Field(default="netplan"))}
 
 

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
-
-from pydantic import Field
 
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision.settings import StrictModel
-from provision_plugins.network.names import IfName
-from provision_plugins.storage.pools import POOL_DIR, PoolName
+from provision_plugins.storage.pools import POOL_DIR
 
 checks = CheckSet()
 NF_NAT = kernel.Needs(config=("CONFIG_NF_NAT",), modules=("nf_nat",))
@@ -22,23 +17,12 @@ MASQUERADE = kernel.Needs(config=("CONFIG_NFT_MASQ", "CONFIG_NFT_NAT", "CONFIG_I
 NFT_FILE = "/etc/nftables.d/provision-nat.nft"
 
 
-class DhcpRange(StrictModel):
-    start: ipaddress.IPv4Address
-    end: ipaddress.IPv4Address
-
-
-class Nat(StrictModel):
-    name: PoolName
-    bridge: IfName
-    subnet: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
-    dhcp: DhcpRange | None = None
-    outbound: IfName | None = None
-    firewall: Literal["libvirt", "nftables"] = "libvirt"  # who writes the masquerade rules
-
-
 @hookimpl
 def provision_settings_schema():
+    from pydantic import Field
+
+    from provision_plugins.network.nat_schema import Nat
+
     return {"network.nat": (list[Nat], Field(default_factory=list))}
 
 

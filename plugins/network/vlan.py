@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision.settings import StrictModel
-from provision_plugins.network.names import IfName
 
 checks = CheckSet()
 VLAN = kernel.Needs(config=("CONFIG_VLAN_8021Q",), modules=("8021q",))
 
 
-class Vlan(StrictModel):
-    name: IfName
-    id: int = Field(ge=1, le=4094)
-    link: IfName
-    bridge: IfName | None = None
-
-
 @hookimpl
 def provision_settings_schema():
+    from pydantic import Field
+
+    from provision_plugins.network.vlan_schema import Vlan
+
     return {"network.vlans": (list[Vlan], Field(default_factory=list))}
 
 

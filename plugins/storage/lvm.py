@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
-
-from pydantic import Field
 
 from provision import kernel
 from provision.checks import CheckSet
 from provision.errors import InputError
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision.settings import StrictModel
-from provision_plugins.storage.pools import AbsPath, PoolName, pool_file, uses
+from provision_plugins.storage.pools import pool_file, uses
 
 checks = CheckSet()
 DM = kernel.Needs(config=("CONFIG_BLK_DEV_DM",), modules=("dm_mod",))
 
 
-class LvmPool(StrictModel):
-    type: Literal["lvm"]
-    name: PoolName  # the volume group's name too
-    devices: Annotated[list[AbsPath], Field(min_length=1)]
-
-
 @hookimpl
 def provision_settings_schema():
+    from provision_plugins.storage.lvm_schema import LvmPool
+
     return {"storage[]": LvmPool}
 
 

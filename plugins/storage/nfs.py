@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import field_validator
-
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision.settings import StrictModel
-from provision_plugins.storage.pools import uses
-from provision_plugins.storage.names import host_address
-from provision_plugins.storage.pools import AbsPath, PoolName, pool_file
+from provision_plugins.storage.pools import pool_file, uses
 
 checks = CheckSet()
 NFS = kernel.Needs(config=("CONFIG_NFS_FS",), modules=("nfs", "nfsv4"), filesystems=("nfs", "nfs4"))
 INSTANCES = "/var/lib/nova/instances"
 
 
-class NfsPool(StrictModel):
-    type: Literal["nfs"]
-    name: PoolName
-    server: str
-    export: AbsPath
-    mountpoint: AbsPath
-    nfs_version: Literal["3", "4", "4.0", "4.1", "4.2"] | None = None
-
-    @field_validator("nfs_version", mode="before")
-    @classmethod
-    def _version_text(cls, value):
-        return str(value) if isinstance(value, int | float) else value  # YAML reads 4.1 as a number
-
-    @field_validator("server")
-    @classmethod
-    def _server(cls, value):
-        return host_address(value)
-
-
 @hookimpl
 def provision_settings_schema():
+    from provision_plugins.storage.nfs_schema import NfsPool
+
     return {"storage[]": NfsPool}
 
 

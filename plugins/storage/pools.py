@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated
-
-from pydantic import AfterValidator
-
 from provision.hookspecs import hookimpl
 
 POOL_DIR = "/etc/provision/libvirt"  # the apply step defines pools, secrets and networks from here
-
-
-def _pool_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", value):
-        raise ValueError("must be 1-64 letters, digits, '_', '.', '+' or '-', starting with a letter or digit")
-    return value
-
-
-PoolName = Annotated[str, AfterValidator(_pool_name)]
-
-
-def _absolute(value: str) -> str:
-    if not value.startswith("/") or "\0" in value or "\n" in value:
-        raise ValueError("must be an absolute path")
-    return value
-
-
-AbsPath = Annotated[str, AfterValidator(_absolute)]
 
 
 def pool_file(name: str) -> str:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-from uuid import UUID
-
-from pydantic import Field, field_validator
-
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision.settings import StrictModel
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.pools import AbsPath, PoolName, pool_file, secret_file
+from provision_plugins.storage.pools import pool_file, secret_file
 
 checks = CheckSet()
 RBD = kernel.Needs(config=("CONFIG_BLK_DEV_RBD",), modules=("rbd",))
@@ -21,26 +15,10 @@ MON_PORT = 6789
 CEPH_CONF = "/etc/ceph/ceph.conf"
 
 
-class RbdPool(StrictModel):
-    type: Literal["rbd"]
-    name: PoolName
-    pool: str
-    monitors: Annotated[list[str], Field(min_length=1)]
-    user: str
-    secret_uuid: UUID
-    key_file: AbsPath  # read on the node when applied; never rendered
-    ceph_conf: AbsPath = CEPH_CONF
-
-    @field_validator("monitors")
-    @classmethod
-    def _monitors(cls, value):
-        for monitor in value:
-            host_port(monitor, MON_PORT)
-        return value
-
-
 @hookimpl
 def provision_settings_schema():
+    from provision_plugins.storage.rbd_schema import RbdPool
+
     return {"storage[]": RbdPool}
 
 

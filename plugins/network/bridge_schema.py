@@ -1,0 +1,18 @@
+"""The settings schema of network.bridge (imported only when an inventory is read)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field
+
+from provision.settings import StrictModel
+from provision_plugins.network.names import IfName
+
+
+class Bridge(StrictModel):
+    name: IfName
+    interfaces: list[IfName] = Field(default_factory=list)
+    addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = Field(default_factory=list)
+    mtu: int | None = Field(default=None, ge=68, le=65535)
+    stp: bool = False

@@ -1,0 +1,15 @@
+"""The settings schema of storage.lvm (imported only when an inventory is read)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from provision.settings import StrictModel
+from provision_plugins.storage.pool_types import AbsPath, PoolName
+
+class LvmPool(StrictModel):
+    type: Literal["lvm"]
+    name: PoolName  # the volume group's name too
+    devices: Annotated[list[AbsPath], Field(min_length=1)]

@@ -1,0 +1,29 @@
+"""The settings schema of storage.nfs (imported only when an inventory is read)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import field_validator
+
+from provision.settings import StrictModel
+from provision_plugins.storage.names import host_address
+from provision_plugins.storage.pool_types import AbsPath, PoolName
+
+class NfsPool(StrictModel):
+    type: Literal["nfs"]
+    name: PoolName
+    server: str
+    export: AbsPath
+    mountpoint: AbsPath
+    nfs_version: Literal["3", "4", "4.0", "4.1", "4.2"] | None = None
+
+    @field_validator("nfs_version", mode="before")
+    @classmethod
+    def _version_text(cls, value):
+        return str(value) if isinstance(value, int | float) else value  # YAML reads 4.1 as a number
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value):
+        return host_address(value)

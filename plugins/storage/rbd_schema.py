@@ -1,0 +1,30 @@
+"""The settings schema of storage.rbd (imported only when an inventory is read)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, field_validator
+
+from provision.settings import StrictModel
+from provision_plugins.storage.names import host_port
+from provision_plugins.storage.pool_types import AbsPath, PoolName
+from provision_plugins.storage.rbd import CEPH_CONF, MON_PORT
+
+class RbdPool(StrictModel):
+    type: Literal["rbd"]
+    name: PoolName
+    pool: str
+    monitors: Annotated[list[str], Field(min_length=1)]
+    user: str
+    secret_uuid: UUID
+    key_file: AbsPath  # read on the node when applied; never rendered
+    ceph_conf: AbsPath = CEPH_CONF
+
+    @field_validator("monitors")
+    @classmethod
+    def _monitors(cls, value):
+        for monitor in value:
+            host_port(monitor, MON_PORT)
+        return value
