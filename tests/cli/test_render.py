@@ -187,7 +187,7 @@ def test_auto_virt_type_on_an_unreachable_node_renders_nothing(cli, tmp_path):
 
 def test_diff_compares_with_the_files_on_the_node_and_changes_nothing(cli, tmp_path):
     conf = tmp_path / "ceph.conf"
-    conf.write_text("[global]\nmon_host = 192.0.2.99:6789\n")
+    conf.write_text(f"[global]\nmon_host = 192.0.2.99:6789\n[client.nova]\nkey = {SECRET}\n")
     inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}, "storage": [
         {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
          "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k", "ceph_conf": str(conf)}]})
@@ -196,7 +196,9 @@ def test_diff_compares_with_the_files_on_the_node_and_changes_nothing(cli, tmp_p
     assert f"--- a/n1:{conf}" in result.stdout and f"+++ b/n1:{conf}" in result.stdout
     assert "-mon_host = 192.0.2.99:6789" in result.stdout and "+mon_host = 192.0.2.61:6789" in result.stdout
     assert "--- /dev/null\n+++ b/n1:/etc/nova/nova.conf.d/50-provision-libvirt.conf" in result.stdout
-    assert conf.read_text() == "[global]\nmon_host = 192.0.2.99:6789\n"
+    # a key the node's file holds inline is not printed
+    assert "-key = <redacted>" in result.stdout and SECRET not in result.stdout
+    assert conf.read_text() == f"[global]\nmon_host = 192.0.2.99:6789\n[client.nova]\nkey = {SECRET}\n"
 
 
 def test_a_third_party_storage_plugin_adds_a_dir_type(cli, tmp_path):
