@@ -20,6 +20,13 @@ class ConnectionError_(ValueError):
         self.var = var
 
 
+def control_path() -> str:
+    """Where ssh keeps its master connections: a private folder, names short enough for a socket."""
+    folder = Path(f"/tmp/provision-ssh-{os.getuid()}")
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return str(folder / "%%C")  # testinfra %-formats the ssh command line: %%C reaches ssh as %C
+
+
 def host_spec_for(host: InventoryHost) -> HostSpec:
     """The testinfra host spec for an inventory host; raises :class:`ConnectionError_`."""
     v = host.vars
@@ -52,4 +59,7 @@ def host_spec_for(host: InventoryHost) -> HostSpec:
     extra = " ".join(str(v[k]) for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args") if v.get(k))
     if extra and connection == "ssh":
         options["ssh_extra_args"] = extra
+    if connection == "ssh" and "controlpath" not in extra.lower():
+        # one master connection per node, kept 60 s: the next command to the node skips the handshake
+        options["controlpath"] = control_path()
     return parse_host_spec(spec, name=host.name, **options)

@@ -1,5 +1,6 @@
 """Inventories: Ansible's YAML format, precedence with `provision` merged key by key, patterns, errors."""
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def test_example_merges_provision_key_by_key(hooks):
     assert nodes["cmp2"].spec.spec == "ssh://ops@192.0.2.12:2202"
     assert nodes["cmp1"].spec.spec == "ssh://ops@192.0.2.11:22"  # host_vars/cmp1.yml
     assert nodes["cmp1"].spec.options["ssh_extra_args"] == "-o StrictHostKeyChecking=accept-new"
+    # ssh keeps one master connection per node for the next command (testinfra %-formats it: %%C)
+    assert nodes["cmp1"].spec.options["controlpath"] == f"/tmp/provision-ssh-{os.getuid()}/%%C"
     assert nodes["cmp3"].groups == ("compute", "rack2")
 
 
