@@ -5,7 +5,7 @@ from __future__ import annotations
 from provision.checks import CheckSet, failed, passed, skipped, warned
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
-from provision_plugins.versions import MIN_LIBVIRT, dotted, parse_version
+from provision_plugins.versions import MIN_LIBVIRT, dotted, version_check
 
 checks = CheckSet()
 
@@ -57,15 +57,6 @@ def libvirt_version(facts: Facts, settings):
             return skipped("libvirt runs in a container; its version is the image's", facts.evidence("libvirt.version"))
         return failed("libvirt is not installed", facts.evidence("libvirt.version"),
                       "apt-get install libvirt-daemon-system (Debian/Ubuntu) or dnf install libvirt (RHEL)")
-    first = ans["stdout"].strip().splitlines()[0] if ans["stdout"].strip() else ""
-    version = parse_version(first)
-    evidence = {f"{ans['program']} --version": first}
-    if version is None:
-        return failed("cannot read libvirt's version", evidence, "check the libvirt installation")
-    if version < MIN_LIBVIRT:
-        return failed(f"libvirt {dotted(version)} is older than nova's minimum {dotted(MIN_LIBVIRT)}", evidence,
-                      "upgrade libvirt")
-    return passed(f"libvirt {dotted(version)} >= {dotted(MIN_LIBVIRT)}", evidence)
-
+    return version_check(ans, product="libvirt", minimum=MIN_LIBVIRT, remedy="upgrade libvirt")
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -319,13 +319,17 @@ class LibvirtBackend:
         return any(d.find(node) is not None and d.find(node).get(attr) == value
                    for d in ET.fromstring(dom.XMLDesc(0)).findall(xpath))
 
-    def detach_disk(self, name: str, target: str) -> Change:
+    def _detach(self, name: str, xpath: str, key: str, value: str, what: str) -> tuple[str, str]:
+        """Detach the device whose ``key`` is ``value``; a live detach the guest has not acknowledged says so."""
         dom = self._domain(name)
-        xml = self._device_xml(dom, "devices/disk", "target@dev", target, "disk")
-        how, why = self._apply(dom, "detach-disk", dom.detachDeviceFlags, xml)
-        if how == "live" and self._still_there(dom, "devices/disk", "target@dev", target):
+        xml = self._device_xml(dom, xpath, key, value, what)
+        how, why = self._apply(dom, f"detach {what}", dom.detachDeviceFlags, xml)
+        if how == "live" and self._still_there(dom, xpath, key, value):
             how, why = "next boot", "the guest has not released the device yet; it is gone from the config"
-        return Change(name, f"detached {target}", how, why)
+        return how, why
+
+    def detach_disk(self, name: str, target: str) -> Change:
+        return Change(name, f"detached {target}", *self._detach(name, "devices/disk", "target@dev", target, "disk"))
 
     def attach_nic(self, name: str, network: str) -> Change:
         dom = self._domain(name)
@@ -344,12 +348,7 @@ class LibvirtBackend:
         return Change(name, f"attached a NIC on {network} ({mac})", how, why)
 
     def detach_nic(self, name: str, mac: str) -> Change:
-        dom = self._domain(name)
-        xml = self._device_xml(dom, "devices/interface", "mac@address", mac, "NIC")
-        how, why = self._apply(dom, "detach-nic", dom.detachDeviceFlags, xml)
-        if how == "live" and self._still_there(dom, "devices/interface", "mac@address", mac):
-            how, why = "next boot", "the guest has not released the device yet; it is gone from the config"
-        return Change(name, f"detached NIC {mac}", how, why)
+        return Change(name, f"detached NIC {mac}", *self._detach(name, "devices/interface", "mac@address", mac, "NIC"))
 
     def set_vcpus(self, name: str, count: int) -> Change:
         dom = self._domain(name)

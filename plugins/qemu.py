@@ -5,7 +5,7 @@ from __future__ import annotations
 from provision.checks import CheckSet, failed, passed, skipped
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
-from provision_plugins.versions import MIN_QEMU, dotted, parse_version
+from provision_plugins.versions import MIN_QEMU, dotted, version_check
 
 checks = CheckSet()
 
@@ -35,15 +35,7 @@ def qemu_version(facts: Facts, settings):
     ans = facts.answer("qemu.version")
     if "error" in ans or ans.get("rc") != 0:
         return skipped("no QEMU to ask", facts.evidence("qemu.version"))
-    first = ans["stdout"].splitlines()[0] if ans["stdout"] else ""
-    version = parse_version(first)
-    evidence = {f"{ans['program']} --version": first}
-    if version is None:
-        return failed("cannot read QEMU's version", evidence, "check the QEMU installation")
-    if version < MIN_QEMU:
-        return failed(f"QEMU {dotted(version)} is older than nova's minimum {dotted(MIN_QEMU)}", evidence,
-                      "upgrade QEMU (e.g. from the distribution's backports or cloud archive)")
-    return passed(f"QEMU {dotted(version)} >= {dotted(MIN_QEMU)}", evidence)
-
+    return version_check(ans, product="QEMU", minimum=MIN_QEMU,
+                         remedy="upgrade QEMU (e.g. from the distribution's backports or cloud archive)")
 
 provision_check_catalog, provision_checks = checks.hooks()

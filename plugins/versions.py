@@ -17,3 +17,18 @@ def parse_version(text: str) -> tuple[int, ...] | None:
 
 def dotted(version: tuple[int, ...]) -> str:
     return ".".join(map(str, version))
+
+
+def version_check(answer: dict, *, product: str, minimum: tuple[int, ...], remedy: str):
+    """The check of a ``PROGRAM --version`` answer against nova's minimum for it."""
+    from provision.results import failed, passed
+
+    text = answer["stdout"].strip()
+    first = text.splitlines()[0] if text else ""
+    version = parse_version(first)
+    evidence = {f"{answer['program']} --version": first}
+    if version is None:
+        return failed(f"cannot read {product}'s version", evidence, f"check the {product} installation")
+    if version < minimum:
+        return failed(f"{product} {dotted(version)} is older than nova's minimum {dotted(minimum)}", evidence, remedy)
+    return passed(f"{product} {dotted(version)} >= {dotted(minimum)}", evidence)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 
 from provision.hosts import HostSpec, parse_host_spec
@@ -20,6 +21,7 @@ class ConnectionError_(ValueError):
         self.var = var
 
 
+@cache
 def control_path() -> str:
     """Where ssh keeps its master connections: a private folder, names short enough for a socket."""
     folder = Path(f"/tmp/provision-ssh-{os.getuid()}")
