@@ -10,6 +10,10 @@ from provision.guests import DEFAULT_URI
 from provision.hosts import HostSpec, Node, parse_host_spec
 
 
+class NodeUnreachable(InputError):
+    """The node could not be probed, so its virt_type is unknown."""
+
+
 @dataclass(frozen=True)
 class GuestTarget:
     uri: str
@@ -17,18 +21,23 @@ class GuestTarget:
     pinned_virt_type: str | None = None
 
     def virt_type(self, hooks, *, timeout: float = 30) -> str:
-        """Pinned (--virt-type or the inventory), else the node's preflight decision: never kvm on a node that decided qemu."""
-        if self.pinned_virt_type and self.pinned_virt_type != "auto":
-            return self.pinned_virt_type
+        """qemu when pinned so; otherwise the node's preflight decision, and a pinned kvm must match it:
+        never kvm on a node that decided qemu."""
+        pinned = self.pinned_virt_type if self.pinned_virt_type != "auto" else None
+        if pinned == "qemu":
+            return "qemu"
         from provision.preflight import preflight
 
         if self.node is None:
-            raise InputError(f"cannot probe the node behind {self.uri} to decide virt_type: pass --virt-type")
-        report = preflight(nodes=[self.node], hooks=hooks, timeout=timeout)
-        host = report.hosts[0]
+            raise InputError(f"cannot probe the node behind {self.uri} to decide virt_type: pass --virt-type qemu")
+        host = preflight(nodes=[self.node], hooks=hooks, timeout=timeout).hosts[0]
         if not host.reachable:
-            raise InputError(f"cannot decide virt_type for {self.node.name}: {host.error}; pass --virt-type")
-        return host.decision.virt_type
+            raise NodeUnreachable(f"cannot decide virt_type for {self.node.name}: {host.error}; pass --virt-type qemu")
+        decided = host.decision.virt_type
+        if pinned == "kvm" and decided != "kvm":
+            raise InputError(f"virt_type kvm was asked for, but {self.node.name} decided {decided}: "
+                             + "; ".join(host.decision.reasons))
+        return decided
 
 
 def uri_for(spec: HostSpec) -> str:
@@ -72,7 +81,7 @@ def resolve_target(*, connect: str | None, inventory: str | None, limit: str | N
             raise InputError(f"-i/-l must select exactly one node for a guest command (selected {len(nodes)}: "
                              f"{', '.join(n.name for n in nodes[:10])}); narrow it with --limit")
         node = nodes[0]
-        pinned = virt_type or node.settings["hypervisor"]["virt_type"]
+        pinned = virt_type if virt_type not in (None, "auto") else node.settings["hypervisor"]["virt_type"]
         return GuestTarget(uri_for(node.spec), node, pinned)
     uri = connect or DEFAULT_URI
     spec = spec_for_uri(uri)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from provision.canary import MARKER, Canary
 from provision.errors import InputError
-from provision.guest_target import GuestTarget, uri_for
+from provision.guest_target import GuestTarget, NodeUnreachable, uri_for
 from provision.guests import GuestError, open_backend
 from provision.hosts import Node
 from provision.results import CheckResult, Decision, HostReport, Report
@@ -19,8 +19,12 @@ def smoke_node(node: Node, canary: Canary, *, hooks, timeout: float) -> HostRepo
     target = GuestTarget(uri_for(node.spec), node, (node.settings.get("hypervisor") or {}).get("virt_type"))
     try:
         virt_type = target.virt_type(hooks, timeout=timeout)
-    except InputError as exc:
+    except NodeUnreachable as exc:
         return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
+    except InputError as exc:  # e.g. kvm pinned on a node that decided qemu: no canary is booted
+        check = CheckResult("smoke.boot", "fail", str(exc), {"uri": target.uri},
+                            "pin virt_type qemu for this node, or fix what its preflight reports")
+        return HostReport(node.name, True, None, (check,), seconds=time.monotonic() - start)
     decision = Decision(virt_type, "host-model" if virt_type == "kvm" else "none", (f"canary booted as {virt_type}",))
     try:
         backend = open_backend(target.uri, hooks)

@@ -126,7 +126,7 @@ class HostNetwork:
             """))
         sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)]
         if cpuinfo is not None:
-            script = f'mount --bind "$1" /proc/cpuinfo && shift && exec "$@"'
+            script = 'mount --bind "$1" /proc/cpuinfo && shift && exec "$@"'
             argv = ["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script,
                     "sh", str(Path(cpuinfo).resolve()), *sshd]
         else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import Field
 
 from provision.settings import StrictModel
 from provision_plugins.network.names import IfName

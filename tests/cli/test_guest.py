@@ -62,10 +62,18 @@ def test_create_boots_the_canary_with_the_nodes_decided_type(cli, canary):
     assert {"name": name, "state": "running"}.items() <= next(g for g in listed if g["name"] == name).items()
 
 
-def test_print_xml_validates_and_follows_virt_type(cli, canary):
-    for virt_type in ("qemu", "kvm"):
-        result = cli(*boot_args(canary, f"{PREFIX}xml"), "--virt-type", virt_type, "--print-xml")
-        assert etree.fromstring(result.stdout.encode()).get("type") == virt_type
+def test_print_xml_validates_and_follows_virt_type(cli, canary, tmp_path):
+    result = cli(*boot_args(canary, f"{PREFIX}xml"), "--virt-type", "qemu", "--print-xml")
+    xml = tmp_path / "domain.xml"
+    xml.write_text(result.stdout)
+    assert virt_xml_validate(xml).returncode == 0
+    assert etree.parse(str(xml)).getroot().get("type") == "qemu"
+    kvm = cli(*boot_args(canary, f"{PREFIX}xml"), "--virt-type", "kvm", "--print-xml")
+    if decided_virt_type(cli) == "kvm":
+        assert etree.fromstring(kvm.stdout.encode()).get("type") == "kvm"
+    else:  # this node decided qemu: kvm is refused, with the decision's reasons
+        assert kvm.exit_code == 2
+        assert "virt_type kvm was asked for, but localhost decided qemu: CPU shows neither vmx nor svm" in kvm.stderr
     assert domstate(f"{PREFIX}xml") == "absent"
 
 
@@ -231,7 +239,13 @@ def test_image_boots_through_an_overlay_in_the_pool(cli, pool, tmp_path):
 
 def test_guest_from_an_inventory_node_uses_its_pinned_virt_type(cli, canary, tmp_path):
     inv = tmp_path / "site.yml"
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {hypervisor: {virt_type: kvm}}}\n")
+    result = cli(*boot_args(canary, f"{PREFIX}inv"), "-i", str(inv))
+    if decided_virt_type(cli) == "kvm":
+        assert result.exit_code == 0 and etree.fromstring(virsh("dumpxml", f"{PREFIX}inv").stdout.encode()).get("type") == "kvm"
+    else:  # pinned kvm on a node that decided qemu: refused before anything is defined
+        assert result.exit_code == 2 and "virt_type kvm was asked for, but n1 decided qemu" in result.stderr
+        assert domains() == []
     inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {hypervisor: {virt_type: qemu}}}\n")
     result = cli(*boot_args(canary, f"{PREFIX}inv"), "-i", str(inv), "--print-xml")
     assert etree.fromstring(result.stdout.encode()).get("type") == "qemu"
-    assert virt_xml_validate  # the schema check runs inside create; print-xml passed it

@@ -1,9 +1,6 @@
 """provision render from the command line: bad input, atomicity, secrets, escaping, auto, diff, plugins."""
 
 import json
-import os
-import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -52,3 +52,15 @@ def test_smoke_without_a_canary_says_how_to_build_one(cli, tmp_path):
     result = cli("smoke", env={"PROVISION_CACHE": str(tmp_path)})
     assert result.exit_code == 2
     assert f"no canary guest in {tmp_path}/canary: build it with `provision canary build`" in result.stderr
+
+
+def test_smoke_refuses_kvm_pinned_on_a_node_that_decided_qemu(cli, libvirtd, tmp_path):
+    decided = json.loads(cli("preflight", "-o", "json").stdout)["hosts"][0]["decision"]["virt_type"]
+    if decided == "kvm":
+        pytest.skip("this node can run KVM")
+    inv = tmp_path / "site.yml"
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {hypervisor: {virt_type: kvm}}}\n")
+    result = cli("smoke", "-i", str(inv), "-o", "json")
+    (check,) = json.loads(result.stdout)["hosts"][0]["checks"]
+    assert check["status"] == "fail" and "virt_type kvm was asked for, but n1 decided qemu" in check["message"]
+    assert result.exit_code == 1 and leftovers() == []

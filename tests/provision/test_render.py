@@ -8,11 +8,9 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-import yaml
-from lxml import etree
 
 from tests.conftest import ROOT
-from tests.validators import netplan_generate, nft_check, virt_xml_validate
+from tests.validators import netplan_generate, virt_xml_validate
 
 EXAMPLE = str(ROOT / "inventories" / "example")
 GOLDEN = ROOT / "tests" / "golden" / "example"
