@@ -62,10 +62,14 @@ def spec_for_uri(uri: str) -> HostSpec | None:
         return parse_host_spec("local://")
     if parsed.scheme not in ("qemu+ssh", "qemu+libssh", "qemu+libssh2"):
         return None
+    from urllib.parse import parse_qs
+
+    query = parse_qs(parsed.query)
     options = {}
-    for part in parsed.query.split("&"):
-        if part.startswith("keyfile="):
-            options["ssh_identity_file"] = part.split("=", 1)[1]
+    if "keyfile" in query:
+        options["ssh_identity_file"] = query["keyfile"][0]
+    if query.get("no_verify", ["0"])[0] == "1":  # libvirt's own meaning: do not check the host key
+        options["ssh_extra_args"] = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
     return parse_host_spec(f"ssh://{parsed.netloc}", **options)
 
 

@@ -64,3 +64,29 @@ def test_smoke_refuses_kvm_pinned_on_a_node_that_decided_qemu(cli, libvirtd, tmp
     (check,) = json.loads(result.stdout)["hosts"][0]["checks"]
     assert check["status"] == "fail" and "virt_type kvm was asked for, but n1 decided qemu" in check["message"]
     assert result.exit_code == 1 and leftovers() == []
+
+
+def test_guest_commands_over_ssh_with_connect(libvirtd, tmp_path):
+    from provision.canary import find_canary
+    from tests.guests import remove_test_guests
+
+    canary = find_canary()
+    with HostNetwork("pvr", subnet="10.217.0") as net:
+        address = net.add_sshd_host("node1")
+        uri = f"qemu+ssh://root@{address}/system?keyfile={net.key}&no_verify=1"
+        run = lambda *args: subprocess.run(net.client_argv(provision_bin(), "guest", *args, "--connect", uri),  # noqa: E731
+                                           capture_output=True, text=True, timeout=120)
+        try:
+            created = run("create", "pvtest-remote", "--kernel", str(canary.kernel), "--initrd", str(canary.initrd),
+                          "--cmdline", canary.cmdline)
+            assert created.returncode == 0, created.stderr
+            assert virsh("domstate", "pvtest-remote").stdout.strip() == "running"  # the node's libvirtd has it
+            for _ in range(100):
+                console = run("console", "pvtest-remote")  # the log file, read over SSH
+                if MARKER in console.stdout:
+                    break
+            assert MARKER in console.stdout, console.stderr
+            assert "pvtest-remote" in run("list").stdout
+        finally:
+            remove_test_guests()
+    subprocess.run(["ssh-keygen", "-R", address], capture_output=True)
