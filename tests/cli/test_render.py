@@ -217,3 +217,24 @@ def test_a_third_party_storage_plugin_adds_a_dir_type(cli, tmp_path):
 def test_render_needs_out_or_diff(cli):
     result = cli("render")
     assert result.exit_code == 2 and "give --out DIR, or --diff" in result.stderr
+
+
+def test_iscsi_direct_and_libvirtd_over_tcp_with_sasl(cli, tmp_path):
+    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "remote": "tcp"}, "storage": [
+        {"name": "san2", "type": "iscsi", "portal": "[2001:db8::50]:3260", "target": "iqn.2026-01.com.example:san2",
+         "initiator": "iqn.2026-01.com.example:n1", "direct": True}]})
+    out = tmp_path / "out"
+    assert cli("render", "-i", inv, "--out", str(out)).exit_code == 0
+    root = out / "n1" / "etc"
+    pool = root / "provision" / "libvirt" / "pool-san2.xml"
+    assert virt_xml_validate(pool).returncode == 0
+    tree = etree.parse(str(pool))
+    assert tree.getroot().get("type") == "iscsi-direct" and tree.find("target") is None
+    assert tree.find("source/host").get("name") == "2001:db8::50"
+    conf = (root / "libvirt" / "libvirtd.conf").read_text()
+    assert "listen_tcp = 1" in conf and 'auth_tcp = "sasl"' in conf and "listen_tls = 0" in conf
+    assert "mech_list: scram-sha-256" in (root / "sasl2" / "libvirt.conf").read_text()
+    # ssh and the unix socket need no daemon settings
+    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "remote": "ssh"}})
+    assert cli("render", "-i", inv, "--out", str(tmp_path / "ssh")).exit_code == 0
+    assert not (tmp_path / "ssh" / "n1" / "etc" / "libvirt").exists()
