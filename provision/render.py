@@ -149,7 +149,8 @@ def render_tree(out: Path, *, nodes: list[Node], hooks, forks: int = 8, timeout:
     out.mkdir(parents=True, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".render-", dir=out)
     try:
-        workers = min(len(os.sched_getaffinity(0)), len(nodes) // 100) if hasattr(os, "sched_getaffinity") else 1
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        workers = max(1, min(cpus, len(nodes) // 100))
         if workers > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
