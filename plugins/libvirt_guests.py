@@ -79,6 +79,10 @@ class LibvirtBackend:
     def _running(self, dom) -> bool:
         return dom.state()[0] in (1, 2, 3)
 
+    def host_arch(self) -> str:
+        """The node's architecture, from libvirt's capabilities."""
+        return ET.fromstring(self.conn.getCapabilities()).findtext("host/cpu/arch") or "x86_64"
+
     # -- create ----------------------------------------------------------------------------------
     def create(self, spec: GuestSpec) -> GuestInfo:
         try:
@@ -426,7 +430,7 @@ class LibvirtBackend:
             paths = {}
             for key, local in (("kernel", canary.kernel), ("initrd", canary.initrd)):
                 paths[key] = self._upload(made_pool, f"{key}-{local.name}", local)
-            spec = GuestSpec(tag, virt_type, memory_mib=256, kernel=paths["kernel"], initrd=paths["initrd"],
+            spec = GuestSpec(tag, virt_type, arch=self.host_arch(), memory_mib=256, kernel=paths["kernel"], initrd=paths["initrd"],
                              cmdline=canary.cmdline)
             xml = render_domain_xml(spec).replace(f"<log file='{spec.console_log}' append='off'/>", "")
             start = time.monotonic()

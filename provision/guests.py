@@ -15,6 +15,7 @@ from provision.errors import InputError
 
 DEFAULT_URI = "qemu:///system"
 CONSOLE_LOG_DIR = "/var/log/libvirt/qemu"
+MACHINES = {"x86_64": "pc", "i686": "pc", "aarch64": "virt", "s390x": "s390-ccw-virtio", "ppc64le": "pseries"}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -38,6 +39,7 @@ class GuestSpec:
 
     name: str
     virt_type: str
+    arch: str = "x86_64"  # the node's, from libvirt's capabilities
     memory_mib: int = 256
     vcpus: int = 1
     max_vcpus: int = 0
@@ -70,7 +72,8 @@ class GuestSpec:
     def template_values(self) -> dict[str, Any]:
         values = asdict(self)
         values.update(console_log=self.console_log, max_vcpus=max(self.max_vcpus, self.vcpus),
-                      max_memory_mib=max(self.max_memory_mib, self.memory_mib))
+                      max_memory_mib=max(self.max_memory_mib, self.memory_mib),
+                      machine=MACHINES.get(self.arch, "pc"))
         return values
 
 
@@ -147,6 +150,7 @@ class GuestBackend(Protocol):
 
     uri: str
 
+    def host_arch(self) -> str: ...
     def create(self, spec: GuestSpec) -> GuestInfo: ...
     def list(self) -> list[GuestInfo]: ...
     def info(self, name: str) -> GuestInfo: ...

@@ -60,7 +60,7 @@ def create_cli(
     from provision.guests import GuestSpec, parse_disk, render_domain_xml
 
     with backend(connect, inventory, limit, virt_type.value) as (guests, target, hooks):
-        spec = GuestSpec(name, target.virt_type(hooks), memory_mib=memory, vcpus=vcpus,
+        spec = GuestSpec(name, target.virt_type(hooks), arch=guests.host_arch(), memory_mib=memory, vcpus=vcpus,
                          max_vcpus=max_vcpus or 2 * vcpus, max_memory_mib=max_memory, kernel=kernel, initrd=initrd,
                          cmdline=cmdline, image=image, pool=pool, networks=tuple(network),
                          new_disks=tuple(parse_disk(d) for d in disk))
