@@ -157,3 +157,14 @@ def test_checks_and_plugins_listings(cli):
         assert re.search(rf"^{re.escape(check_id)}\s+\S", checks, re.M), check_id
     plugins = cli("plugins").stdout
     assert "provision_plugins.kvm: provision_check_catalog, provision_checks, provision_probe, provision_virt_decision" in plugins
+
+
+def test_on_a_terminal_there_is_colour_and_a_progress_bar(tmp_path):
+    inv = tmp_path / "two.yml"
+    inv.write_text("all:\n  hosts:\n    a: {ansible_connection: local}\n    b: {ansible_connection: local}\n")
+    # script(1) gives the command a pseudo-terminal, as an operator's shell does
+    proc = subprocess.run(["script", "-qec", f"{provision_bin()} preflight -i {inv}", "/dev/null"],
+                          capture_output=True, text=True)
+    assert "\x1b[" in proc.stdout  # colour
+    assert "preflight " in proc.stdout and "━" in proc.stdout  # the progress bar (on the terminal's stderr)
+    assert "preflight summary" in proc.stdout
