@@ -36,6 +36,7 @@ rm -f "$log"
 
 # udev's rule on a normal host: /dev/kvm is root:kvm 0660. Without it libvirtd
 # re-probes QEMU on every define (about 30 s each).
+getent group kvm >/dev/null || groupadd --system kvm
 if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
   chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
 fi
