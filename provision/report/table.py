@@ -40,7 +40,7 @@ def to_table(report: Report, *, color: bool | None = None) -> str:
         console.print(table)
         if d:
             for reason in d.reasons:
-                console.print(f"  - {reason}", markup=False, highlight=False)
+                console.print(f"  - {reason}", markup=False, highlight=False, soft_wrap=True)
     totals = report.summary()
     console.print(", ".join(f"{n} {s}" for s, n in totals.items()), highlight=False)
     return buf.getvalue()
