@@ -189,9 +189,6 @@ class LibvirtBackend:
     def list(self) -> list[GuestInfo]:
         return sorted((self._info(d) for d in self.conn.listAllDomains(0)), key=lambda g: g.name)
 
-    def console_log_path(self, name: str) -> str:
-        return self.info(name).console_log
-
     # -- life cycle ------------------------------------------------------------------------------
     def _call(self, dom, action: str, fn, *args):
         try:

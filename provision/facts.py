@@ -53,6 +53,3 @@ class Facts(Mapping):
         """The node's architecture as ``uname -m`` says it (``x86_64``, ``aarch64``, ``s390x``)."""
         return self.answer("_probe").get("machine", "")
 
-    @property
-    def probe_uid(self) -> int | None:
-        return self.answer("_probe").get("uid")

@@ -8,6 +8,7 @@ from urllib.parse import quote, urlparse
 from provision.errors import InputError
 from provision.guests import DEFAULT_URI
 from provision.hosts import HostSpec, Node, parse_host_spec
+from provision.results import Decision
 
 
 class NodeUnreachable(InputError):
@@ -21,11 +22,14 @@ class GuestTarget:
     pinned_virt_type: str | None = None
 
     def virt_type(self, hooks, *, timeout: float = 30) -> str:
+        return self.decision(hooks, timeout=timeout).virt_type
+
+    def decision(self, hooks, *, timeout: float = 30) -> Decision:
         """qemu when pinned so; otherwise the node's preflight decision, and a pinned kvm must match it:
         never kvm on a node that decided qemu."""
         pinned = self.pinned_virt_type if self.pinned_virt_type != "auto" else None
         if pinned == "qemu":
-            return "qemu"
+            return Decision("qemu", "none", ("virt_type is pinned to qemu",))
         from provision.preflight import preflight
 
         if self.node is None:
@@ -33,11 +37,10 @@ class GuestTarget:
         host = preflight(nodes=[self.node], hooks=hooks, timeout=timeout).hosts[0]
         if not host.reachable:
             raise NodeUnreachable(f"cannot decide virt_type for {self.node.name}: {host.error}; pass --virt-type qemu")
-        decided = host.decision.virt_type
-        if pinned == "kvm" and decided != "kvm":
-            raise InputError(f"virt_type kvm was asked for, but {self.node.name} decided {decided}: "
+        if pinned == "kvm" and host.decision.virt_type != "kvm":
+            raise InputError(f"virt_type kvm was asked for, but {self.node.name} decided {host.decision.virt_type}: "
                              + "; ".join(host.decision.reasons))
-        return decided
+        return host.decision
 
 
 def uri_for(spec: HostSpec) -> str:

@@ -28,8 +28,8 @@ def provision_probe() -> dict[str, dict[str, Any]]:
     All plugins' operations are merged and run on the node in one round trip
     by one probe script; the answers come back as :class:`~provision.facts.Facts`.
     An operation is a dict with an ``op`` key, one of ``read``, ``read_first``,
-    ``stat``, ``listdir``, ``run``, ``statvfs``, ``ioctl``, ``adjtimex``,
-    ``uname``, ``listening`` (see ``provision/probe_script.py``).
+    ``stat``, ``listdir``, ``exists``, ``run``, ``processes``, ``statvfs``, ``ioctl``,
+    ``adjtimex``, ``listening`` (see ``provision/probe_script.py``).
 
     :return: fact key (prefix it with the plugin's area, e.g. ``kvm.device``)
         mapped to the operation that gathers it. Not firstresult: all merged.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from functools import cache
+from functools import cache, cached_property
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -70,12 +70,21 @@ def make_plugin_manager(*, autoload: bool | None = None, extra: tuple[str, ...] 
     return pm
 
 
+def _in_load_order(results: list[list]) -> list:
+    """Flatten a hook's per-plugin results in plugin load order (pluggy calls the last registered first)."""
+    return [item for part in reversed(results) for item in part]
+
+
 class Hooks:
-    """A small typed façade over the hooks, so the core never calls ``pm.hook`` itself."""
+    """A small typed façade over the hooks, so the core never calls ``pm.hook`` itself.
+
+    Answers that depend only on the loaded plugins are computed once per façade.
+    """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
 
+    @cached_property
     def probe_operations(self) -> dict[str, dict[str, Any]]:
         """Every plugin's probe operations; one key asked by several plugins is read once,
         with their ``keep`` line filters united."""
@@ -87,6 +96,7 @@ class Hooks:
                 merged[key] = op
         return merged
 
+    @cached_property
     def check_catalog(self) -> dict[str, str]:
         catalog: dict[str, str] = {}
         for part in self.pm.hook.provision_check_catalog():
@@ -94,27 +104,24 @@ class Hooks:
         return dict(sorted(catalog.items()))
 
     def checks(self, facts, settings):
-        return [r for results in reversed(self.pm.hook.provision_checks(facts=facts, settings=settings)) for r in results]
-        # pluggy calls the last registered first; reversed, results follow load order
+        return _in_load_order(self.pm.hook.provision_checks(facts=facts, settings=settings))
 
     def virt_decision(self, facts, settings):
         return self.pm.hook.provision_virt_decision(facts=facts, settings=settings)
 
+    @cached_property
     def settings_model(self):
         """The pydantic model of the ``provision`` variable, from every plugin's part."""
-        if not hasattr(self, "_settings_model"):
-            from provision.settings import build_settings_model
+        from provision.settings import build_settings_model
 
-            self._settings_model = build_settings_model(list(reversed(self.pm.hook.provision_settings_schema())))
-        return self._settings_model
+        return build_settings_model(list(reversed(self.pm.hook.provision_settings_schema())))
 
     def validate_settings(self, settings) -> list[tuple[tuple, str]]:
-        return [p for problems in reversed(self.pm.hook.provision_validate_settings(settings=settings)) for p in problems]
+        return _in_load_order(self.pm.hook.provision_validate_settings(settings=settings))
 
+    @cached_property
     def template_paths(self) -> tuple[str, ...]:
-        if not hasattr(self, "_template_paths"):
-            self._template_paths = tuple(p for paths in reversed(self.pm.hook.provision_template_paths()) for p in paths)
-        return self._template_paths
+        return tuple(_in_load_order(self.pm.hook.provision_template_paths()))
 
     def render(self, ctx):
         """(plugin name, files) for each plugin that renders, in load order."""
@@ -122,18 +129,15 @@ class Hooks:
             yield impl.plugin_name, impl.function(ctx=ctx) or []
 
     def network_links(self, settings) -> list[dict]:
-        return [link for links in reversed(self.pm.hook.provision_network_links(settings=settings)) for link in links]
+        return _in_load_order(self.pm.hook.provision_network_links(settings=settings))
 
     def guest_backend(self, uri: str):
         return self.pm.hook.provision_guest_backend(uri=uri)
 
     def plugin_hooks(self) -> list[tuple[str, list[str]]]:
         """Each registered plugin with the hooks it implements, in load order."""
-        rows = []
-        for name, plugin in self.pm.list_name_plugin():
-            impls = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
-            rows.append((name, impls))
-        return rows
+        return [(name, sorted(c.name for c in self.pm.get_hookcallers(plugin) or []))
+                for name, plugin in self.pm.list_name_plugin()]
 
 
 def default_hooks() -> Hooks:

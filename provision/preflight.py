@@ -44,7 +44,7 @@ def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[st
 
     def probe() -> None:
         try:
-            outcome["facts"] = gather_facts(node.spec, hooks.probe_operations(), timeout=timeout)
+            outcome["facts"] = gather_facts(node.spec, hooks.probe_operations, timeout=timeout)
         except Unreachable as exc:
             outcome["error"] = str(exc)
 
@@ -72,7 +72,7 @@ def preflight(
 ) -> Report:
     """Check every node, ``forks`` at a time; the report keeps the nodes' order."""
     hooks = hooks or default_hooks()
-    ignored = resolve_ignore(ignore, hooks.check_catalog())
+    ignored = resolve_ignore(ignore, hooks.check_catalog)
 
     def one(node: Node) -> HostReport:
         report = check_host(node, hooks=hooks, timeout=timeout, ignore=ignored)

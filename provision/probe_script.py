@@ -164,11 +164,6 @@ def op_adjtimex(spec):
     return {"state": state, "status": tx.status, "maxerror_us": tx.maxerror}
 
 
-def op_uname(spec):
-    u = os.uname()
-    return {"sysname": u.sysname, "release": u.release, "machine": u.machine, "nodename": u.nodename}
-
-
 def op_listening(spec):
     """TCP ports in LISTEN state, from /proc/net/tcp{,6} (hex local address, state 0A)."""
     ports = set()

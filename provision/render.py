@@ -74,7 +74,7 @@ def render_node(node: Node, decision: Decision | None, *, hooks) -> list[Rendere
     """Every plugin's files for one node; two files for one target is an error."""
     from provision.templating import environment
 
-    env = environment(hooks.template_paths())
+    env = environment(hooks.template_paths)
     ctx = RenderContext(node.name, node.settings, decision, node.spec.is_local, hooks,
                         lambda name, **values: env.get_template(name).render(**values))
     files: dict[str, RenderedFile] = {}
@@ -136,16 +136,14 @@ def _render_chunk_forked(args) -> int:
     return _render_chunk(*args, _FORKED_HOOKS)
 
 
-def render_tree(out: Path, *, nodes: list[Node], hooks, forks: int = 8, timeout: float = 30) -> int:
+def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision], hooks) -> int:
     """Render every node into ``out/<host>/...`` with its manifest and return the number of files.
 
     Everything is written into a temporary folder inside ``out`` first and moved into place
     only when every host succeeded, so an error leaves ``out`` as it was. Large inventories
-    are rendered by one forked worker per CPU.
+    are rendered by one forked worker per CPU. ``nodes`` and ``decisions`` come from :func:`prepare`.
     """
     global _FORKED_HOOKS
-    nodes = with_defaults(nodes, hooks)
-    decisions = decisions_for(nodes, hooks=hooks, forks=forks, timeout=timeout)
     out.mkdir(parents=True, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".render-", dir=out)
     try:
@@ -189,18 +187,17 @@ class Unreachable(Exception):
     """A node whose virt_type is auto could not be probed, so nothing can be rendered."""
 
 
-def with_defaults(nodes: list[Node], hooks) -> list[Node]:
-    """Nodes from no inventory get every default setting."""
-    if all(n.settings for n in nodes):
-        return nodes
-    defaults = hooks.settings_model()().model_dump(mode="json")
-    return [n if n.settings else replace(n, settings=defaults) for n in nodes]
+def prepare(nodes: list[Node], *, hooks, forks: int = 8, timeout: float = 30) -> tuple[list[Node], dict[str, Decision]]:
+    """The nodes with every default filled in (no inventory) and the decisions of those whose
+    virt_type is auto: what rendering needs, gathered once for --out and --diff alike."""
+    if not all(n.settings for n in nodes):
+        defaults = hooks.settings_model().model_dump(mode="json")
+        nodes = [n if n.settings else replace(n, settings=defaults) for n in nodes]
+    return nodes, decisions_for(nodes, hooks=hooks, forks=forks, timeout=timeout)
 
 
-def render_all(*, nodes: list[Node], hooks, forks: int = 8, timeout: float = 30) -> dict[str, list[RenderedFile]]:
+def render_all(*, nodes: list[Node], decisions: dict[str, Decision], hooks) -> dict[str, list[RenderedFile]]:
     """Every node's files, in memory (for --diff); any error means none are returned."""
-    nodes = with_defaults(nodes, hooks)
-    decisions = decisions_for(nodes, hooks=hooks, forks=forks, timeout=timeout)
     return {n.name: render_node(n, decisions.get(n.name), hooks=hooks) for n in nodes}
 
 

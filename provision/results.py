@@ -73,10 +73,6 @@ class HostReport:
     error: str = ""
     seconds: float = 0.0
 
-    @property
-    def failed(self) -> bool:
-        return not self.reachable or any(c.status == "fail" for c in self.checks)
-
     def count(self, status: Status) -> int:
         return sum(1 for c in self.checks if c.status == status)
 

@@ -94,6 +94,12 @@ def _annotation_models(annotation: Any) -> list[type[BaseModel]]:
     return [m for arg in typing.get_args(annotation) for m in _annotation_models(arg)]
 
 
+def _step(models: list[type[BaseModel]], name: str) -> list[type[BaseModel]] | None:
+    """The models of field ``name`` in whichever of ``models`` has it, or None."""
+    match = [m for m in models if name in m.model_fields]
+    return _annotation_models(match[0].model_fields[name].annotation) if match else None
+
+
 def _clean_loc(model: type[BaseModel], loc: tuple) -> tuple:
     """Drop the discriminator tags pydantic puts in locations of tagged-union entries."""
     path: list = []
@@ -102,17 +108,13 @@ def _clean_loc(model: type[BaseModel], loc: tuple) -> tuple:
         if isinstance(part, int):
             path.append(part)
             continue
-        match = [m for m in current if part in m.model_fields]
-        if not match:
-            tagged = [m for m in current if _tag_of(m) == part]
-            if tagged:
-                current = tagged
-                continue
-            path.append(part)
-            current = []
+        following = _step(current, part)
+        tagged = [m for m in current if _tag_of(m) == part] if following is None else []
+        if tagged:
+            current = tagged
             continue
         path.append(part)
-        current = _annotation_models(match[0].model_fields[part].annotation)
+        current = following or []
     return tuple(path)
 
 
@@ -127,10 +129,9 @@ def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
     for part in path:
         if isinstance(part, int):
             continue
-        match = [m for m in current if part in m.model_fields]
-        if not match:
+        current = _step(current, part)
+        if current is None:
             return []
-        current = _annotation_models(match[0].model_fields[part].annotation)
     return sorted({k for m in current for k in m.model_fields})
 
 

@@ -10,7 +10,7 @@ from provision.errors import InputError
 from provision.guest_target import GuestTarget, NodeUnreachable, uri_for
 from provision.guests import GuestError, open_backend
 from provision.hosts import Node
-from provision.results import CheckResult, Decision, HostReport, Report
+from provision.results import CheckResult, HostReport, Report
 
 
 def smoke_node(node: Node, canary: Canary, *, hooks, timeout: float) -> HostReport:
@@ -18,14 +18,14 @@ def smoke_node(node: Node, canary: Canary, *, hooks, timeout: float) -> HostRepo
     start = time.monotonic()
     target = GuestTarget(uri_for(node.spec), node, (node.settings.get("hypervisor") or {}).get("virt_type"))
     try:
-        virt_type = target.virt_type(hooks, timeout=timeout)
+        decision = target.decision(hooks, timeout=timeout)
     except NodeUnreachable as exc:
         return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
     except InputError as exc:  # e.g. kvm pinned on a node that decided qemu: no canary is booted
         check = CheckResult("smoke.boot", "fail", str(exc), {"uri": target.uri},
                             "pin virt_type qemu for this node, or fix what its preflight reports")
         return HostReport(node.name, True, None, (check,), seconds=time.monotonic() - start)
-    decision = Decision(virt_type, "host-model" if virt_type == "kvm" else "none", (f"canary booted as {virt_type}",))
+    virt_type = decision.virt_type
     try:
         backend = open_backend(target.uri, hooks)
     except GuestError as exc:

@@ -21,7 +21,7 @@ def checks_cli() -> None:
     """List every check id with one line each."""
     from provision.plugins import default_hooks
 
-    catalog = default_hooks().check_catalog()
+    catalog = default_hooks().check_catalog
     width = max(map(len, catalog), default=0)
     for check_id, summary in catalog.items():
         typer.echo(f"{check_id:<{width}}  {summary}")

@@ -22,18 +22,19 @@ def render_cli(
     """Render hypervisor, storage and network configuration for each node."""
     from provision.plugins import default_hooks
     from provision.probe import Unreachable as NodeUnreachable
-    from provision.render import Unreachable, diff_against_nodes, render_all, render_tree
+    from provision.render import Unreachable, diff_against_nodes, prepare, render_all, render_tree
 
     if out is None and not diff:
         raise typer.BadParameter("give --out DIR, or --diff", param_hint="--out")
     nodes = select(inventory=inventory, limit=limit).nodes
     hooks = default_hooks()
     try:
+        nodes, decisions = prepare(nodes, hooks=hooks, forks=forks, timeout=timeout)
         if out is not None:
-            total = render_tree(out, nodes=nodes, hooks=hooks, forks=forks, timeout=timeout)
+            total = render_tree(out, nodes=nodes, decisions=decisions, hooks=hooks)
             typer.echo(f"rendered {total} files for {len(nodes)} hosts into {out}")
         if diff:
-            rendered = render_all(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout)
+            rendered = render_all(nodes=nodes, decisions=decisions, hooks=hooks)
             typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout), nl=False)
     except Unreachable as exc:
         typer.echo(f"provision: error: virt_type auto needs each node's preflight decision: {exc}", err=True)

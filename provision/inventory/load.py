@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from provision.errors import InputError
-from provision.inventory.merge import SETTINGS_VAR, host_groups, merge_layers
+from provision.inventory.merge import SETTINGS_VAR, group_depths, host_groups, merge_layers
 from provision.inventory.model import Group, Inventory, InventoryHost
 
 YAML_SUFFIXES = ("", ".yml", ".yaml")
@@ -124,15 +124,17 @@ def load_inventory(source: str | Path) -> Inventory:
                 warnings.append(f"{entry}: group {stem} is not in the inventory; its vars are not used")
 
     hosts: dict[str, InventoryHost] = {}
+    depths = group_depths(reader.groups)
     for host in reader.host_vars:  # inventory order, as Ansible keeps it
         inline, path = reader.host_vars[host]
-        layers = [layer for g in host_groups(reader.groups, host) for layer in group_layers[g]]
+        in_groups = host_groups(reader.groups, host, depths)
+        layers = [layer for g in in_groups for layer in group_layers[g]]
         layers.append((inline, {k: path for k in inline}))
         for vpath in _vars_files(base / "host_vars", host):
             variables = _read_vars(vpath)
             layers.append((variables, {k: vpath for k in variables}))
         plain, var_files, settings, settings_files = merge_layers(layers)
-        groups = [g for g in host_groups(reader.groups, host) if g != "all"]
+        groups = [g for g in in_groups if g != "all"]
         hosts[host] = InventoryHost(host, groups, plain, var_files, settings, settings_files)
     if (base / "host_vars").is_dir():
         for entry in sorted((base / "host_vars").iterdir()):

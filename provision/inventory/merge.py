@@ -31,8 +31,9 @@ def group_depths(groups: dict[str, Group]) -> dict[str, int]:
     return depths
 
 
-def host_groups(groups: dict[str, Group], host: str) -> list[str]:
-    """Every group the host is in, directly or through children, in precedence order."""
+def host_groups(groups: dict[str, Group], host: str, depths: dict[str, int]) -> list[str]:
+    """Every group the host is in, directly or through children, in precedence order
+    (``depths`` from :func:`group_depths`, computed once per inventory)."""
     direct = {g.name for g in groups.values() if host in g.hosts}
     found: set[str] = set()
     stack = list(direct)
@@ -42,7 +43,6 @@ def host_groups(groups: dict[str, Group], host: str) -> list[str]:
             found.add(name)
             stack.extend(groups[name].parents)
     found.add("all")
-    depths = group_depths(groups)
     return sorted(found, key=lambda g: (depths[g], g))
 
 

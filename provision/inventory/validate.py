@@ -15,7 +15,7 @@ def validate_inventory(inv: Inventory, hooks) -> dict[str, HostSpec]:
     Messages name the file, the host and the field:
     ``inventories/site.yml: host node3: provision.hypervisor.virt_type: must be one of auto, kvm, qemu (got 'kvmm')``
     """
-    model = hooks.settings_model()
+    model = hooks.settings_model
     errors: list[str] = []
     specs: dict[str, HostSpec] = {}
     for host in inv.hosts.values():

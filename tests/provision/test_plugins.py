@@ -54,8 +54,8 @@ def test_extra_plugin_by_env_and_autoload_switch(monkeypatch):
     monkeypatch.setenv(AUTOLOAD_OFF_ENV, "1")
     monkeypatch.setenv(EXTRA_PLUGINS_ENV, "tests.fixture_plugins.demo_checks")
     hooks = Hooks(make_plugin_manager())
-    assert "demo.fails" in hooks.check_catalog()
-    assert hooks.probe_operations()["demo.hostname"] == {"op": "read", "path": "/etc/hostname"}
+    assert "demo.fails" in hooks.check_catalog
+    assert hooks.probe_operations["demo.hostname"] == {"op": "read", "path": "/etc/hostname"}
 
 
 def test_misspelt_hook_is_refused():
