@@ -101,8 +101,12 @@ def manifest_text(host: str, files: list[RenderedFile]) -> str:
 def _write(path: str, text: str, mode: int) -> None:
     # created with its mode (a stricter umask only narrows it): never readable wider, not even briefly
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    try:
+        data = memoryview(text.encode())
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
 
 
 def write_host(staging: str, host: str, files: list[RenderedFile]) -> None:
@@ -120,45 +124,25 @@ def write_host(staging: str, host: str, files: list[RenderedFile]) -> None:
     _write(f"{root}/{MANIFEST}", manifest_text(host, files), 0o644)
 
 
-def _render_chunk(staging: str, nodes: list[Node], decisions: dict[str, Decision], hooks) -> int:
-    count = 0
-    for node in nodes:
-        files = render_node(node, decisions.get(node.name), hooks=hooks)
-        write_host(staging, node.name, files)
-        count += len(files)
-    return count
-
-
-_FORKED_HOOKS = None  # set before forking workers: the hooks are not picklable, a forked child inherits them
-
-
-def _render_chunk_forked(args) -> int:
-    return _render_chunk(*args, _FORKED_HOOKS)
-
-
-def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision], hooks) -> int:
+def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision], hooks, workers: int | None = None) -> int:
     """Render every node into ``out/<host>/...`` with its manifest and return the number of files.
 
     Everything is written into a temporary folder inside ``out`` first and moved into place
     only when every host succeeded, so an error leaves ``out`` as it was. Large inventories
     are rendered by one forked worker per CPU. ``nodes`` and ``decisions`` come from :func:`prepare`.
     """
-    global _FORKED_HOOKS
+    from provision.parallel import fork_map
+
     out.mkdir(parents=True, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".render-", dir=out)
-    try:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        workers = max(1, min(cpus, len(nodes) // 100))
-        if workers > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
 
-            _FORKED_HOOKS = hooks
-            chunks = [(staging, nodes[i::workers], decisions) for i in range(workers)]
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                count = sum(pool.map(_render_chunk_forked, chunks))
-        else:
-            count = _render_chunk(staging, nodes, decisions, hooks)
+    def render_host(node: Node) -> int:
+        files = render_node(node, decisions.get(node.name), hooks=hooks)
+        write_host(staging, node.name, files)
+        return len(files)
+
+    try:
+        count = sum(fork_map(render_host, nodes, per_worker=100, workers=workers))
         for node in nodes:
             final = out / node.name
             if final.exists():

@@ -110,3 +110,21 @@ def test_manifest_lists_every_file_with_target_mode_and_plugin(rendered):
     assert files["/etc/provision/libvirt/secret-vms.xml"]["apply"] == {
         "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "value_file": "/etc/ceph/client.nova.key"}
     assert oct((rendered / "cmp1" / "etc" / "netplan" / "60-provision.yaml").stat().st_mode & 0o777) == "0o600"
+
+
+def test_forked_workers_render_the_same_tree_as_one_process(tmp_path):
+    from provision.inventory.select import select_nodes
+    from provision.plugins import default_hooks
+    from provision.render import prepare, render_tree
+
+    hooks = default_hooks()
+    nodes, decisions = prepare(select_nodes(inventory=EXAMPLE, limit="compute", hooks=hooks).nodes, hooks=hooks)
+    counts = {workers: render_tree(tmp_path / str(workers), nodes=nodes, decisions=decisions, hooks=hooks, workers=workers)
+              for workers in (1, 2)}
+    assert counts[1] == counts[2] > 0
+    one, two = tree(tmp_path / "1"), tree(tmp_path / "2")
+    assert one == two and len(one) == counts[1] + len(nodes)  # every file and each host's manifest
+    modes = {workers: {str(p.relative_to(tmp_path / str(workers))): p.stat().st_mode
+                       for p in (tmp_path / str(workers)).rglob("*")} for workers in (1, 2)}
+    assert modes[1] == modes[2]
+    assert sorted(p.name for p in (tmp_path / "2").iterdir()) == sorted(n.name for n in nodes)  # no staging left

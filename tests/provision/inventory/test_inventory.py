@@ -196,3 +196,26 @@ def test_host_vars_for_an_unknown_host_is_a_warning(tmp_path, hooks):
 def test_missing_inventory():
     with pytest.raises(InputError, match="no-such.yml: no such inventory file or folder"):
         load_inventory("no-such.yml")
+
+
+def test_forked_validation_reports_every_error_in_inventory_order(tmp_path, hooks):
+    from provision.inventory.validate import validate_inventory
+
+    hosts = "\n".join(f"    n{i}: {{ansible_connection: local, provision: {{hypervisor: {{virt_type: {'kvmm' if i % 3 else 'qemu'}}}}}}}"
+                      for i in range(7))
+    inv = write(tmp_path, {"hosts.yml": f"all:\n  hosts:\n{hosts}\n"})
+    with pytest.raises(InputError) as err:
+        validate_inventory(load_inventory(str(inv)), hooks, workers=3)
+    lines = str(err.value).splitlines()[1:]
+    assert [line.split(": ")[1] for line in lines] == ["host n1", "host n2", "host n4", "host n5"]
+    assert all("provision.hypervisor.virt_type: must be one of auto, kvm, qemu (got 'kvmm')" in line for line in lines)
+
+
+def test_forked_validation_fills_in_settings_and_host_specs(tmp_path, hooks):
+    from provision.inventory.validate import validate_inventory
+
+    hosts = "\n".join(f"    n{i}: {{ansible_host: 192.0.2.{i + 1}, ansible_port: {2200 + i}}}" for i in range(5))
+    inv = load_inventory(str(write(tmp_path, {"hosts.yml": f"all:\n  hosts:\n{hosts}\n"})))
+    specs = validate_inventory(inv, hooks, workers=2)
+    assert [specs[f"n{i}"].spec for i in range(5)] == [f"ssh://192.0.2.{i + 1}:{2200 + i}" for i in range(5)]
+    assert all(host.settings["hypervisor"]["virt_type"] == "auto" for host in inv.hosts.values())

@@ -1,0 +1,29 @@
+"""fork_map: results in order, from forked workers when the work is large enough, errors raised."""
+
+import os
+
+import pytest
+
+from provision.parallel import fork_map
+
+
+def test_results_come_back_in_order_from_forked_workers():
+    results = fork_map(lambda n: (n * n, os.getpid()), list(range(10)), per_worker=1, workers=3)
+    assert [square for square, _ in results] == [n * n for n in range(10)]
+    pids = {pid for _, pid in results}
+    assert pids and os.getpid() not in pids  # a pool worker may take more than one slice
+
+
+def test_small_work_stays_in_this_process():
+    results = fork_map(lambda n: os.getpid(), list(range(10)), per_worker=100)
+    assert set(results) == {os.getpid()}
+
+
+def test_an_error_in_a_worker_is_raised_here():
+    def fail_on_seven(n):
+        if n == 7:
+            raise ValueError(f"item {n} is bad")
+        return n
+
+    with pytest.raises(ValueError, match="item 7 is bad"):
+        fork_map(fail_on_seven, list(range(10)), per_worker=1, workers=2)
