@@ -7,6 +7,7 @@ provision writes no SSH handling of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,8 @@ class Node:
     spec: HostSpec
     groups: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # the inventory file that set a settings path, for messages; None without an inventory
+    file_of: Callable[[tuple], Any] = field(default=lambda path: None, hash=False, compare=False, repr=False)
 
     @property
     def name(self) -> str:

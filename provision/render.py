@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from provision.errors import InputError
+from provision.errors import InputError, SettingsError
 from provision.hosts import Node
 from provision.results import Decision
 
@@ -133,24 +133,33 @@ def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision],
     """
     from provision.parallel import fork_map
 
+    def render_host(node: Node) -> tuple[int, list[str]]:
+        try:
+            files = render_node(node, decisions.get(node.name), hooks=hooks)
+        except SettingsError as exc:
+            return 0, exc.lines(node.name, node.file_of)
+        write_host(staging, node.name, files)
+        return len(files), []
+
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".render-", dir=out)
-
-    def render_host(node: Node) -> int:
-        files = render_node(node, decisions.get(node.name), hooks=hooks)
-        write_host(staging, node.name, files)
-        return len(files)
-
     try:
-        count = sum(fork_map(render_host, nodes, per_worker=100, workers=workers))
+        results = fork_map(render_host, nodes, per_worker=100, workers=workers)
+        if errors := [line for _, lines in results for line in lines]:
+            raise InputError("cannot render:\n  " + "\n  ".join(errors))
         for node in nodes:
             final = out / node.name
             if final.exists():
                 final.rename(f"{staging}/.old-{node.name}")
             os.rename(f"{staging}/{node.name}", final)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-    return count
+        if made:
+            shutil.rmtree(out, ignore_errors=True)  # a folder this run made holds nothing else
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return sum(count for count, _ in results)
 
 
 def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> dict[str, Decision]:
@@ -182,7 +191,15 @@ def prepare(nodes: list[Node], *, hooks, forks: int = 8, timeout: float = 30) ->
 
 def render_all(*, nodes: list[Node], decisions: dict[str, Decision], hooks) -> dict[str, list[RenderedFile]]:
     """Every node's files, in memory (for --diff); any error means none are returned."""
-    return {n.name: render_node(n, decisions.get(n.name), hooks=hooks) for n in nodes}
+    rendered, errors = {}, []
+    for node in nodes:
+        try:
+            rendered[node.name] = render_node(node, decisions.get(node.name), hooks=hooks)
+        except SettingsError as exc:
+            errors += exc.lines(node.name, node.file_of)
+    if errors:
+        raise InputError("cannot render:\n  " + "\n  ".join(errors))
+    return rendered
 
 
 def diff_against_nodes(rendered: dict[str, list[RenderedFile]], nodes: list[Node], *, timeout: float = 30) -> str:

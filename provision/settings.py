@@ -14,6 +14,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from provision.errors import dotted  # noqa: F401  (settings paths are spelt the same everywhere)
+
 
 class StrictModel(BaseModel):
     """Base for settings models: unknown keys are errors."""
@@ -133,11 +135,3 @@ def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
         if current is None:
             return []
     return sorted({k for m in current for k in m.model_fields})
-
-
-def dotted(path: tuple) -> str:
-    """('storage', 0, 'server') -> 'storage[0].server'."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from provision import kernel
 from provision.checks import CheckSet
-from provision.errors import InputError
+from provision.errors import SettingsError
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.pools import pool_file, uses
@@ -39,8 +40,6 @@ def kernel_device_mapper(facts, settings):
 def device_problem(path: str) -> str | None:
     """Why a local device cannot become a physical volume, or None: pyudev reads sysfs and
     the udev database; where udev keeps none (no udevd), ``blkid -p`` probes the superblock."""
-    import subprocess
-
     import pyudev
 
     try:
@@ -56,26 +55,46 @@ def device_problem(path: str) -> str | None:
     holders = sorted(p.name for p in holders_dir.iterdir()) if holders_dir.is_dir() else []
     if holders:
         return f"is held by {', '.join(holders)}"
-    fs = device.properties.get("ID_FS_TYPE")
+    if mounts := mount_points(device.device_number):
+        return f"is mounted at {', '.join(mounts)}"
+    if device.attributes.asint("size") == 0:
+        return "is empty (size 0: no medium, or a loop device with no file attached)"
+    return signature_problem(path, device.properties.get("ID_FS_TYPE"))
+
+
+def mount_points(dev: int) -> list[str]:
+    """Where the block device ``dev`` (major:minor) is mounted, from /proc/self/mountinfo."""
+    wanted = f"{os.major(dev)}:{os.minor(dev)}"
+    with open("/proc/self/mountinfo") as fh:
+        return [fields[4] for fields in map(str.split, fh) if fields[2] == wanted]
+
+
+def signature_problem(path: str, fs: str | None) -> str | None:
+    """A filesystem, PV, RAID or swap signature on ``path`` (udev's word, else ``blkid -p``'s);
+    a device blkid cannot read is a problem too, never taken for a clean one."""
+    import subprocess
+
     if fs is None:
         probe = subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", path], capture_output=True, text=True)
+        if probe.stderr.strip() or probe.returncode not in (0, 2):  # 2 with nothing said: no signature
+            reason = probe.stderr.strip().removeprefix("blkid: ") or f"blkid exit code {probe.returncode}"
+            return f"cannot be read to look for a filesystem or LVM signature ({reason})"
         fs = probe.stdout.strip() or None
-    if fs:
-        return f"has a {fs} signature"
-    return None
+    return f"has a {fs} signature" if fs else None
 
 
 @hookimpl
 def provision_render(ctx):
-    files = []
+    files, problems = [], []
     for i, pool in enumerate(ctx.settings.get("storage") or []):
         if pool["type"] != "lvm":
             continue
         if ctx.is_local:
-            for j, device in enumerate(pool["devices"]):
-                if problem := device_problem(device):
-                    raise InputError(f"host {ctx.host}: provision.storage[{i}].devices[{j}]: {device} {problem}")
+            problems += [(("storage", i, "devices", j), f"{device} {problem}")
+                         for j, device in enumerate(pool["devices"]) if (problem := device_problem(device))]
         files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-logical.xml.j2", pool=pool)))
+    if problems:
+        raise SettingsError(problems)
     return files
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from provision.errors import InputError
+from provision.errors import InputError, SettingsError
 from provision.hosts import HostSpec
 from provision.inventory.connection import ConnectionError_, host_spec_for
 from provision.inventory.model import Inventory, InventoryHost
-from provision.settings import dotted, validate_settings
+from provision.settings import validate_settings
 
 
 def validate_inventory(inv: Inventory, hooks, workers: int | None = None) -> dict[str, HostSpec]:
@@ -23,11 +23,9 @@ def validate_inventory(inv: Inventory, hooks, workers: int | None = None) -> dic
     def check(host: InventoryHost) -> tuple[dict | None, list[str], HostSpec | None]:
         errors: list[str] = []
         settings, problems = validate_settings(model, host.provision)
-        for path, message in problems:
-            errors.append(f"{host.file_of(path) or inv.source}: host {host.name}: provision.{dotted(path)}: {message}")
         if settings is not None:
-            for path, message in hooks.validate_settings(settings):
-                errors.append(f"{host.file_of(path) or inv.source}: host {host.name}: provision.{dotted(path)}: {message}")
+            problems = hooks.validate_settings(settings)
+        errors += SettingsError(problems).lines(host.name, lambda path: host.file_of(path) or inv.source)
         try:
             spec = host_spec_for(host)
         except ConnectionError_ as exc:
