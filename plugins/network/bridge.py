@@ -22,6 +22,32 @@ def provision_settings_schema():
 
 
 @hookimpl
+def provision_validate_settings(settings):
+    """A port belongs to one bridge and is no bridge itself; two bridges' subnets do not overlap."""
+    import ipaddress
+
+    bridges = (settings.get("network") or {}).get("bridges") or []
+    names = {b["name"]: i for i, b in enumerate(bridges)}
+    problems, ports, subnets = [], {}, []
+    for i, bridge in enumerate(bridges):
+        for j, member in enumerate(bridge["interfaces"]):
+            where = ("network", "bridges", i, "interfaces", j)
+            if member in names:
+                problems.append((where, f"{member} is a bridge (network.bridges[{names[member]}]); a bridge cannot be a port of a bridge"))
+            elif member in ports:
+                problems.append((where, f"{member} is already a port of {ports[member][0]} (network.bridges[{ports[member][1]}])"))
+            ports.setdefault(member, (bridge["name"], i))
+        for j, address in enumerate(bridge["addresses"]):
+            net = ipaddress.ip_interface(address).network
+            for other, k, label in subnets:
+                if k != i and other.version == net.version and other.overlaps(net):
+                    problems.append((("network", "bridges", i, "addresses", j), f"{address} overlaps {other} ({label})"))
+                    break
+            subnets.append((net, i, f"network.bridges[{i}].addresses[{j}]"))
+    return problems
+
+
+@hookimpl
 def provision_probe():
     return kernel.probe(BRIDGE)
 

@@ -23,12 +23,16 @@ def provision_settings_schema():
 def provision_validate_settings(settings):
     net = settings.get("network") or {}
     bridges = {b["name"] for b in net.get("bridges") or []}
+    ports = {member: b["name"] for b in net.get("bridges") or [] for member in b["interfaces"]}
     problems, seen = [], {}
     for i, vlan in enumerate(net.get("vlans") or []):
         if vlan["bridge"] and vlan["bridge"] not in bridges:
             known = ", ".join(sorted(bridges)) or "none"
             problems.append((("network", "vlans", i, "bridge"),
                              f"names no defined bridge {vlan['bridge']!r} (bridges: {known})"))
+        elif vlan["bridge"] and ports.get(vlan["name"], vlan["bridge"]) != vlan["bridge"]:
+            problems.append((("network", "vlans", i, "bridge"),
+                             f"{vlan['name']} is also listed as a port of {ports[vlan['name']]}; a link has one bridge"))
         key = (vlan["link"], vlan["id"])
         if key in seen:
             problems.append((("network", "vlans", i, "id"), f"VLAN {vlan['id']} on {vlan['link']} is also network.vlans[{seen[key]}]"))
