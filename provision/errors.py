@@ -1,8 +1,14 @@
-"""Errors a user can cause; the CLI turns them into a message and exit code 2."""
+"""Errors the CLI turns into ``provision: error: ...`` and an exit code, never a traceback."""
 
 
-class InputError(Exception):
-    """Bad input: an option, a file or a field. Its text names what is wrong."""
+class ProvisionError(Exception):
+    """An operation failed on a node or on this machine (exit 1); the text says what and what was undone."""
+
+    exit_code = 1
+
+
+class InputError(ProvisionError):
+    """Bad input: an option, a file or a field (exit 2). Its text names what is wrong."""
 
     exit_code = 2
 

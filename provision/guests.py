@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from provision.errors import InputError
+from provision.errors import InputError, ProvisionError
 
 DEFAULT_URI = "qemu:///system"
 CONSOLE_LOG_DIR = "/var/log/libvirt/qemu"
@@ -19,10 +19,8 @@ MACHINES = {"x86_64": "pc", "i686": "pc", "aarch64": "virt", "s390x": "s390-ccw-
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-class GuestError(Exception):
+class GuestError(ProvisionError):
     """A guest operation failed on the node (exit 1); the text says what and what was rolled back."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)

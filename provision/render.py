@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from provision.errors import InputError, SettingsError
+from provision.errors import InputError, ProvisionError, SettingsError
 from provision.hosts import Node
 from provision.results import Decision
 
@@ -142,8 +142,14 @@ def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision],
         return len(files), []
 
     made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".render-", dir=out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".render-", dir=out)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot make the output folder there: {exc.strerror}"
+                         f"{' (' + exc.filename + ')' if exc.filename and exc.filename != str(out) else ''}") from None
     try:
         results = fork_map(render_host, nodes, per_worker=100, workers=workers)
         if errors := [line for _, lines in results for line in lines]:
@@ -153,6 +159,11 @@ def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision],
             if final.exists():
                 final.rename(f"{staging}/.old-{node.name}")
             os.rename(f"{staging}/{node.name}", final)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise ProvisionError(f"cannot write the rendered tree into {out}: {exc}; nothing was moved into place") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if made:

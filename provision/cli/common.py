@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from provision.errors import InputError
+from provision.errors import ProvisionError
 
 
 class Output(str, Enum):
@@ -19,16 +19,14 @@ class Output(str, Enum):
 
 
 def user_errors(fn):
-    """Run a command so that an :class:`InputError` (exit 2) or a ``GuestError`` (exit 1) prints
-    ``provision: error: ...`` instead of a traceback."""
+    """Run a command so that a :class:`ProvisionError` prints ``provision: error: ...`` and exits
+    with its code (2 for an :class:`InputError`, 1 for a failure on a node) instead of a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from provision.guests import GuestError
-
         try:
             return fn(*args, **kwargs)
-        except (InputError, GuestError) as exc:
+        except ProvisionError as exc:
             typer.echo(f"provision: error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
 

@@ -247,3 +247,32 @@ def test_iscsi_direct_and_libvirtd_over_tcp_with_sasl(cli, tmp_path):
     inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "remote": "ssh"}})
     assert cli("render", "-i", inv, "--out", str(tmp_path / "ssh")).exit_code == 0
     assert not (tmp_path / "ssh" / "n1" / "etc" / "libvirt").exists()
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("a-file", "--out {out}: is a file, not a folder"),
+    ("a-file/sub", "--out {out}: cannot make the output folder there: Not a directory"),
+])
+def test_an_unusable_output_folder_is_exit_2(cli, tmp_path, where, message):
+    (tmp_path / "a-file").write_text("keep me\n")
+    out = tmp_path / where
+    result = cli("render", "-i", inventory(tmp_path, PINNED), "--out", str(out))
+    assert result.exit_code == 2
+    assert f"provision: error: {message.format(out=out)}" in result.stderr
+    assert (tmp_path / "a-file").read_text() == "keep me\n"
+
+
+def test_a_full_disk_is_exit_1_and_moves_nothing_into_place(cli, tmp_path):
+    import subprocess
+
+    out = tmp_path / "small"
+    out.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(out)], check=True)
+    try:
+        result = cli("render", "-i", inventory(tmp_path, PINNED, hosts=[f"n{i}" for i in range(20)]), "--out", str(out))
+        assert result.exit_code == 1
+        assert f"provision: error: cannot write the rendered tree into {out}: [Errno 28] No space left on device" in result.stderr
+        assert "nothing was moved into place" in result.stderr
+        assert list(out.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(out)], check=True)
