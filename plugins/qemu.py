@@ -8,14 +8,39 @@ from provision.hookspecs import hookimpl
 from provision_plugins.versions import MIN_QEMU, dotted, version_check
 
 checks = CheckSet()
+EMULATOR = ["qemu-system-{machine}", "/usr/libexec/qemu-kvm", "qemu-kvm"]
+# where distributions put QEMU's loadable modules: Debian/Ubuntu, RHEL, Fedora/SUSE, Arch
+MODULE_DIRS = ("/usr/lib/*/qemu", "/usr/lib64/qemu-kvm", "/usr/lib64/qemu", "/usr/lib/qemu")
 
 
 @hookimpl
 def provision_probe():
     return {
-        "qemu.version": {"op": "run", "argv": ["qemu-system-{machine}", "--version"],
-                         "argv0": ["qemu-system-{machine}", "/usr/libexec/qemu-kvm", "qemu-kvm"]},
+        "qemu.version": {"op": "run", "argv": ["qemu-system-{machine}", "--version"], "argv0": EMULATOR},
+        "qemu.modules": {"op": "installed", "globs": [f"{d}/*.so" for d in MODULE_DIRS]},
+        "qemu.formats": {"op": "run", "argv": ["qemu-system-{machine}", "-drive", "format=help"], "argv0": EMULATOR},
     }
+
+
+def block_driver(facts: Facts, name: str) -> tuple[bool, str]:
+    """Whether the node's QEMU can open ``name`` disks (rbd, iscsi), and how that was told.
+
+    A modular QEMU (Debian's qemu-block-extra, RHEL's qemu-kvm-block-rbd) has the driver only
+    when its module file is installed, although ``-drive format=help`` names it either way; a
+    QEMU built without modules has exactly the drivers that list names.
+    """
+    modules = [m for matches in (facts.answer("qemu.modules").get("globs") or {}).values() for m in matches]
+    if modules:
+        hits = [m for m in modules if m.endswith(f"/block-{name}.so")]
+        if hits:
+            return True, f"QEMU's {name} driver is installed ({hits[0]})"
+        return False, f"QEMU's block drivers are loadable modules ({modules[0].rsplit('/', 1)[0]}) and block-{name}.so is not installed"
+    formats = facts.answer("qemu.formats")
+    listed = (formats.get("stdout") or "").split("\n", 1)[0].split(":", 1)[-1].split()
+    if formats.get("rc") == 0 and listed:
+        return name in listed, (f"QEMU is built without loadable modules and {'has' if name in listed else 'lacks'} "
+                                f"the {name} driver (-drive format=help)")
+    return False, "cannot tell: no QEMU modules found and no QEMU to ask (" + (facts.error("qemu.formats") or "no answer") + ")"
 
 
 @checks.register("qemu.binary", "QEMU's system emulator for the node's architecture is installed")

@@ -116,6 +116,14 @@ def op_processes(spec):
     return {"names": sorted(names)}
 
 
+def op_installed(spec):
+    """Where each program is (PATH, then the sbin folders), and what each glob pattern matches."""
+    import glob
+
+    return {"programs": dict((name, _which(name)) for name in spec.get("programs", [])),
+            "globs": dict((pattern, sorted(glob.glob(pattern))) for pattern in spec.get("globs", []))}
+
+
 def op_exists(spec):
     return {"path": spec["path"], "exists": os.path.exists(spec["path"])}
 

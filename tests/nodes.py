@@ -22,6 +22,23 @@ PASSWD = "root:x:0:0:root:/root:/bin/bash\nlibvirt-qemu:x:64055:107:Libvirt Qemu
 GROUP = "root:x:0:\nkvm:x:107:\nlibvirt:x:106:ops\n"
 
 
+QEMU_MODULES = "/usr/lib/x86_64-linux-gnu/qemu"
+QEMU_FORMATS = "blkdebug file host_device iscsi luks nbd qcow2 raw rbd ssh"
+BACKENDS = ("/usr/lib/*/libvirt/storage-backend", "/usr/lib64/libvirt/storage-backend")
+
+
+def installed(programs: list[str], backends: list[str], *, missing: tuple[str, ...] = ()) -> dict:
+    """The answer of an ``installed`` probe on a Debian node with these programs and libvirt
+    storage backends; names in ``missing`` are absent."""
+    globs = {}
+    for name in backends:
+        for folder in BACKENDS:
+            found = folder.startswith("/usr/lib/*") and name not in missing
+            globs[f"{folder}/libvirt_storage_backend_{name}.so"] = (
+                [f"/usr/lib/x86_64-linux-gnu/libvirt/storage-backend/libvirt_storage_backend_{name}.so"] if found else [])
+    return {"programs": {p: None if p in missing else f"/usr/sbin/{p}" for p in programs}, "globs": globs}
+
+
 def cpuinfo(name: str) -> dict:
     return {"path": "/proc/cpuinfo", "text": (CPUINFO / name).read_text()}
 
@@ -67,6 +84,17 @@ def healthy_node(machine: str = "x86_64", cpu: str = "intel_vtx", **overrides) -
         "resources.instances_fs": {"path": "/var/lib", "free": 800 * 1024**3, "total": 1000 * 1024**3},
         "clock.adjtimex": {"state": 0, "status": 0x2001, "maxerror_us": 16000},
         "ports.listening": {"ports": [22, 16509]},
+        "qemu.modules": {"globs": {f"{d}/*.so": [] for d in ("/usr/lib/*/qemu", "/usr/lib64/qemu-kvm", "/usr/lib64/qemu", "/usr/lib/qemu")}
+                         | {"/usr/lib/*/qemu/*.so": [f"{QEMU_MODULES}/{m}.so" for m in ("accel-tcg-x86_64", "block-iscsi", "block-rbd")]}},
+        "qemu.formats": {"program": "/usr/bin/qemu-system-x86_64", "rc": 0, "stdout": f"Supported formats: {QEMU_FORMATS}\n", "stderr": ""},
+        "storage.nfs": installed(["mount.nfs"], ["fs"]),
+        "storage.lvm": installed(["pvcreate", "vgcreate", "lvcreate"], ["logical"]),
+        "storage.iscsi": installed(["iscsiadm"], ["iscsi", "iscsi-direct"]),
+        "storage.rbd": installed([], ["rbd"]),
+        "network.renderer": {"programs": {"netplan": "/usr/sbin/netplan"},
+                             "globs": {"/lib/systemd/systemd-networkd": ["/lib/systemd/systemd-networkd"],
+                                       "/usr/lib/systemd/systemd-networkd": ["/usr/lib/systemd/systemd-networkd"]}},
+        "network.nftables": {"programs": {"nft": "/usr/sbin/nft"}, "globs": {}},
     }
     answers.update(overrides)
     return Facts(answers)

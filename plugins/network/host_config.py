@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from provision import installed
+from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 
+checks = CheckSet()
 NETPLAN_FILE = "/etc/netplan/60-provision.yaml"
 NETWORKD_DIR = "/etc/systemd/network"
+NETWORKD = ("systemd-networkd", ("/lib/systemd/systemd-networkd", "/usr/lib/systemd/systemd-networkd"))
+RENDERERS = {
+    "netplan": installed.Software("netplan with systemd-networkd", programs=("netplan",), pieces=(NETWORKD,),
+                                  remedy="apt-get install netplan.io (Debian/Ubuntu; it brings systemd-networkd)"),
+    "networkd": installed.Software("systemd-networkd", pieces=(NETWORKD,),
+                                   remedy="apt-get install systemd-networkd (Debian 13; part of systemd before) "
+                                          "or dnf install systemd-networkd (RHEL, from EPEL)"),
+}
 
 
 @hookimpl
@@ -31,6 +42,20 @@ def provision_validate_settings(settings):
                 problems.append((("network", kind, i, key), f"duplicate interface {name!r} (also {seen[name]})"))
             seen.setdefault(name, f"network.{kind}[{i}]")
     return problems
+
+
+@hookimpl
+def provision_probe():
+    return installed.probe("network.renderer", *RENDERERS.values())
+
+
+@checks.register("network.renderer", "the inventory's network renderer (netplan or systemd-networkd) is installed")
+def renderer_software(facts, settings):
+    net = settings.get("network") or {}
+    renderer = net.get("renderer", "netplan")
+    return installed.software_check(facts, "network.renderer", RENDERERS[renderer],
+                                    needed=bool(net.get("bridges") or net.get("vlans")),
+                                    unneeded="no host bridges or VLANs in the inventory")
 
 
 LINK_DEFAULTS = {"interfaces": [], "addresses": [], "mtu": None, "stp": False, "id": None, "link": None,
@@ -98,3 +123,6 @@ def provision_render(ctx):
             files.append(RenderedFile(f"{stem}.netdev", ctx.render("networkd/link.netdev.j2", iface=iface)))
         files.append(RenderedFile(f"{stem}.network", ctx.render("networkd/link.network.j2", iface=iface)))
     return files
+
+
+provision_check_catalog, provision_checks = checks.hooks()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 
-from provision import kernel
+from provision import installed, kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.pools import POOL_DIR
 
 checks = CheckSet()
+NFT = installed.Software("nftables", programs=("nft",), remedy="apt-get install nftables (Debian/Ubuntu) or dnf install nftables (RHEL)")
 NF_NAT = kernel.Needs(config=("CONFIG_NF_NAT",), modules=("nf_nat",))
 MASQUERADE = kernel.Needs(config=("CONFIG_NFT_MASQ", "CONFIG_NFT_NAT", "CONFIG_IP_NF_TARGET_MASQUERADE"),
                           modules=("nft_masq", "nft_nat", "nft_chain_nat", "ipt_MASQUERADE"))
@@ -61,7 +62,14 @@ def provision_validate_settings(settings):
 
 @hookimpl
 def provision_probe():
-    return kernel.probe(NF_NAT, MASQUERADE)
+    return {**kernel.probe(NF_NAT, MASQUERADE), **installed.probe("network.nftables", NFT)}
+
+
+@checks.register("network.nftables", "nft is installed where NAT is left to nftables (firewall: nftables)")
+def nftables_software(facts, settings):
+    needed = any(n.get("firewall") == "nftables" for n in (settings.get("network") or {}).get("nat") or [])
+    return installed.software_check(facts, "network.nftables", NFT, needed=needed,
+                                    unneeded="no NAT network with firewall: nftables in the inventory")
 
 
 @checks.register("kernel.nat", "the kernel has netfilter NAT (nf_nat) with nftables or iptables masquerading")

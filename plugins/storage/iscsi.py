@@ -7,10 +7,22 @@ from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.pools import pool_file, secret_file, uses
+from provision import installed
+from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, secret_file, software_with_qemu_driver, uses
 
 checks = CheckSet()
 ISCSI_TCP = kernel.Needs(config=("CONFIG_ISCSI_TCP",), modules=("iscsi_tcp",))
+INITIATOR = installed.Software(
+    "iSCSI initiator software", programs=("iscsiadm",), pieces=(libvirt_backend("iscsi"),),
+    remedy="apt-get install open-iscsi (Debian/Ubuntu) or dnf install iscsi-initiator-utils libvirt-daemon-driver-storage-iscsi (RHEL)")
+DIRECT = installed.Software(
+    "iscsi-direct software", pieces=(libvirt_backend("iscsi-direct"),),
+    remedy="apt-get install libvirt-daemon-driver-storage-iscsi-direct qemu-block-extra (Debian/Ubuntu) or "
+           "dnf install libvirt-daemon-driver-storage-iscsi-direct qemu-kvm-block-iscsi (RHEL)")
+
+
+def _entries(settings, direct: bool) -> bool:
+    return any(s["type"] == "iscsi" and bool(s.get("direct")) == direct for s in settings.get("storage") or [])
 @hookimpl
 def provision_settings_schema():
     from provision_plugins.storage.iscsi_schema import IscsiPool
@@ -20,7 +32,25 @@ def provision_settings_schema():
 
 @hookimpl
 def provision_probe():
-    return kernel.probe(ISCSI_TCP)
+    return {**kernel.probe(ISCSI_TCP), **installed.probe("storage.iscsi", INITIATOR, DIRECT)}
+
+
+@checks.register("storage.iscsi", "iscsiadm and libvirt's iscsi backend (iscsi pools), or libvirt's iscsi-direct backend "
+                                  "and QEMU's iscsi block driver (iscsi-direct pools), are installed")
+def iscsi_software(facts, settings):
+    from dataclasses import replace
+
+    needed, why_not = host_needs(settings, "iscsi")
+    results = ([installed.software_check(facts, "storage.iscsi", INITIATOR, needed=True, unneeded="")]
+               if needed and _entries(settings, direct=False) else [])
+    results += ([software_with_qemu_driver(facts, "storage.iscsi", DIRECT, "iscsi", needed=True, unneeded="")]
+                if needed and _entries(settings, direct=True) else [])
+    if not results:
+        return installed.software_check(facts, "storage.iscsi", INITIATOR, needed=False, unneeded=why_not)
+    failing = [r for r in results if r.status != "pass"]
+    return replace(failing[0] if failing else results[0], message="; ".join(r.message for r in results),
+                   evidence={k: v for r in results for k, v in r.evidence.items()},
+                   remedy="; ".join(r.remedy for r in failing if r.remedy))
 
 
 @checks.register("kernel.iscsi", "the kernel has the iSCSI initiator (iscsi_tcp); iscsi-direct pools do not need it")

@@ -10,10 +10,14 @@ from provision.checks import CheckSet
 from provision.errors import SettingsError
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision_plugins.storage.pools import pool_file, uses
+from provision import installed
+from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, uses
 
 checks = CheckSet()
 DM = kernel.Needs(config=("CONFIG_BLK_DEV_DM",), modules=("dm_mod",))
+SOFTWARE = installed.Software(
+    "LVM software", programs=("pvcreate", "vgcreate", "lvcreate"), pieces=(libvirt_backend("logical"),),
+    remedy="apt-get install lvm2 (Debian/Ubuntu) or dnf install lvm2 libvirt-daemon-driver-storage-logical (RHEL)")
 
 
 @hookimpl
@@ -25,7 +29,13 @@ def provision_settings_schema():
 
 @hookimpl
 def provision_probe():
-    return kernel.probe(DM)
+    return {**kernel.probe(DM), **installed.probe("storage.lvm", SOFTWARE)}
+
+
+@checks.register("storage.lvm", "the LVM tools and libvirt's logical storage backend are installed, for logical pools")
+def lvm_software(facts, settings):
+    needed, why_not = host_needs(settings, "lvm", also=(settings.get("hypervisor") or {}).get("images_type") == "lvm")
+    return installed.software_check(facts, "storage.lvm", SOFTWARE, needed=needed, unneeded=why_not)
 
 
 @checks.register("kernel.device_mapper", "the kernel has device-mapper (dm_mod), needed to activate LVM logical volumes")

@@ -6,10 +6,14 @@ from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision_plugins.storage.pools import pool_file, uses
+from provision import installed
+from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, uses
 
 checks = CheckSet()
 NFS = kernel.Needs(config=("CONFIG_NFS_FS",), modules=("nfs", "nfsv4"), filesystems=("nfs", "nfs4"))
+SOFTWARE = installed.Software(
+    "NFS pool software", programs=("mount.nfs",), pieces=(libvirt_backend("fs"),),
+    remedy="apt-get install nfs-common (Debian/Ubuntu) or dnf install nfs-utils libvirt-daemon-driver-storage-core (RHEL)")
 INSTANCES = "/var/lib/nova/instances"
 
 
@@ -22,7 +26,13 @@ def provision_settings_schema():
 
 @hookimpl
 def provision_probe():
-    return kernel.probe(NFS)
+    return {**kernel.probe(NFS), **installed.probe("storage.nfs", SOFTWARE)}
+
+
+@checks.register("storage.nfs", "mount.nfs and libvirt's fs storage backend are installed, for netfs pools")
+def nfs_software(facts, settings):
+    needed, why_not = host_needs(settings, "nfs")
+    return installed.software_check(facts, "storage.nfs", SOFTWARE, needed=needed, unneeded=why_not)
 
 
 @checks.register("kernel.nfs", "the kernel has an NFS client (nfs, nfs4), needed for netfs pools")

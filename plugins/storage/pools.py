@@ -30,3 +30,44 @@ def provision_validate_settings(settings):
 def uses(settings, kind: str) -> bool:
     """Whether the node's storage has an entry of this type."""
     return any((entry or {}).get("type") == kind for entry in settings.get("storage") or [])
+
+
+# where distributions put libvirt's loadable storage backends: Debian/Ubuntu, then RHEL/Fedora/SUSE
+BACKEND_DIRS = ("/usr/lib/*/libvirt/storage-backend", "/usr/lib64/libvirt/storage-backend")
+
+
+def libvirt_backend(name: str) -> tuple[str, tuple[str, ...]]:
+    """libvirt's storage backend ``name`` as a piece of :class:`provision.installed.Software`."""
+    return f"libvirt_storage_backend_{name}.so", tuple(f"{d}/libvirt_storage_backend_{name}.so" for d in BACKEND_DIRS)
+
+
+def host_needs(settings, kind: str, *, also: bool = False) -> tuple[bool, str]:
+    """Whether the host itself needs a storage type's software (an entry of that type, or ``also``),
+    and if not, why: with ``libvirt: container`` the container image brings it."""
+    if not (uses(settings, kind) or also):
+        return False, f"no {kind} storage in the inventory"
+    if (settings.get("hypervisor") or {}).get("libvirt") == "container":
+        return False, "libvirt runs in a container, whose image brings it"
+    return True, ""
+
+
+def software_with_qemu_driver(facts, key: str, software, driver: str, *, needed: bool, unneeded: str):
+    """:func:`provision.installed.software_check` for a storage type whose disks QEMU opens itself
+    (rbd, iscsi-direct): QEMU's block driver for them counts as part of the software."""
+    from provision import installed
+    from provision.results import failed, passed, skipped
+    from provision_plugins.qemu import block_driver
+
+    if "error" in facts.answer(key):
+        return installed.software_check(facts, key, software, needed=needed, unneeded=unneeded)
+    missing, evidence = installed.found(facts, key, software)
+    has_driver, how = block_driver(facts, driver)
+    evidence[f"QEMU {driver} driver"] = how
+    if not has_driver:
+        missing.append(f"QEMU's {driver} block driver")
+    if not needed:
+        return skipped(f"not needed: {unneeded} ({software.what}: {'missing ' + ', '.join(missing) if missing else 'installed'})",
+                       evidence)
+    if missing:
+        return failed(f"{software.what}: missing {', '.join(missing)} (the inventory needs it)", evidence, software.remedy)
+    return passed(f"{software.what}: installed", evidence)

@@ -7,10 +7,15 @@ from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.pools import pool_file, secret_file
+from provision import installed
+from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
 
 checks = CheckSet()
 RBD = kernel.Needs(config=("CONFIG_BLK_DEV_RBD",), modules=("rbd",))
+SOFTWARE = installed.Software(
+    "Ceph RBD software", pieces=(libvirt_backend("rbd"),),
+    remedy="apt-get install libvirt-daemon-driver-storage-rbd qemu-block-extra (Debian/Ubuntu) or "
+           "dnf install libvirt-daemon-driver-storage-rbd qemu-kvm-block-rbd (RHEL)")
 MON_PORT = 6789
 CEPH_CONF = "/etc/ceph/ceph.conf"
 
@@ -24,7 +29,13 @@ def provision_settings_schema():
 
 @hookimpl
 def provision_probe():
-    return kernel.probe(RBD)
+    return {**kernel.probe(RBD), **installed.probe("storage.rbd", SOFTWARE)}
+
+
+@checks.register("storage.rbd", "libvirt's rbd storage backend and QEMU's rbd block driver are installed, for rbd pools and images")
+def rbd_software(facts, settings):
+    needed, why_not = host_needs(settings, "rbd", also=(settings.get("hypervisor") or {}).get("images_type") == "rbd")
+    return software_with_qemu_driver(facts, "storage.rbd", SOFTWARE, "rbd", needed=needed, unneeded=why_not)
 
 
 @checks.register("kernel.rbd", "the kernel has the Ceph rbd driver; QEMU's librbd does not need it")

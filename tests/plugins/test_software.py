@@ -60,3 +60,58 @@ def test_host_libvirtd_conflicts_with_containerised_libvirt():
     assert libvirt_daemon(quiet, container).status == "pass"
     assert libvirt_daemon(quiet, {}).status == "fail"
     assert libvirt_daemon(healthy_node(**{"libvirt.socket.0": ENOENT}), {}).status == "warn"
+
+
+MODULE_GLOBS = ("/usr/lib/*/qemu/*.so", "/usr/lib64/qemu-kvm/*.so", "/usr/lib64/qemu/*.so", "/usr/lib/qemu/*.so")
+
+
+def qemu_modules(*names: str, folder: str = "/usr/lib/*/qemu", real: str = "/usr/lib/x86_64-linux-gnu/qemu") -> dict:
+    globs = {g: [] for g in MODULE_GLOBS}
+    globs[f"{folder}/*.so"] = [f"{real}/{n}.so" for n in names]
+    return {"globs": globs}
+
+
+def formats(listed: str) -> dict:
+    return {"program": "/usr/bin/qemu-system-x86_64", "rc": 0, "stdout": f"Supported formats: {listed}\n", "stderr": ""}
+
+
+@pytest.mark.parametrize(
+    ("modules", "listed", "has", "how"),
+    [
+        (qemu_modules("accel-tcg-x86_64", "block-rbd"), formats("qcow2 raw rbd"), True,
+         "QEMU's rbd driver is installed (/usr/lib/x86_64-linux-gnu/qemu/block-rbd.so)"),
+        # Debian without qemu-block-extra: format=help still names rbd, the module is not there
+        (qemu_modules("accel-tcg-x86_64", "ui-curses"), formats("qcow2 raw rbd"), False,
+         "QEMU's block drivers are loadable modules (/usr/lib/x86_64-linux-gnu/qemu) and block-rbd.so is not installed"),
+        (qemu_modules("block-rbd", folder="/usr/lib64/qemu-kvm", real="/usr/lib64/qemu-kvm"), formats("qcow2 raw"), True,
+         "QEMU's rbd driver is installed (/usr/lib64/qemu-kvm/block-rbd.so)"),
+        (qemu_modules(), formats("qcow2 raw rbd"), True,
+         "QEMU is built without loadable modules and has the rbd driver (-drive format=help)"),
+        (qemu_modules(), formats("qcow2 raw"), False,
+         "QEMU is built without loadable modules and lacks the rbd driver (-drive format=help)"),
+        (qemu_modules(), {"error": "ENOENT: not found: qemu-system-x86_64"}, False,
+         "cannot tell: no QEMU modules found and no QEMU to ask (ENOENT: not found: qemu-system-x86_64)"),
+    ],
+    ids=["module", "module-missing", "rhel-module", "built-in", "built-without", "no-qemu"],
+)
+def test_qemu_block_driver_is_read_from_its_module_or_a_non_modular_build(modules, listed, has, how):
+    from provision_plugins.qemu import block_driver
+
+    assert block_driver(healthy_node(**{"qemu.modules": modules, "qemu.formats": listed}), "rbd") == (has, how)
+
+
+def test_qemu_block_driver_on_this_machine_matches_its_module_files():
+    """Here QEMU is Debian's modular build: the answer follows block-rbd.so being installed."""
+    import glob
+
+    from provision.hosts import parse_host_spec
+    from provision.plugins import default_hooks
+    from provision.probe import gather_facts
+    from provision_plugins.qemu import block_driver
+
+    facts = gather_facts(parse_host_spec("local://"), default_hooks().probe_operations)
+    modules = [m for d in ("/usr/lib/*/qemu", "/usr/lib64/qemu-kvm", "/usr/lib64/qemu", "/usr/lib/qemu") for m in glob.glob(f"{d}/*.so")]
+    if not modules:
+        pytest.skip("QEMU here is not built with loadable modules")
+    has, how = block_driver(facts, "rbd")
+    assert has == any(m.endswith("/block-rbd.so") for m in modules), how

@@ -63,3 +63,16 @@ def test_probe_output_is_plain_data_with_every_key(hooks, local_facts):
 def test_unreachable_host_says_why():
     with pytest.raises(Unreachable, match="Connection refused"):
         gather_facts(parse_host_spec("ssh://nobody@127.0.0.1:1"), {}, timeout=5)
+
+
+def test_probe_finds_installed_programs_and_files_as_the_shell_does(local_facts):
+    import glob
+    import shutil
+
+    for key in ("storage.lvm", "network.nftables", "qemu.modules"):
+        answer = local_facts.answer(key)
+        for program, where in answer["programs"].items():
+            expected = shutil.which(program, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/libexec")
+            assert (where is None) == (expected is None), program
+        for pattern, matches in answer["globs"].items():
+            assert matches == sorted(glob.glob(pattern)), pattern
