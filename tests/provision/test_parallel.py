@@ -27,3 +27,16 @@ def test_an_error_in_a_worker_is_raised_here():
 
     with pytest.raises(ValueError, match="item 7 is bad"):
         fork_map(fail_on_seven, list(range(10)), per_worker=1, workers=2)
+
+
+def test_output_buffered_before_the_fork_is_written_once():
+    """multiprocessing flushes the standard streams before it forks; a child must not repeat them."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from provision.parallel import fork_map\n"
+              "sys.stdout.write('before\\n')\n"
+              "fork_map(lambda n: n, list(range(4)), per_worker=1, workers=2)\n"
+              "print('after')\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out == "before\nafter\n"
