@@ -27,7 +27,7 @@ class SettingsError(InputError):
         return [problem_line(file_of(path), host, path, message) for path, message in self.problems]
 
     def __str__(self) -> str:
-        return "; ".join(f"provision.{dotted(path)}: {message}" for path, message in self.problems)
+        return "; ".join(f"{field(path)}: {message}" for path, message in self.problems)
 
 
 def dotted(path: tuple) -> str:
@@ -40,4 +40,9 @@ def dotted(path: tuple) -> str:
 
 def problem_line(file, host: str, path: tuple, message: str) -> str:
     """``FILE: host H: provision.FIELD: message`` (without ``FILE: `` when no file set the value)."""
-    return f"{str(file) + ': ' if file else ''}host {host}: provision.{dotted(path)}: {message}"
+    return f"{str(file) + ': ' if file else ''}host {host}: {field(path)}: {message}"
+
+
+def field(path: tuple) -> str:
+    """The inventory variable a settings path names: ``provision.storage[0].server``, or ``provision``."""
+    return f"provision.{dotted(path)}" if path else "provision"

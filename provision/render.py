@@ -82,7 +82,7 @@ def render_node(node: Node, decision: Decision | None, *, hooks) -> list[Rendere
         for f in produced:
             f = replace(f, plugin=plugin)
             if f.target in files:
-                raise InputError(f"host {node.name}: {f.target} is rendered by both {files[f.target].plugin} and {plugin}")
+                raise SettingsError([((), f"{f.target} is rendered by both {files[f.target].plugin} and {plugin}")])
             files[f.target] = f
     return sorted(files.values(), key=lambda f: f.target)
 

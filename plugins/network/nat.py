@@ -35,6 +35,7 @@ def provision_validate_settings(settings):
         (ipaddress.ip_interface(a).network, f"network.bridges[{i}].addresses")
         for i, b in enumerate(net.get("bridges") or []) for a in b["addresses"]]
     names: dict[str, int] = {}
+    bridged = {b["name"]: i for i, b in enumerate(net.get("bridges") or [])}  # each bridge's libvirt network bears its name
     for i, nat in enumerate(net.get("nat") or []):
         subnet = ipaddress.ip_network(nat["subnet"])
         gateway = ipaddress.ip_address(nat["gateway"])
@@ -56,6 +57,9 @@ def provision_validate_settings(settings):
         taken.append((subnet, f"network.nat[{i}].subnet"))
         if nat["name"] in names:
             problems.append(((*where, "name"), f"duplicate network name {nat['name']!r} (also network.nat[{names[nat['name']]}])"))
+        elif nat["name"] in bridged:
+            problems.append(((*where, "name"), f"libvirt network {nat['name']!r} is also the bridged network of "
+                                               f"network.bridges[{bridged[nat['name']]}]; libvirt has one namespace for networks"))
         names.setdefault(nat["name"], i)
     return problems
 

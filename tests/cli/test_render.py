@@ -66,6 +66,9 @@ BAD = [
     ({"network": {"bridges": [{"name": "br0", "interfaces": ["vlan5"]}, {"name": "br1"}],
                   "vlans": [{"name": "vlan5", "id": 5, "link": "eth2", "bridge": "br1"}]}},
      "provision.network.vlans[0].bridge: vlan5 is also listed as a port of br0; a link has one bridge"),
+    ({"network": {"bridges": [{"name": "br0"}],
+                  "nat": [{"name": "br0", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1"}]}},
+     "provision.network.nat[0].name: libvirt network 'br0' is also the bridged network of network.bridges[0]"),
     ({"storage": [{"name": "x", "type": "xfs"}]},
      "provision.storage[0].type: must be one of iscsi, lvm, nfs, rbd (got 'xfs')"),
     ({"storage": [{"name": "x", "type": "nfs", "server": "nfs..bad", "export": "/e", "mountpoint": "/m"}]},
@@ -276,3 +279,15 @@ def test_a_full_disk_is_exit_1_and_moves_nothing_into_place(cli, tmp_path):
         assert list(out.iterdir()) == []
     finally:
         subprocess.run(["umount", str(out)], check=True)
+
+
+def test_two_plugins_rendering_one_file_is_exit_2_and_writes_nothing(cli, tmp_path):
+    env = {"PROVISION_PLUGINS": "tests.fixture_plugins.clashing_render"}
+    inv = inventory(tmp_path, PINNED, hosts=("n1", "n2"))
+    out = tmp_path / "out"
+    result = cli("render", "-i", inv, "--out", str(out), env=env)
+    assert result.exit_code == 2
+    for host in ("n1", "n2"):
+        assert (f"{inv}: host {host}: provision: /etc/nova/nova.conf.d/50-provision-libvirt.conf is rendered by both "
+                "provision_plugins.hypervisor and tests.fixture_plugins.clashing_render") in result.stderr
+    assert not out.exists()
