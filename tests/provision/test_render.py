@@ -128,3 +128,47 @@ def test_forked_workers_render_the_same_tree_as_one_process(tmp_path):
                        for p in (tmp_path / str(workers)).rglob("*")} for workers in (1, 2)}
     assert modes[1] == modes[2]
     assert sorted(p.name for p in (tmp_path / "2").iterdir()) == sorted(n.name for n in nodes)  # no staging left
+
+
+def test_libvirt_itself_defines_every_rendered_secret_pool_and_network(rendered, tmp_path, libvirtd):
+    """Beyond the schemas: libvirtd's own parser and checks accept each object (defined under a
+    test name and a fresh UUID, never started, and undefined again)."""
+    import uuid
+
+    from lxml import etree
+
+    from tests.guests import PREFIX, virsh
+
+    folder = rendered / "cmp1" / "etc" / "provision" / "libvirt"
+    uuids: dict[str, str] = {}
+    defined: list[tuple[str, str]] = []
+    try:
+        for kind in ("secret", "pool", "network"):
+            for xml in sorted(folder.glob(f"{kind}-*.xml")):
+                doc = etree.parse(str(xml))
+                if kind == "secret":
+                    if (own := doc.find("uuid")) is not None:
+                        uuids[own.text] = own.text = str(uuid.uuid4())
+                    usage = doc.find("usage/name") if doc.find("usage/name") is not None else doc.find("usage/target")
+                    usage.text = PREFIX + usage.text
+                else:
+                    doc.find("name").text = ident = PREFIX + doc.findtext("name")
+                    for ref in doc.iterfind(".//auth/secret"):
+                        if ref.get("uuid"):
+                            ref.set("uuid", uuids[ref.get("uuid")])
+                        else:
+                            ref.set("usage", PREFIX + ref.get("usage"))
+                copy = tmp_path / xml.name
+                doc.write(str(copy))
+                command = {"secret": "secret-define", "pool": "pool-define", "network": "net-define"}[kind]
+                proc = subprocess.run(["virsh", "-c", "qemu:///system", command, str(copy)], capture_output=True, text=True)
+                if kind == "secret" and proc.returncode == 0:
+                    ident = proc.stdout.split()[1]  # "Secret <uuid> created"
+                if proc.returncode == 0:
+                    defined.append((kind, ident))
+                assert proc.returncode == 0, f"{xml.name}: {proc.stderr}"
+        assert {k for k, _ in defined} == {"secret", "pool", "network"}
+        assert len(defined) == len(list(folder.glob("*.xml")))
+    finally:
+        for kind, ident in reversed(defined):
+            virsh({"secret": "secret-undefine", "pool": "pool-undefine", "network": "net-undefine"}[kind], ident)
