@@ -11,7 +11,7 @@ PACKAGES=(
   libvirt-daemon-system libvirt-clients libvirt-dev          # libvirtd, virtlogd, virsh, virt-xml-validate
   libvirt-daemon-driver-storage-rbd libvirt-daemon-driver-storage-iscsi-direct
   libxml2-utils netplan.io nftables iproute2 lvm2 kmod       # validators and the network/storage tools
-  e2fsprogs util-linux                                      # mkfs, losetup, unshare, script in the tests
+  e2fsprogs util-linux systemd                              # mkfs, losetup, unshare, script, systemd-analyze in the tests
   openssh-server openssh-client                             # test hosts in network namespaces
   busybox-static cpio dpkg-dev                              # the canary guest's initramfs
 )

@@ -172,3 +172,13 @@ def test_libvirt_itself_defines_every_rendered_secret_pool_and_network(rendered,
     finally:
         for kind, ident in reversed(defined):
             virsh({"secret": "secret-undefine", "pool": "pool-undefine", "network": "net-undefine"}[kind], ident)
+
+
+def test_systemd_units_pass_systemd_analyze_verify(rendered, tmp_path):
+    units = sorted(p for p in rendered.rglob("etc/systemd/system/*") if p.suffix in (".mount", ".service"))
+    assert units, "the example renders nova's instances mount unit"
+    for unit in units:
+        copy = tmp_path / unit.name  # verify reads the unit's name from its file name (Where= must match it)
+        copy.write_text(unit.read_text())
+        proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(copy)], capture_output=True, text=True)
+        assert (proc.returncode, proc.stderr) == (0, ""), f"{unit}: {proc.stderr}"
