@@ -11,14 +11,17 @@ checks = CheckSet()
 EMULATOR = ["qemu-system-{machine}", "/usr/libexec/qemu-kvm", "qemu-kvm"]
 # where distributions put QEMU's loadable modules: Debian/Ubuntu, RHEL, Fedora/SUSE, Arch
 MODULE_DIRS = ("/usr/lib/*/qemu", "/usr/lib64/qemu-kvm", "/usr/lib64/qemu", "/usr/lib/qemu")
+MODULE_GLOBS = tuple(f"{d}/*.so" for d in MODULE_DIRS)
 
 
 @hookimpl
 def provision_probe():
     return {
         "qemu.version": {"op": "run", "argv": ["qemu-system-{machine}", "--version"], "argv0": EMULATOR},
-        "qemu.modules": {"op": "installed", "globs": [f"{d}/*.so" for d in MODULE_DIRS]},
-        "qemu.formats": {"op": "run", "argv": ["qemu-system-{machine}", "-drive", "format=help"], "argv0": EMULATOR},
+        "qemu.modules": {"op": "installed", "globs": list(MODULE_GLOBS)},
+        # only a QEMU built without modules is asked: a modular one lists drivers whether installed or not
+        "qemu.formats": {"op": "run", "argv": ["qemu-system-{machine}", "-drive", "format=help"], "argv0": EMULATOR,
+                         "unless_glob": MODULE_GLOBS},
     }
 
 

@@ -62,9 +62,16 @@ def op_listdir(spec):
 
 
 def start_run(spec):
-    """Start argv (``argv0`` lists alternative programs, the first found runs); finish with finish_run."""
+    """Start argv (``argv0`` lists alternative programs, the first found runs); finish with finish_run.
+    With ``unless_glob``, nothing runs when one of those patterns matches a file (the files tell already)."""
     import subprocess
 
+    if spec.get("unless_glob"):
+        import glob
+
+        hit = next((m for pattern in spec["unless_glob"] for m in glob.glob(pattern)), None)
+        if hit:
+            return {"skipped": "not run: %s exists" % hit}
     machine = os.uname().machine
     argv = [a.replace("{machine}", machine) for a in spec["argv"]]
     candidates = [c.replace("{machine}", machine) for c in spec.get("argv0", [argv[0]])]

@@ -76,3 +76,12 @@ def test_probe_finds_installed_programs_and_files_as_the_shell_does(local_facts)
             assert (where is None) == (expected is None), program
         for pattern, matches in answer["globs"].items():
             assert matches == sorted(glob.glob(pattern)), pattern
+
+
+def test_a_run_is_skipped_when_its_unless_glob_matches_a_file():
+    facts = gather_facts(parse_host_spec("local://"), {
+        "told": {"op": "run", "argv": ["echo", "asked"], "unless_glob": ["/no/such/*.so", "/proc/self/sta[t]"]},
+        "asked": {"op": "run", "argv": ["echo", "asked"], "unless_glob": ["/no/such/folder/*.so"]},
+    })
+    assert facts.answer("told") == {"skipped": "not run: /proc/self/stat exists"}
+    assert (facts.answer("asked")["rc"], facts.answer("asked")["stdout"]) == (0, "asked\n")
