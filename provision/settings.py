@@ -64,12 +64,16 @@ def validate_settings(model: type[BaseModel], data: Any) -> tuple[dict[str, Any]
 
 
 def explain(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
-    """A pydantic error as (path without union tags, a message a user can act on)."""
+    """A pydantic error as (path without union tags, a message a user can act on). The value is
+    quoted back, except in a field that holds or names a secret (a key pasted into key_file)."""
+    from provision.secrets import points_at_secret
+
     path = _clean_loc(model, err["loc"])
     kind, got = err["type"], err.get("input")
+    hidden = points_at_secret(path)
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", err["ctx"]["expected"])
-        return path, f"must be one of {', '.join(choices)} (got {got!r})"
+        return path, f"must be one of {', '.join(choices)}" + ("" if hidden else f" (got {got!r})")
     if kind == "extra_forbidden":
         known = _known_keys(model, path[:-1])
         hint = f"; known keys: {', '.join(known)}" if known else ""
@@ -84,7 +88,9 @@ def explain(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
     message = err["msg"]
     message = message[0].lower() + message[1:]
     message = message.replace("Value error, ", "").replace("value error, ", "")
-    if got is not None and not isinstance(got, dict | list):
+    if hidden:
+        message += " (the value is not shown: this field names a secret or its file)"
+    elif got is not None and not isinstance(got, dict | list):
         message += f" (got {got!r})"
     return path, message
 

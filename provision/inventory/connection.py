@@ -54,6 +54,8 @@ def host_spec_for(host: InventoryHost) -> HostSpec:
     spec = f"{connection}://{user + '@' if user else ''}{netloc}{':' + str(port) if port else ''}"
     options = {}
     if key := v.get("ansible_ssh_private_key_file"):
+        if "\n" in str(key) or "PRIVATE KEY" in str(key):  # the key itself, pasted: never echo it
+            raise ConnectionError_("ansible_ssh_private_key_file", "must be the path of a key file, not the key (the value is not shown)")
         key_path = Path(os.path.expanduser(str(key)))
         if not key_path.is_file():
             raise ConnectionError_("ansible_ssh_private_key_file", f"no such key file {str(key)!r}")

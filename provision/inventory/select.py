@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +11,8 @@ from provision.inventory.load import load_inventory
 from provision.inventory.model import Inventory
 from provision.inventory.patterns import select_hosts
 from provision.inventory.validate import validate_inventory
+from provision.secrets import REDACTED, holds_secret
 
-SECRET_NAME = re.compile(r"(password|passwd|secret|token|(^|_)key)$", re.I)
-REDACTED = "<redacted>"
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ def select_nodes(*, inventory: str | None, limit: str | None = None, hosts: list
 def redact(value: Any) -> Any:
     """``value`` with every secret-named key's value replaced (CHAP passwords, Ceph keys, tokens)."""
     if isinstance(value, dict):
-        return {k: (REDACTED if SECRET_NAME.search(str(k)) and v is not None else redact(v)) for k, v in value.items()}
+        return {k: (REDACTED if holds_secret(str(k)) and v is not None else redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value

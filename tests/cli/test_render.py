@@ -291,3 +291,19 @@ def test_two_plugins_rendering_one_file_is_exit_2_and_writes_nothing(cli, tmp_pa
         assert (f"{inv}: host {host}: provision: /etc/nova/nova.conf.d/50-provision-libvirt.conf is rendered by both "
                 "provision_plugins.hypervisor and tests.fixture_plugins.clashing_render") in result.stderr
     assert not out.exists()
+
+
+def test_a_secret_pasted_into_a_file_field_is_refused_without_echoing_it(cli, tmp_path):
+    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu"}, "storage": [
+        {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
+         "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": SECRET},
+        {"name": "san1", "type": "iscsi", "portal": "192.0.2.50", "target": "iqn.2026-01.com.example:san1",
+         "initiator": "iqn.2026-01.com.example:n1", "chap": {"username": "u", "password_file": CHAP}}]})
+    for args in (("render", "-i", inv, "--out", str(tmp_path / "out")), ("inventory", "validate", "-i", inv),
+                 ("inventory", "show", "n1", "-i", inv)):
+        result = cli(*args)
+        assert result.exit_code == 2
+        assert SECRET not in result.output and CHAP not in result.output
+        assert ("provision.storage[0].key_file: must be an absolute path "
+                "(the value is not shown: this field names a secret or its file)") in result.stderr
+        assert "provision.storage[1].chap.password_file: must be an absolute path (the value is not shown" in result.stderr

@@ -219,3 +219,14 @@ def test_forked_validation_fills_in_settings_and_host_specs(tmp_path, hooks):
     specs = validate_inventory(inv, hooks, workers=2)
     assert [specs[f"n{i}"].spec for i in range(5)] == [f"ssh://192.0.2.{i + 1}:{2200 + i}" for i in range(5)]
     assert all(host.settings["hypervisor"]["virt_type"] == "auto" for host in inv.hosts.values())
+
+
+def test_a_private_key_pasted_as_the_key_file_is_not_echoed(tmp_path, hooks):
+    pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n"
+    import yaml
+
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_ssh_private_key_file": pem}}}}))
+    with pytest.raises(InputError) as err:
+        select_nodes(inventory=str(tmp_path / "hosts.yml"), hooks=hooks)
+    assert "host n1: ansible_ssh_private_key_file: must be the path of a key file, not the key (the value is not shown)" in str(err.value)
+    assert "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ" not in str(err.value)

@@ -1,0 +1,27 @@
+"""Which settings hold a secret, or name the file that holds one: their values never reach output.
+
+>>> holds_secret("password"), holds_secret("key_file"), points_at_secret(("storage", 0, "key_file"))
+(True, False, True)
+>>> points_at_secret(("storage", 0, "secret_uuid"))
+False
+"""
+
+from __future__ import annotations
+
+import re
+
+# a key whose value is the secret itself: redacted wherever settings are shown
+SECRET_NAME = re.compile(r"(password|passwd|secret|token|(^|_)key)$", re.I)
+# ... or the path of a file holding one: a secret pasted there by mistake is not echoed in errors
+SECRET_FILE = re.compile(r"(password|passwd|secret|token|(^|_)key)_file$", re.I)
+REDACTED = "<redacted>"
+
+
+def holds_secret(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+def points_at_secret(path: tuple) -> bool:
+    """Whether the settings field at ``path`` holds a secret or names a file holding one."""
+    names = [p for p in path if isinstance(p, str)]
+    return bool(names) and (holds_secret(names[-1]) or bool(SECRET_FILE.search(names[-1])))
