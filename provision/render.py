@@ -80,7 +80,7 @@ def render_node(node: Node, decision: Decision | None, *, hooks) -> list[Rendere
     files: dict[str, RenderedFile] = {}
     for plugin, produced in hooks.render(ctx):
         for f in produced:
-            f = replace(f, plugin=plugin)
+            f = RenderedFile(f.target, f.content, f.mode, plugin, f.apply)  # dataclasses.replace costs more
             if f.target in files:
                 raise SettingsError([((), f"{f.target} is rendered by both {files[f.target].plugin} and {plugin}")])
             files[f.target] = f
