@@ -114,6 +114,19 @@ def measure(label: str, base: Path, hosts: int, runs: int) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def cpu_reference() -> float:
+    """Median time of a fixed pure-Python loop: this VM's CPU speed varies by half over a day, and
+    every figure below moves with it."""
+    def loop() -> float:
+        start = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i * i
+        return time.perf_counter() - start
+
+    return statistics.median(loop() for _ in range(5))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=1000)
@@ -121,6 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     cache = ROOT / ".cache"
     cache.mkdir(exist_ok=True)
+    print(f"CPU reference (a 2,000,000-step Python loop): {cpu_reference():.3f} s; the figures below scale with it")
     with journaled_ext4(cache) as mnt:
         if mnt:
             measure("ext4 with a journal (mkfs.ext4 defaults, loop device on this disk)", mnt, args.hosts, args.runs)
