@@ -133,6 +133,8 @@ def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision],
     """
     from provision.parallel import fork_map
 
+    made, staging = _staging_in(out)
+
     def render_host(node: Node) -> tuple[int, list[str]]:
         try:
             files = render_node(node, decisions.get(node.name), hooks=hooks)
@@ -141,36 +143,52 @@ def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision],
         write_host(staging, node.name, files)
         return len(files), []
 
-    made = not out.exists()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".render-", dir=out)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot make the output folder there: {exc.strerror}"
-                         f"{' (' + exc.filename + ')' if exc.filename and exc.filename != str(out) else ''}") from None
     try:
         results = fork_map(render_host, nodes, per_worker=100, workers=workers)
         if errors := [line for _, lines in results for line in lines]:
             raise InputError("cannot render:\n  " + "\n  ".join(errors))
-        for node in nodes:
-            final = out / node.name
-            if final.exists():
-                final.rename(f"{staging}/.old-{node.name}")
-            os.rename(f"{staging}/{node.name}", final)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if made:
-            shutil.rmtree(out, ignore_errors=True)
-        raise ProvisionError(f"cannot write the rendered tree into {out}: {exc}; nothing was moved into place") from None
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if made:
             shutil.rmtree(out, ignore_errors=True)  # a folder this run made holds nothing else
+        if isinstance(exc, OSError):
+            raise ProvisionError(f"cannot write the rendered tree into {out}: {exc}; nothing was moved into place") from None
         raise
-    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _swap_in(out, staging, [n.name for n in nodes])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # the staging folder, and the trees swapped out
     return sum(count for count, _ in results)
+
+
+def _staging_in(out: Path) -> tuple[bool, str]:
+    """(whether ``out`` was made now, a new staging folder inside it)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder")
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return made, tempfile.mkdtemp(prefix=".render-", dir=out)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot make the output folder there: {exc.strerror}"
+                         f"{' (' + exc.filename + ')' if exc.filename and exc.filename != str(out) else ''}") from None
+
+
+def _swap_in(out: Path, staging: str, hosts: list[str]) -> None:
+    """Move each host's new tree into ``out``, its old one aside into ``staging``: renames within one
+    filesystem, which fail only if the folder is changed under us; then say how far it got."""
+    for done, host in enumerate(hosts):
+        aside = None
+        try:
+            if (out / host).exists():
+                (out / host).rename(f"{staging}/.old-{host}")
+                aside = f"{staging}/.old-{host}"
+            os.rename(f"{staging}/{host}", out / host)
+        except OSError as exc:
+            if aside:  # put the old tree back: the staging folder is about to be removed
+                os.rename(aside, out / host)
+            raise ProvisionError(f"cannot move {host}'s tree into {out}: {exc}; {done} of {len(hosts)} hosts "
+                                 "were moved into place before it") from None
 
 
 def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> dict[str, Decision]:

@@ -307,3 +307,23 @@ def test_a_secret_pasted_into_a_file_field_is_refused_without_echoing_it(cli, tm
         assert ("provision.storage[0].key_file: must be an absolute path "
                 "(the value is not shown: this field names a secret or its file)") in result.stderr
         assert "provision.storage[1].chap.password_file: must be an absolute path (the value is not shown" in result.stderr
+
+
+def test_a_tree_that_cannot_be_swapped_says_how_far_it_got_and_keeps_the_old_tree(cli, tmp_path):
+    import subprocess
+
+    inv = inventory(tmp_path, PINNED, hosts=("n0", "n1"))
+    out = tmp_path / "out"
+    (out / "n1").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(out / "n1")], check=True)  # a mount point cannot be renamed
+    try:
+        (out / "n1" / "old.conf").write_text("kept\n")
+        result = cli("render", "-i", inv, "--out", str(out))
+        assert result.exit_code == 1
+        assert f"provision: error: cannot move n1's tree into {out}: [Errno 16] Device or resource busy" in result.stderr
+        assert "1 of 2 hosts were moved into place before it" in result.stderr
+        assert (out / "n0" / "manifest.json").is_file()
+        assert [p.name for p in (out / "n1").iterdir()] == ["old.conf"]
+        assert sorted(p.name for p in out.iterdir()) == ["n0", "n1"]  # no staging folder left
+    finally:
+        subprocess.run(["umount", str(out / "n1")], check=True)
