@@ -175,9 +175,11 @@ def _staging_in(out: Path) -> tuple[bool, str]:
 
 
 def _swap_in(out: Path, staging: str, hosts: list[str]) -> None:
-    """Move each host's new tree into ``out``, its old one aside into ``staging``: renames within one
-    filesystem, which fail only if the folder is changed under us; then say how far it got."""
-    for done, host in enumerate(hosts):
+    """Move each host's new tree into ``out`` and its old one aside into ``staging``. These are renames
+    within one filesystem, which fail only when something holds a folder (a mount point); then every
+    host done so far is put back as it was."""
+    done: list[tuple[str, str | None]] = []
+    for host in hosts:
         aside = None
         try:
             if (out / host).exists():
@@ -185,10 +187,14 @@ def _swap_in(out: Path, staging: str, hosts: list[str]) -> None:
                 aside = f"{staging}/.old-{host}"
             os.rename(f"{staging}/{host}", out / host)
         except OSError as exc:
-            if aside:  # put the old tree back: the staging folder is about to be removed
+            if aside:  # its old tree was moved aside, its new one did not follow
                 os.rename(aside, out / host)
-            raise ProvisionError(f"cannot move {host}'s tree into {out}: {exc}; {done} of {len(hosts)} hosts "
-                                 "were moved into place before it") from None
+            for name, old in reversed(done):
+                os.rename(out / name, f"{staging}/{name}")
+                if old:
+                    os.rename(old, out / name)
+            raise ProvisionError(f"cannot move {host}'s tree into {out}: {exc}; nothing was changed") from None
+        done.append((host, aside))
 
 
 def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> dict[str, Decision]:

@@ -309,21 +309,25 @@ def test_a_secret_pasted_into_a_file_field_is_refused_without_echoing_it(cli, tm
         assert "provision.storage[1].chap.password_file: must be an absolute path (the value is not shown" in result.stderr
 
 
-def test_a_tree_that_cannot_be_swapped_says_how_far_it_got_and_keeps_the_old_tree(cli, tmp_path):
+def test_a_tree_that_cannot_be_swapped_in_puts_every_host_back(cli, tmp_path):
     import subprocess
 
-    inv = inventory(tmp_path, PINNED, hosts=("n0", "n1"))
+    inv = inventory(tmp_path, PINNED, hosts=("n0", "n1", "n2"))
     out = tmp_path / "out"
-    (out / "n1").mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(out / "n1")], check=True)  # a mount point cannot be renamed
+    (out / "n0").mkdir(parents=True)
+    (out / "n0" / "old.conf").write_text("n0 before\n")
+    (out / "n2").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(out / "n2")], check=True)  # a mount point cannot be renamed
     try:
-        (out / "n1" / "old.conf").write_text("kept\n")
+        (out / "n2" / "old.conf").write_text("n2 before\n")
         result = cli("render", "-i", inv, "--out", str(out))
         assert result.exit_code == 1
-        assert f"provision: error: cannot move n1's tree into {out}: [Errno 16] Device or resource busy" in result.stderr
-        assert "1 of 2 hosts were moved into place before it" in result.stderr
-        assert (out / "n0" / "manifest.json").is_file()
-        assert [p.name for p in (out / "n1").iterdir()] == ["old.conf"]
-        assert sorted(p.name for p in out.iterdir()) == ["n0", "n1"]  # no staging folder left
+        assert (f"provision: error: cannot move n2's tree into {out}: [Errno 16] Device or resource busy"
+                in result.stderr)
+        assert "nothing was changed" in result.stderr
+        # n0 had a tree, n1 had none, n2 could not be moved: all three as they were, no staging left
+        assert sorted(p.name for p in out.iterdir()) == ["n0", "n2"]
+        assert [p.name for p in (out / "n0").iterdir()] == ["old.conf"]
+        assert (out / "n2" / "old.conf").read_text() == "n2 before\n"
     finally:
-        subprocess.run(["umount", str(out / "n1")], check=True)
+        subprocess.run(["umount", str(out / "n2")], check=True)
