@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from provision.errors import ProvisionError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -33,6 +35,7 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], *, per_worker: int, wor
         return [func(item) for item in items]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     _WORK = (func, items)
     # what exists now is shared with the children: kept out of their garbage collector, which
@@ -41,6 +44,8 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], *, per_worker: int, wor
     try:
         with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
             parts = list(pool.map(_run_slice, [(start, count) for start in range(count)]))
+    except BrokenProcessPool:  # killed (the OOM killer, a signal): nothing it did is used
+        raise ProvisionError(f"a worker process died while {count} worked on {len(items)} items; nothing was kept") from None
     finally:
         _WORK = None
         gc.unfreeze()

@@ -40,3 +40,15 @@ def test_output_buffered_before_the_fork_is_written_once():
               "print('after')\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out == "before\nafter\n"
+
+
+def test_a_worker_that_dies_is_an_error_not_a_traceback():
+    from provision.errors import ProvisionError
+
+    def die_on_three(n):
+        if n == 3:
+            os._exit(9)  # as the OOM killer would end it
+        return n
+
+    with pytest.raises(ProvisionError, match="a worker process died while 2 worked on 6 items; nothing was kept"):
+        fork_map(die_on_three, list(range(6)), per_worker=1, workers=2)
