@@ -5,14 +5,19 @@
 Prints the median wall time over repeated runs beside the median of `cp -a` of the same tree
 (what creating those files alone costs there), and the ratio, on three filesystems:
 
-- a fresh ext4 with a journal (mkfs.ext4's defaults, as a Debian install has it) on a loop device
-  whose image lives on this disk: the figure that stands for a node's or a laptop's disk;
 - tmpfs (/dev/shm): no disk at all;
-- this machine's root filesystem. Here that is an ext4 *without* a journal, where the kernel
-  avoids reusing an inode deleted in the last 60 s (360 s while its inode table block is dirty)
-  and scans past every such inode on each new file (fs/ext4/ialloc.c, ``recently_deleted``): after
-  the test suite or an earlier run deleted tens of thousands of files, creating files costs
-  several times more. The benchmark says so when it finds such a filesystem.
+- this machine's root filesystem;
+- a fresh ext4 with a journal (mkfs.ext4's defaults, as a Debian install has it) on a loop device
+  whose image lives on this disk: the figure that stands for a node's or a laptop's disk.
+
+Before every timed run it waits until no earlier writes are pending (Dirty and Writeback in
+/proc/meminfo), so no run pays for the kernel writing back another's files.
+
+The root filesystem here is an ext4 *without* a journal, where the kernel avoids reusing an inode
+deleted in the last 60 s (360 s while its inode table block is dirty) and scans past every such
+inode on each new file (fs/ext4/ialloc.c, ``recently_deleted``): after the test suite or an
+earlier run deleted tens of thousands of files, creating files costs several times more. The
+benchmark says so when it finds such a filesystem.
 
 Target: under 2 s.
 """
@@ -84,10 +89,23 @@ def journaled_ext4(base: Path, size: str = "16G"):
         image.unlink()
 
 
+def settle(limit_kib: int = 2048, timeout: float = 120) -> None:
+    """Wait until no earlier run's writes are pending. This VM's disk is rate-limited, and a
+    loop device's writes reach it in a second round (the image file's own dirty pages), which
+    one ``sync`` does not wait for: the kernel's writeback would run, on these 2 CPUs, during
+    the next measurement."""
+    deadline = time.monotonic() + timeout
+    while True:
+        subprocess.run(["sync"])
+        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        pending = sum(int(meminfo[k].split()[0]) for k in ("Dirty", "Writeback"))
+        if pending < limit_kib or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
+
+
 def timed(argv: list[str]) -> float:
-    # start with no dirty pages of an earlier run pending: this VM's disk is rate-limited,
-    # and a run must not pay for another run's writes
-    subprocess.run(["sync"])
+    settle()  # a run must not pay for another run's writes
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
@@ -135,9 +153,8 @@ def main() -> None:
     cache = ROOT / ".cache"
     cache.mkdir(exist_ok=True)
     print(f"CPU reference (a 2,000,000-step Python loop): {cpu_reference():.3f} s; the figures below scale with it")
-    with journaled_ext4(cache) as mnt:
-        if mnt:
-            measure("ext4 with a journal (mkfs.ext4 defaults, loop device on this disk)", mnt, args.hosts, args.runs)
+    # tmpfs first and the loop device last: removing the loop device's image is the heaviest
+    # disk work here, and nothing is measured after it
     if Path("/dev/shm").is_dir():
         measure("tmpfs (/dev/shm)", Path("/dev/shm"), args.hosts, args.runs)
     label = f"this machine's root filesystem ({cache})"
@@ -145,6 +162,9 @@ def main() -> None:
         label += (" -- ext4 WITHOUT a journal: inode allocation there scans every inode deleted in the last "
                   "60-360 s, so these figures depend on what was deleted before (the test suite deletes plenty)")
     measure(label, cache, args.hosts, args.runs)
+    with journaled_ext4(cache) as mnt:
+        if mnt:
+            measure("ext4 with a journal (mkfs.ext4 defaults, loop device on this disk)", mnt, args.hosts, args.runs)
 
 
 if __name__ == "__main__":
