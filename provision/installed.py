@@ -58,6 +58,11 @@ def software_check(facts: Facts, key: str, software: Software, *, needed: bool, 
     if "error" in facts.answer(key):
         return skipped(f"cannot tell whether {software.what} is installed: {facts.error(key)}", facts.evidence(key))
     missing, evidence = found(facts, key, software)
+    return verdict(software, missing, evidence, needed=needed, unneeded=unneeded)
+
+
+def verdict(software: Software, missing: list[str], evidence: dict[str, str], *, needed: bool, unneeded: str) -> CheckResult:
+    """The check result for what :func:`found` (and anything a caller adds to it) says is missing."""
     if not needed:
         state = f"missing {', '.join(missing)}" if missing else "installed"
         return skipped(f"not needed: {unneeded} ({software.what}: {state})", evidence)

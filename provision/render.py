@@ -136,17 +136,14 @@ def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision],
     made, staging = _staging_in(out)
 
     def render_host(node: Node) -> tuple[int, list[str]]:
-        try:
-            files = render_node(node, decisions.get(node.name), hooks=hooks)
-        except SettingsError as exc:
-            return 0, exc.lines(node.name, node.file_of)
-        write_host(staging, node.name, files)
-        return len(files), []
+        files, problems = _render_or_problems(node, decisions, hooks)
+        if files is not None:
+            write_host(staging, node.name, files)
+        return len(files or ()), problems
 
     try:
         results = fork_map(render_host, nodes, per_worker=100, workers=workers)
-        if errors := [line for _, lines in results for line in lines]:
-            raise InputError("cannot render:\n  " + "\n  ".join(errors))
+        _refuse([line for _, lines in results for line in lines])
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if made:
@@ -226,15 +223,22 @@ def prepare(nodes: list[Node], *, hooks, forks: int = 8, timeout: float = 30) ->
 
 def render_all(*, nodes: list[Node], decisions: dict[str, Decision], hooks) -> dict[str, list[RenderedFile]]:
     """Every node's files, in memory (for --diff); any error means none are returned."""
-    rendered, errors = {}, []
-    for node in nodes:
-        try:
-            rendered[node.name] = render_node(node, decisions.get(node.name), hooks=hooks)
-        except SettingsError as exc:
-            errors += exc.lines(node.name, node.file_of)
-    if errors:
-        raise InputError("cannot render:\n  " + "\n  ".join(errors))
-    return rendered
+    results = {node.name: _render_or_problems(node, decisions, hooks) for node in nodes}
+    _refuse([line for _, problems in results.values() for line in problems])
+    return {name: files for name, (files, _) in results.items()}
+
+
+def _render_or_problems(node: Node, decisions: dict[str, Decision], hooks) -> tuple[list[RenderedFile] | None, list[str]]:
+    """The node's files, or its settings problems as lines naming the file, host and field."""
+    try:
+        return render_node(node, decisions.get(node.name), hooks=hooks), []
+    except SettingsError as exc:
+        return None, exc.lines(node.name, node.file_of)
+
+
+def _refuse(problems: list[str]) -> None:
+    if problems:
+        raise InputError("cannot render:\n  " + "\n  ".join(problems))
 
 
 def diff_against_nodes(rendered: dict[str, list[RenderedFile]], nodes: list[Node], *, timeout: float = 30) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 
+_WORDS = r"(password|passwd|secret|token|(^|_)key)"
 # a key whose value is the secret itself: redacted wherever settings are shown
-SECRET_NAME = re.compile(r"(password|passwd|secret|token|(^|_)key)$", re.I)
+SECRET_NAME = re.compile(_WORDS + "$", re.I)
 # ... or the path of a file holding one: a secret pasted there by mistake is not echoed in errors
-SECRET_FILE = re.compile(r"(password|passwd|secret|token|(^|_)key)_file$", re.I)
+SECRET_FILE = re.compile(_WORDS + "_file$", re.I)
 REDACTED = "<redacted>"
 
 

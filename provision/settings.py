@@ -14,8 +14,6 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from provision.errors import dotted  # noqa: F401  (settings paths are spelt the same everywhere)
-
 
 class StrictModel(BaseModel):
     """Base for settings models: unknown keys are errors."""

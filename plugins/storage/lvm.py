@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from provision import kernel
+from provision import installed, kernel
 from provision.checks import CheckSet
 from provision.errors import SettingsError
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision import installed
 from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, uses
 
 checks = CheckSet()

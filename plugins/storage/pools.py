@@ -55,19 +55,12 @@ def software_with_qemu_driver(facts, key: str, software, driver: str, *, needed:
     """:func:`provision.installed.software_check` for a storage type whose disks QEMU opens itself
     (rbd, iscsi-direct): QEMU's block driver for them counts as part of the software."""
     from provision import installed
-    from provision.results import failed, passed, skipped
     from provision_plugins.qemu import block_driver
 
     if "error" in facts.answer(key):
         return installed.software_check(facts, key, software, needed=needed, unneeded=unneeded)
     missing, evidence = installed.found(facts, key, software)
-    has_driver, how = block_driver(facts, driver)
-    evidence[f"QEMU {driver} driver"] = how
+    has_driver, evidence[f"QEMU {driver} driver"] = block_driver(facts, driver)
     if not has_driver:
         missing.append(f"QEMU's {driver} block driver")
-    if not needed:
-        return skipped(f"not needed: {unneeded} ({software.what}: {'missing ' + ', '.join(missing) if missing else 'installed'})",
-                       evidence)
-    if missing:
-        return failed(f"{software.what}: missing {', '.join(missing)} (the inventory needs it)", evidence, software.remedy)
-    return passed(f"{software.what}: installed", evidence)
+    return installed.verdict(software, missing, evidence, needed=needed, unneeded=unneeded)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from provision import kernel
+from provision import installed, kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.names import host_port
-from provision import installed
 from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
 
 checks = CheckSet()

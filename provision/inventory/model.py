@@ -46,3 +46,7 @@ class Inventory:
 
     def group_names(self) -> list[str]:
         return sorted(self.groups)
+
+    def file_of(self, host: str, path: tuple) -> Path:
+        """The file that set ``path`` of a host's ``provision`` variable, else the inventory itself."""
+        return self.hosts[host].file_of(path) or self.source

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from provision.errors import InputError
@@ -38,8 +39,8 @@ def select_nodes(*, inventory: str | None, limit: str | None = None, hosts: list
     inv = load_inventory(inventory)
     specs = validate_inventory(inv, hooks)
     names = select_hosts(inv, limit)
-    nodes = [Node(specs[n], tuple(inv.hosts[n].groups), inv.hosts[n].settings,
-                  file_of=lambda path, host=inv.hosts[n]: host.file_of(path) or inv.source) for n in names]
+    nodes = [Node(specs[n], tuple(inv.hosts[n].groups), inv.hosts[n].settings, file_of=partial(inv.file_of, n))
+             for n in names]
     return Selection(nodes, inv.warnings, inv)
 
 

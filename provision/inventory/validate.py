@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from provision.errors import InputError, SettingsError
 from provision.hosts import HostSpec
 from provision.inventory.connection import ConnectionError_, host_spec_for
@@ -25,7 +27,7 @@ def validate_inventory(inv: Inventory, hooks, workers: int | None = None) -> dic
         settings, problems = validate_settings(model, host.provision)
         if settings is not None:
             problems = hooks.validate_settings(settings)
-        errors += SettingsError(problems).lines(host.name, lambda path: host.file_of(path) or inv.source)
+        errors += SettingsError(problems).lines(host.name, partial(inv.file_of, host.name))
         try:
             spec = host_spec_for(host)
         except ConnectionError_ as exc:
