@@ -16,6 +16,7 @@ from provision.errors import ProvisionError
 T = TypeVar("T")
 R = TypeVar("R")
 
+SLICES_PER_WORKER = 8
 _WORK: tuple[Callable[[Any], Any], Sequence[Any]] | None = None  # what the forked children run
 
 
@@ -38,12 +39,15 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], *, per_worker: int, wor
     from concurrent.futures.process import BrokenProcessPool
 
     _WORK = (func, items)
+    # more slices than workers, taken in turn as workers come free: a worker on a CPU that the
+    # hypervisor or another process slows down takes fewer, and the others are not kept waiting
+    slices = min(len(items), count * SLICES_PER_WORKER)
     # what exists now is shared with the children: kept out of their garbage collector, which
     # would otherwise walk, and so copy, every inherited page (the gc module's advice for fork)
     gc.freeze()
     try:
         with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = list(pool.map(_run_slice, [(start, count) for start in range(count)]))
+            parts = list(pool.map(_run_slice, [(start, slices) for start in range(slices)]))
     except BrokenProcessPool:  # killed (the OOM killer, a signal): nothing it did is used
         raise ProvisionError(f"a worker process died while {count} worked on {len(items)} items; nothing was kept") from None
     finally:
@@ -51,7 +55,7 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], *, per_worker: int, wor
         gc.unfreeze()
     results: list[Any] = [None] * len(items)
     for start, part in enumerate(parts):
-        results[start::count] = part  # interleaved slices: hosts alike in cost are shared evenly
+        results[start::slices] = part  # interleaved slices: hosts alike in cost are spread evenly
     return results
 
 

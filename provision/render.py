@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +95,13 @@ def manifest(files: list[RenderedFile]) -> list[dict[str, Any]]:
 
 
 def manifest_text(host: str, files: list[RenderedFile]) -> str:
-    """The manifest as JSON, one file a line (json's C encoder; indent= would use the slow Python one)."""
-    entries = ",\n".join("    " + json.dumps(entry) for entry in manifest(files))
-    return f'{{"host": {json.dumps(host)}, "files": [\n{entries}\n]}}\n'
+    """The manifest as JSON, one file a line; strings quoted by json's own C quoting, as json.dumps
+    does (a json.dumps call per entry, or indent=, costs more than the render of a template)."""
+    quote = encode_basestring_ascii
+    entries = ",\n".join(
+        f'    {{"path": {quote(f.relative)}, "target": {quote(f.target)}, "mode": {quote(f.mode)}, "plugin": {quote(f.plugin)}'
+        + (f', "apply": {json.dumps(f.apply)}}}' if f.apply else "}") for f in files)
+    return f'{{"host": {quote(host)}, "files": [\n{entries}\n]}}\n'
 
 
 def _write(path: str, text: str, mode: int) -> None:
@@ -113,15 +119,22 @@ def write_host(staging: str, host: str, files: list[RenderedFile]) -> None:
     """``staging/<host>/...`` and its manifest."""
     root = f"{staging}/{host}"
     os.mkdir(root)
-    made: set[str] = {root}
+    made: set[str] = set()
     for f in files:
-        path = f"{root}/{f.relative}"
-        folder = os.path.dirname(path)
-        if folder not in made:
-            os.makedirs(folder, exist_ok=True)
-            made.add(folder)
-        _write(path, f.content, int(f.mode, 8))
+        relative = f.relative
+        for folder in _folders(relative):
+            if folder not in made:
+                os.mkdir(f"{root}/{folder}")
+                made.add(folder)
+        _write(f"{root}/{relative}", f.content, int(f.mode, 8))
     _write(f"{root}/{MANIFEST}", manifest_text(host, files), 0o644)
+
+
+@lru_cache(maxsize=1024)
+def _folders(relative: str) -> tuple[str, ...]:
+    """The folders above a relative path, outermost first: 'etc/a/b.conf' -> ('etc', 'etc/a')."""
+    parts = relative.split("/")[:-1]
+    return tuple("/".join(parts[:i]) for i in range(1, len(parts) + 1))
 
 
 def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision], hooks, workers: int | None = None) -> int:

@@ -6,6 +6,9 @@ from functools import cache
 from pathlib import Path
 
 
+DICT_MEMBERS = frozenset(dir(dict))
+
+
 @cache
 def environment(extra_paths: tuple[str, ...] = ()):
     from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -18,6 +21,17 @@ def environment(extra_paths: tuple[str, ...] = ()):
             # globals show in loaded templates: ours never change, and the ChainMap, copied into
             # every render's context, was a quarter of the time of rendering a fleet
             return {**self.globals, **(d or {})}
+
+        def getattr(self, obj, attribute):
+            # ``settings.network`` on a dict: Jinja tries the attribute first and takes the item on
+            # its AttributeError, an exception per lookup; the item straight away gives the same
+            # value for every name that is not a dict method
+            if type(obj) is dict and attribute not in DICT_MEMBERS:
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    pass
+            return super().getattr(obj, attribute)
 
     builtin = str(Path(provision_templates.__file__).parent)
     env = FlatGlobals(

@@ -24,7 +24,7 @@ def provision_settings_schema():
 @hookimpl
 def provision_validate_settings(settings):
     """A port belongs to one bridge and is no bridge itself; two bridges' subnets do not overlap."""
-    import ipaddress
+    from provision_plugins.network.addresses import ip_interface
 
     bridges = (settings.get("network") or {}).get("bridges") or []
     names = {b["name"]: i for i, b in enumerate(bridges)}
@@ -38,7 +38,7 @@ def provision_validate_settings(settings):
                 problems.append((where, f"{member} is already a port of {ports[member][0]} (network.bridges[{ports[member][1]}])"))
             ports.setdefault(member, (bridge["name"], i))
         for j, address in enumerate(bridge["addresses"]):
-            net = ipaddress.ip_interface(address).network
+            net = ip_interface(address).network
             for other, k, label in subnets:
                 if k != i and other.version == net.version and other.overlaps(net):
                     problems.append((("network", "bridges", i, "addresses", j), f"{address} overlaps {other} ({label})"))

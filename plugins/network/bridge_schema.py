@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from pydantic import Field
 
 from provision.settings import StrictModel
+from provision_plugins.network.addresses import IPInterface
 from provision_plugins.network.names import IfName
 
 
 class Bridge(StrictModel):
     name: IfName
     interfaces: list[IfName] = Field(default_factory=list)
-    addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = Field(default_factory=list)
+    addresses: list[IPInterface] = Field(default_factory=list)
     mtu: int | None = Field(default=None, ge=68, le=65535)
     stp: bool = False

@@ -81,26 +81,16 @@ def plan(links: list[dict]) -> dict[str, dict]:
     return interfaces
 
 
-def netplan_document(interfaces: dict[str, dict]) -> dict:
-    sections: dict[str, dict] = {}
+def netplan_sections(interfaces: dict[str, dict]) -> dict[str, list[dict]]:
+    """netplan's ethernets, vlans and bridges (those that have members), a bridge with its ports."""
+    sections: dict[str, list[dict]] = {"ethernets": [], "vlans": [], "bridges": []}
     for iface in interfaces.values():
-        body: dict = {}
-        if iface["addresses"]:
-            body["addresses"] = list(iface["addresses"])
-        if iface["mtu"]:
-            body["mtu"] = iface["mtu"]
         if iface["kind"] == "bridge":
-            members = sorted(n for n, i in interfaces.items() if i.get("bridge") == iface["name"])
-            body["interfaces"] = members
-            body["parameters"] = {"stp": bool(iface["stp"])}
-            sections.setdefault("bridges", {})[iface["name"]] = body
-        elif iface["kind"] == "vlan":
-            body.update(id=iface["id"], link=iface["link"])
-            sections.setdefault("vlans", {})[iface["name"]] = body
+            ports = sorted(n for n, i in interfaces.items() if i["bridge"] == iface["name"])
+            sections["bridges"].append({**iface, "members": ports})
         else:
-            sections.setdefault("ethernets", {})[iface["name"]] = body
-    ordered = {k: sections[k] for k in ("ethernets", "vlans", "bridges") if k in sections}
-    return {"network": {"version": 2, "renderer": "networkd", **ordered}}
+            sections["vlans" if iface["kind"] == "vlan" else "ethernets"].append(iface)
+    return {k: v for k, v in sections.items() if v}
 
 
 @hookimpl
@@ -110,11 +100,7 @@ def provision_render(ctx):
         return []
     interfaces = plan(links)
     if ctx.settings["network"]["renderer"] == "netplan":
-        import yaml
-
-        text = "# Rendered by provision for %s: host bridges and VLANs.\n" % ctx.host
-        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when PyYAML has it
-        text += yaml.dump(netplan_document(interfaces), Dumper=dumper, sort_keys=False, default_flow_style=False)
+        text = ctx.render("netplan/provision.yaml.j2", sections=netplan_sections(interfaces))
         return [RenderedFile(NETPLAN_FILE, text, "0600")]  # netplan warns on files others can read
     files = []
     for iface in interfaces.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -9,6 +10,7 @@ from pydantic import AfterValidator
 IFNAMSIZ = 16  # including the terminating NUL
 
 
+@lru_cache(maxsize=4096)  # a fleet names the same few interfaces on every host
 def _ifname(value: str) -> str:
     if not value or len(value.encode()) >= IFNAMSIZ:
         raise ValueError(f"interface name must be 1-{IFNAMSIZ - 1} bytes (got {len(value.encode())})")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from provision import installed, kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
@@ -29,21 +27,23 @@ def provision_settings_schema():
 
 @hookimpl
 def provision_validate_settings(settings):
+    from provision_plugins.network.addresses import ip_address, ip_interface, ip_network
+
     net = settings.get("network") or {}
     problems = []
-    taken: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = [
-        (ipaddress.ip_interface(a).network, f"network.bridges[{i}].addresses")
+    taken = [
+        (ip_interface(a).network, f"network.bridges[{i}].addresses")
         for i, b in enumerate(net.get("bridges") or []) for a in b["addresses"]]
     names: dict[str, int] = {}
     bridged = {b["name"]: i for i, b in enumerate(net.get("bridges") or [])}  # each bridge's libvirt network bears its name
     for i, nat in enumerate(net.get("nat") or []):
-        subnet = ipaddress.ip_network(nat["subnet"])
-        gateway = ipaddress.ip_address(nat["gateway"])
+        subnet = ip_network(nat["subnet"])
+        gateway = ip_address(nat["gateway"])
         where = ("network", "nat", i)
         if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
             problems.append(((*where, "gateway"), f"{gateway} is not a host address of {subnet}"))
         if nat["dhcp"]:
-            start, end = (ipaddress.ip_address(nat["dhcp"][k]) for k in ("start", "end"))
+            start, end = (ip_address(nat["dhcp"][k]) for k in ("start", "end"))
             for key, addr in (("start", start), ("end", end)):
                 if addr not in subnet or addr in (subnet.network_address, subnet.broadcast_address):
                     problems.append(((*where, "dhcp", key), f"{addr} is outside {subnet}"))
@@ -90,10 +90,12 @@ def kernel_nat(facts, settings):
 
 @hookimpl
 def provision_render(ctx):
+    from provision_plugins.network.addresses import ip_network
+
     nats = ctx.settings["network"]["nat"]
     files = []
     for nat in nats:
-        subnet = ipaddress.ip_network(nat["subnet"])
+        subnet = ip_network(nat["subnet"])
         files.append(RenderedFile(f"{POOL_DIR}/network-{nat['name']}.xml",
                                   ctx.render("libvirt/network-nat.xml.j2", nat=nat, netmask=str(subnet.netmask))))
     nft = [n for n in nats if n["firewall"] == "nftables"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 
 
+@lru_cache(maxsize=4096)  # fleets repeat the same servers and monitors
 def host_address(value: str) -> str:
     """``value`` if it is an IP address or a DNS name, else a ValueError."""
     try:

@@ -14,6 +14,19 @@ def test_results_come_back_in_order_from_forked_workers():
     assert pids and os.getpid() not in pids  # a pool worker may take more than one slice
 
 
+def test_a_slow_item_does_not_hold_back_the_rest():
+    """Slices are taken as workers come free: the worker stuck on one slow item takes few others."""
+    import time
+
+    def work(n):
+        if n == 0:
+            time.sleep(0.5)
+        return os.getpid()
+
+    pids = fork_map(work, list(range(16)), per_worker=1, workers=2)
+    assert pids.count(pids[0]) < 8 and len(set(pids)) == 2
+
+
 def test_small_work_stays_in_this_process():
     results = fork_map(lambda n: os.getpid(), list(range(10)), per_worker=100)
     assert set(results) == {os.getpid()}

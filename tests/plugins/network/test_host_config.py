@@ -1,0 +1,40 @@
+"""Host network configuration: names YAML gives a meaning to survive into netplan's own output."""
+
+import yaml
+
+from provision.inventory.select import select_nodes
+from provision.plugins import default_hooks
+from provision.render import render_node
+from tests.validators import netplan_generate
+
+ODD = {"bridges": [{"name": "&br#1", "interfaces": ["-e#1"], "addresses": ["198.51.100.7/24"], "mtu": 1500}],
+       "vlans": [{"name": "v!5", "id": 5, "link": "-e#1", "bridge": "&br#1"}]}
+
+
+def rendered_netplan(tmp_path, network):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_host": "192.0.2.9", "provision": {
+        "hypervisor": {"virt_type": "qemu"}, "network": network}}}}}))
+    hooks = default_hooks()
+    node, = select_nodes(inventory=str(inventory), hooks=hooks).nodes
+    files = {f.target: f.content for f in render_node(node, None, hooks=hooks)}
+    return files["/etc/netplan/60-provision.yaml"]
+
+
+def test_names_with_yaml_indicators_reach_networkd_as_they_are(tmp_path):
+    text = rendered_netplan(tmp_path, ODD)
+    assert yaml.safe_load(text)["network"]["bridges"]["&br#1"]["interfaces"] == ["-e#1", "v!5"]
+    result = netplan_generate(text, tmp_path / "root")
+    assert result.returncode == 0, result.stderr
+    units = tmp_path / "root" / "run" / "systemd" / "network"
+    assert "Name=&br#1" in (units / "10-netplan-&br#1.netdev").read_text()
+    assert "Id=5" in (units / "10-netplan-v!5.netdev").read_text()
+    network = (units / "10-netplan--e#1.network").read_text()
+    assert "VLAN=v!5" in network and "Bridge=&br#1" in network
+
+
+def test_an_ethernet_with_nothing_to_set_is_an_empty_mapping(tmp_path):
+    text = rendered_netplan(tmp_path, {"bridges": [{"name": "br0", "interfaces": ["eth1"]}]})
+    assert '    "eth1": {}\n' in text
+    assert yaml.safe_load(text)["network"] == {"version": 2, "renderer": "networkd", "ethernets": {"eth1": {}},
+                                               "bridges": {"br0": {"interfaces": ["eth1"], "parameters": {"stp": False}}}}
