@@ -74,11 +74,11 @@ class RenderContext:
 
 def render_node(node: Node, decision: Decision | None, *, hooks) -> list[RenderedFile]:
     """Every plugin's files for one node; two files for one target is an error."""
-    from provision.templating import environment
+    from provision.templating import template
 
-    env = environment(hooks.template_paths)
+    paths = hooks.template_paths
     ctx = RenderContext(node.name, node.settings, decision, node.spec.is_local, hooks,
-                        lambda name, **values: env.get_template(name).render(**values))
+                        lambda name, **values: template(paths, name).render(**values))
     files: dict[str, RenderedFile] = {}
     for plugin, produced in hooks.render(ctx):
         for f in produced:
