@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +81,22 @@ class _Reader:
             self.read_group(str(name), body, path, None if name == "all" else "all")
 
 
-def _vars_files(folder: Path, name: str) -> list[Path]:
-    """group_vars/NAME{,.yml,.yaml} or every YAML file in group_vars/NAME/, as Ansible reads them."""
-    files = [folder / f"{name}{s}" for s in YAML_SUFFIXES if (folder / f"{name}{s}").is_file()]
-    if (folder / name).is_dir():
-        files += sorted(p for p in (folder / name).iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
-    return files
+class _VarsFolder:
+    """group_vars/ or host_vars/, listed once: NAME{,.yml,.yaml} or every YAML file in NAME/, as Ansible
+    reads them (a thousand hosts would otherwise cost four stat calls each)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        try:
+            self.entries = {e.name: e.is_dir() for e in os.scandir(folder)}
+        except (FileNotFoundError, NotADirectoryError):
+            self.entries = {}
+
+    def files(self, name: str) -> list[Path]:
+        files = [self.folder / f"{name}{s}" for s in YAML_SUFFIXES if self.entries.get(f"{name}{s}") is False]
+        if self.entries.get(name):
+            files += sorted(p for p in (self.folder / name).iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
+        return files
 
 
 def _read_vars(path: Path) -> dict:
@@ -110,10 +121,11 @@ def load_inventory(source: str | Path) -> Inventory:
         reader.read_file(path)
     warnings: list[str] = []
 
+    group_vars, host_vars = _VarsFolder(base / "group_vars"), _VarsFolder(base / "host_vars")
     group_layers: dict[str, list[tuple[dict, dict]]] = {}
     for name, group in reader.groups.items():
         layers = [(group.vars, group.var_files)]
-        for path in _vars_files(base / "group_vars", name):
+        for path in group_vars.files(name):
             variables = _read_vars(path)
             layers.append((variables, {k: path for k in variables}))
         group_layers[name] = layers
@@ -130,7 +142,7 @@ def load_inventory(source: str | Path) -> Inventory:
         in_groups = host_groups(reader.groups, host, depths)
         layers = [layer for g in in_groups for layer in group_layers[g]]
         layers.append((inline, {k: path for k in inline}))
-        for vpath in _vars_files(base / "host_vars", host):
+        for vpath in host_vars.files(host):
             variables = _read_vars(vpath)
             layers.append((variables, {k: vpath for k in variables}))
         plain, var_files, settings, settings_files = merge_layers(layers)
