@@ -137,19 +137,24 @@ def _folders(relative: str) -> tuple[str, ...]:
     return tuple("/".join(parts[:i]) for i in range(1, len(parts) + 1))
 
 
-def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision], hooks, workers: int | None = None) -> int:
+def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision], hooks, workers: int | None = None,
+                rendered: dict[str, list[RenderedFile]] | None = None) -> int:
     """Render every node into ``out/<host>/...`` with its manifest and return the number of files.
 
     Everything is written into a temporary folder inside ``out`` first and moved into place
     only when every host succeeded, so an error leaves ``out`` as it was. Large inventories
-    are rendered by one forked worker per CPU. ``nodes`` and ``decisions`` come from :func:`prepare`.
+    are rendered by one forked worker per CPU. ``nodes`` and ``decisions`` come from :func:`prepare`;
+    ``rendered``, from :func:`render_all`, is written as it is instead of rendering again.
     """
     from provision.parallel import fork_map
 
     made, staging = _staging_in(out)
 
     def render_host(node: Node) -> tuple[int, list[str]]:
-        files, problems = _render_or_problems(node, decisions, hooks)
+        if rendered is not None:
+            files, problems = rendered[node.name], []
+        else:
+            files, problems = _render_or_problems(node, decisions, hooks)
         if files is not None:
             write_host(staging, node.name, files)
         return len(files or ()), problems

@@ -30,11 +30,11 @@ def render_cli(
     hooks = default_hooks()
     try:
         nodes, decisions = prepare(nodes, hooks=hooks, forks=forks, timeout=timeout)
+        rendered = render_all(nodes=nodes, decisions=decisions, hooks=hooks) if diff else None  # once for both
         if out is not None:
-            total = render_tree(out, nodes=nodes, decisions=decisions, hooks=hooks)
+            total = render_tree(out, nodes=nodes, decisions=decisions, hooks=hooks, rendered=rendered)
             typer.echo(f"rendered {total} files for {len(nodes)} hosts into {out}")
-        if diff:
-            rendered = render_all(nodes=nodes, decisions=decisions, hooks=hooks)
+        if rendered is not None:
             typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout), nl=False)
     except Unreachable as exc:
         typer.echo(f"provision: error: virt_type auto needs each node's preflight decision: {exc}", err=True)

@@ -210,6 +210,19 @@ def test_diff_compares_with_the_files_on_the_node_and_changes_nothing(cli, tmp_p
     assert conf.read_text() == f"[global]\nmon_host = 192.0.2.99:6789\n[client.nova]\nkey = {SECRET}\n"
 
 
+def test_out_and_diff_together_write_the_tree_the_diff_shows(cli, tmp_path):
+    inv = inventory(tmp_path, {**PINNED, "network": {"bridges": [{"name": "br-x", "interfaces": ["eth9"]}]}})
+    both, alone = tmp_path / "both", tmp_path / "alone"
+    result = cli("render", "-i", inv, "--out", str(both), "--diff")
+    assert result.exit_code == 0, result.output
+    assert "rendered" in result.stdout and "+++ b/n1:/etc/netplan/60-provision.yaml" in result.stdout
+    assert cli("render", "-i", inv, "--out", str(alone)).exit_code == 0
+    written = {p.relative_to(both): p.read_bytes() for p in both.rglob("*") if p.is_file()}
+    assert written == {p.relative_to(alone): p.read_bytes() for p in alone.rglob("*") if p.is_file()}
+    netplan = (both / "n1" / "etc" / "netplan" / "60-provision.yaml").read_text()
+    assert all(f"+{line}" in result.stdout for line in netplan.splitlines())
+
+
 def test_a_third_party_storage_plugin_adds_a_dir_type(cli, tmp_path):
     env = {"PROVISION_PLUGINS": "tests.fixture_plugins.dir_storage"}
     inv = inventory(tmp_path, {**PINNED, "storage": [{"name": "images", "type": "dir", "path": "/var/lib/images"}]})
