@@ -259,23 +259,30 @@ def _refuse(problems: list[str]) -> None:
         raise InputError("cannot render:\n  " + "\n  ".join(problems))
 
 
-def diff_against_nodes(rendered: dict[str, list[RenderedFile]], nodes: list[Node], *, timeout: float = 30) -> str:
-    """A unified diff of each node's current files against the rendered ones; changes nothing."""
+def diff_against_nodes(rendered: dict[str, list[RenderedFile]], nodes: list[Node], *, timeout: float = 30,
+                       forks: int = 8) -> str:
+    """A unified diff of each node's current files against the rendered ones, in the nodes' order;
+    ``forks`` nodes are read at a time. Changes nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
+        return "".join(pool.map(lambda node: _diff_node(node, rendered[node.name], timeout), nodes))
+
+
+def _diff_node(node: Node, files: list[RenderedFile], timeout: float) -> str:
     import difflib
 
     from provision.probe import gather_facts
 
+    ops = {f"file.{i}": {"op": "read", "path": f.target} for i, f in enumerate(files)}
+    facts = gather_facts(node.spec, ops, timeout=timeout)
     chunks = []
-    for node in nodes:
-        files = rendered[node.name]
-        ops = {f"file.{i}": {"op": "read", "path": f.target} for i, f in enumerate(files)}
-        facts = gather_facts(node.spec, ops, timeout=timeout)
-        for i, f in enumerate(files):
-            current = facts.text(f"file.{i}")
-            old = [] if current is None else current.splitlines(True)
-            label = f"{node.name}:{f.target}"
-            chunks.extend(difflib.unified_diff(old, f.content.splitlines(True),
-                                               "/dev/null" if current is None else f"a/{label}", f"b/{label}"))
+    for i, f in enumerate(files):
+        current = facts.text(f"file.{i}")
+        old = [] if current is None else current.splitlines(True)
+        label = f"{node.name}:{f.target}"
+        chunks.extend(difflib.unified_diff(old, f.content.splitlines(True),
+                                           "/dev/null" if current is None else f"a/{label}", f"b/{label}"))
     return "".join(redact_line(line) for line in chunks)
 
 

@@ -35,7 +35,7 @@ def render_cli(
             total = render_tree(out, nodes=nodes, decisions=decisions, hooks=hooks, rendered=rendered)
             typer.echo(f"rendered {total} files for {len(nodes)} hosts into {out}")
         if rendered is not None:
-            typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout), nl=False)
+            typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks), nl=False)
     except Unreachable as exc:
         typer.echo(f"provision: error: virt_type auto needs each node's preflight decision: {exc}", err=True)
         raise typer.Exit(1) from None

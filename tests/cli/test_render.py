@@ -210,6 +210,15 @@ def test_diff_compares_with_the_files_on_the_node_and_changes_nothing(cli, tmp_p
     assert conf.read_text() == f"[global]\nmon_host = 192.0.2.99:6789\n[client.nova]\nkey = {SECRET}\n"
 
 
+def test_diff_of_many_nodes_reads_them_at_once_and_prints_them_in_order(cli, tmp_path):
+    hosts = ("n1", "n2", "n3")
+    inv = inventory(tmp_path, {**PINNED, "network": {"bridges": [{"name": "br-x", "interfaces": ["eth9"]}]}}, hosts=hosts)
+    result = cli("render", "-i", inv, "--diff", "--forks", "3")
+    assert result.exit_code == 0, result.output
+    heads = [line for line in result.stdout.splitlines() if line.startswith("+++ b/") and line.endswith("60-provision.yaml")]
+    assert heads == [f"+++ b/{h}:/etc/netplan/60-provision.yaml" for h in hosts]
+
+
 def test_out_and_diff_together_write_the_tree_the_diff_shows(cli, tmp_path):
     inv = inventory(tmp_path, {**PINNED, "network": {"bridges": [{"name": "br-x", "interfaces": ["eth9"]}]}})
     both, alone = tmp_path / "both", tmp_path / "alone"
