@@ -91,12 +91,24 @@ class _VarsFolder:
             self.entries = {e.name: e.is_dir() for e in os.scandir(folder)}
         except (FileNotFoundError, NotADirectoryError):
             self.entries = {}
+        except OSError as exc:
+            raise InputError(f"{folder}: cannot list: {exc.strerror}") from None
 
     def files(self, name: str) -> list[Path]:
         files = [self.folder / f"{name}{s}" for s in YAML_SUFFIXES if self.entries.get(f"{name}{s}") is False]
         if self.entries.get(name):
             files += sorted(p for p in (self.folder / name).iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
         return files
+
+    def unused(self, names) -> list[tuple[Path, str]]:
+        """(entry, the name it is for) of the entries that belong to none of ``names``, in name order."""
+        found = []
+        for entry, is_dir in sorted(self.entries.items()):
+            path = self.folder / entry
+            stem = entry if is_dir else path.stem if path.suffix in YAML_SUFFIXES else None
+            if stem and stem not in names:
+                found.append((path, stem))
+        return found
 
 
 def _read_vars(path: Path) -> dict:
@@ -129,11 +141,8 @@ def load_inventory(source: str | Path) -> Inventory:
             variables = _read_vars(path)
             layers.append((variables, {k: path for k in variables}))
         group_layers[name] = layers
-    if (base / "group_vars").is_dir():
-        for entry in (base / "group_vars").iterdir():
-            stem = entry.name if entry.is_dir() else entry.stem if entry.suffix in YAML_SUFFIXES else None
-            if stem and stem not in reader.groups:
-                warnings.append(f"{entry}: group {stem} is not in the inventory; its vars are not used")
+    for entry, stem in group_vars.unused(reader.groups):
+        warnings.append(f"{entry}: group {stem} is not in the inventory; its vars are not used")
 
     hosts: dict[str, InventoryHost] = {}
     depths = group_depths(reader.groups)
@@ -148,10 +157,7 @@ def load_inventory(source: str | Path) -> Inventory:
         plain, var_files, settings, settings_files = merge_layers(layers)
         groups = [g for g in in_groups if g != "all"]
         hosts[host] = InventoryHost(host, groups, plain, var_files, settings, settings_files)
-    if (base / "host_vars").is_dir():
-        for entry in sorted((base / "host_vars").iterdir()):
-            stem = entry.name if entry.is_dir() else entry.stem if entry.suffix in YAML_SUFFIXES else None
-            if stem and stem not in hosts:
-                warnings.append(f"{entry}: host {stem} is not in the inventory; its vars are not used")
+    for entry, stem in host_vars.unused(hosts):
+        warnings.append(f"{entry}: host {stem} is not in the inventory; its vars are not used")
     return Inventory(source, reader.groups, hosts, warnings)
 

@@ -1,6 +1,8 @@
 """Inventories: Ansible's YAML format, precedence with `provision` merged key by key, patterns, errors."""
 
 import os
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -191,6 +193,44 @@ def test_host_vars_for_an_unknown_host_is_a_warning(tmp_path, hooks):
     selection = select_nodes(inventory=str(tmp_path / "hosts.yml"), hooks=hooks)
     assert [n.name for n in selection.nodes] == ["n1"]
     assert any("host_vars/n9.yml: host n9 is not in the inventory" in w for w in selection.warnings)
+
+
+def test_unused_vars_of_a_dotted_group_folder_are_named_whole(tmp_path, hooks):
+    write(tmp_path, {"hosts.yml": "all:\n  hosts:\n    n1: {ansible_connection: local}\n",
+                     "group_vars/rack.1/a.yml": "x: 1\n", "group_vars/rack2.yml": "x: 2\n"})
+    warnings = select_nodes(inventory=str(tmp_path / "hosts.yml"), hooks=hooks).warnings
+    assert any("group_vars/rack.1: group rack.1 is not in the inventory" in w for w in warnings)
+    assert any("group_vars/rack2.yml: group rack2 is not in the inventory" in w for w in warnings)
+
+
+def test_a_host_vars_folder_that_cannot_be_listed_is_an_error_naming_it(tmp_path):
+    """As an unprivileged user: host_vars/ may be entered (x) but not listed (no r)."""
+    base = Path(tempfile.mkdtemp(prefix="provision-test-"))
+    try:
+        base.chmod(0o755)
+        write(base, {"hosts.yml": "all:\n  hosts:\n    n1: {}\n", "host_vars/n1.yml": "ansible_port: 22\n"})
+        (base / "host_vars").chmod(0o311)
+        read, written = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child drops to nobody and reports what loading said
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    load_inventory(str(base / "hosts.yml"))
+                    said = "loaded"
+                except InputError as exc:
+                    said = str(exc)
+                os.write(written, said.encode())
+            finally:
+                os._exit(0)
+        os.close(written)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as fh:
+            assert fh.read() == f"{base}/host_vars: cannot list: Permission denied"
+    finally:
+        (base / "host_vars").chmod(0o755)
+        shutil.rmtree(base)
 
 
 def test_missing_inventory():
