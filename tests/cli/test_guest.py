@@ -249,3 +249,41 @@ def test_guest_from_an_inventory_node_uses_its_pinned_virt_type(cli, canary, tmp
     inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {hypervisor: {virt_type: qemu}}}\n")
     result = cli(*boot_args(canary, f"{PREFIX}inv"), "-i", str(inv), "--print-xml")
     assert etree.fromstring(result.stdout.encode()).get("type") == "qemu"
+
+
+def test_a_uri_no_plugin_manages_is_exit_2(cli):
+    result = cli("guest", "list", "--connect", "vbox:///session")
+    assert result.exit_code == 2
+    assert "provision: error: --connect 'vbox:///session': no plugin manages guests at this URI" in result.stderr
+
+
+def test_restore_from_a_missing_or_foreign_file_is_a_clear_error(cli, tmp_path):
+    missing = tmp_path / "gone.save"
+    result = cli("guest", "restore", str(missing))
+    assert result.exit_code == 2 and f"{missing}: no such saved guest file" in result.stderr
+    junk = tmp_path / "junk.save"
+    junk.write_text("not a libvirt save image\n")
+    result = cli("guest", "restore", str(junk))
+    assert result.exit_code == 1 and f"provision: error: restore from {junk} failed: " in result.stderr
+    assert domains() == []  # nothing was started
+
+
+def test_an_image_qemu_img_cannot_read_is_exit_2_and_makes_nothing(cli, pool, tmp_path):
+    bad = tmp_path / "broken.qcow2"  # outside every pool: qemu-img is asked what it holds
+    bad.write_bytes(b"QFI\xfb" + (99).to_bytes(4, "big") + b"\0" * 504)  # qcow2's magic, a version that does not exist
+    result = cli("guest", "create", f"{PREFIX}broken", "--image", str(bad), "--pool", pool.name)
+    assert result.exit_code == 2, result.output
+    assert f"--image {bad}: qemu-img cannot read it: qemu-img: Could not open '{bad}': Unsupported qcow2 version 99" in result.stderr
+    assert domains() == [] and pool.volumes() == []
+
+
+def test_a_pool_that_is_not_started_is_named_with_the_command_to_start_it(cli, canary, libvirtd, tmp_path):
+    name = f"{PREFIX}idle-pool"
+    virsh("pool-define-as", name, "dir", "--target", str(tmp_path / "idle"), check=True)
+    try:
+        result = cli(*boot_args(canary, f"{PREFIX}idle"), "--disk", f"{name}:16M")
+        assert result.exit_code == 2
+        assert f"storage pool {name!r} at qemu:///system is not active: virsh pool-start {name}" in result.stderr
+        assert domains() == []
+    finally:
+        virsh("pool-undefine", name)

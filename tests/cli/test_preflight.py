@@ -121,6 +121,17 @@ def test_bad_host_spec_is_exit_2(cli):
     assert "host spec 'node1': expected SCHEME://" in result.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["-H", "ftp://node1"], "host spec 'ftp://node1': unknown scheme 'ftp'; use one of"),
+    (["-H", "ssh://"], "host spec 'ssh://': names no host"),
+    (["-l", "nothere"], "--limit 'nothere' matches no host; without -i the hosts are: localhost"),
+    (["-H", "ssh://n1", "-i", "inventories/example"], "use either --inventory/-i or --host/-H, not both"),
+])
+def test_nodes_named_wrongly_are_exit_2(cli, args, message):
+    result = cli("preflight", *args)
+    assert result.exit_code == 2 and f"provision: error: {message}" in result.stderr
+
+
 def test_unreachable_node_counts_as_a_failure(cli):
     result = cli("preflight", "-o", "json", "-H", "ssh://nobody@127.0.0.1:1", "--timeout", "5")
     data = json.loads(result.stdout)

@@ -75,6 +75,15 @@ BAD = [
      "provision.storage[0].server: must be a host name or an IPv4/IPv6 address"),
     ({"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}},
      "provision.hypervisor.images_type: images_type rbd needs a storage entry of type rbd"),
+    ({"hypervisor": {"virt_type": "qemu", "images_type": "lvm"}},
+     "provision.hypervisor.images_type: images_type lvm needs a storage entry of type lvm"),
+    ({"hypervisor": {"virt_type": "qemu", "cpu_mode": "custom"}},
+     "provision.hypervisor.cpu_models: cpu_mode custom needs at least one CPU model"),
+    ({"storage": [{"name": "san", "type": "iscsi", "portal": "192.0.2.50:70000", "target": "iqn.2026-01.com.example:x",
+                   "initiator": "iqn.2026-01.com.example:n1"}]},
+     "provision.storage[0].portal: port '70000' must be 1-65535 (got '192.0.2.50:70000')"),
+    ({"storage": [{"name": "-bad", "type": "lvm", "devices": ["/dev/sdb"]}]},
+     "provision.storage[0].name: must be 1-64 letters, digits, '_', '.', '+' or '-', starting with a letter or digit (got '-bad')"),
 ]
 
 

@@ -155,6 +155,8 @@ BAD = [
     ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_connection: winrm}\n",
      r"host n1: ansible_connection: must be one of local, ssh, paramiko, docker \(got 'winrm'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_port: http}\n", r"host n1: ansible_port: must be a port number"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_port: 70000}\n",
+     r"host n1: ansible_port: must be a port number 1-65535 \(got 70000\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_ssh_private_key_file: /nonexistent/id_ed25519}\n",
      r"host n1: ansible_ssh_private_key_file: no such key file '/nonexistent/id_ed25519'"),
 ]
