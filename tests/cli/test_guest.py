@@ -287,3 +287,20 @@ def test_a_pool_that_is_not_started_is_named_with_the_command_to_start_it(cli, c
         assert domains() == []
     finally:
         virsh("pool-undefine", name)
+
+
+def define(tmp_path, name: str, devices: str = "") -> None:
+    xml = tmp_path / f"{name}.xml"
+    xml.write_text(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
+                   f"<os><type>hvm</type></os><devices>{devices}</devices></domain>")
+    virsh("define", str(xml), check=True)
+
+
+def test_console_of_a_guest_without_a_log_or_never_started(cli, libvirtd, tmp_path):
+    define(tmp_path, f"{PREFIX}nolog")
+    result = cli("guest", "console", f"{PREFIX}nolog")
+    assert result.exit_code == 2 and f"provision: error: {PREFIX}nolog has no serial console log" in result.stderr
+    log = f"/var/log/libvirt/qemu/{PREFIX}never-console.log"
+    define(tmp_path, f"{PREFIX}never", f"<serial type='pty'><log file='{log}'/></serial>")
+    result = cli("guest", "console", f"{PREFIX}never")
+    assert result.exit_code == 2 and f"provision: error: cannot read {log} on localhost: " in result.stderr
