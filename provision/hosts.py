@@ -28,6 +28,7 @@ class HostSpec:
     spec: str
     scheme: str
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    python: str = ""  # the node's Python for the probe (ansible_python_interpreter); "" discovers it
 
     @property
     def is_local(self) -> bool:
@@ -52,7 +53,7 @@ class Node:
         return self.spec.name
 
 
-def parse_host_spec(text: str, *, name: str | None = None, **options: Any) -> HostSpec:
+def parse_host_spec(text: str, *, name: str | None = None, python: str = "", **options: Any) -> HostSpec:
     """Parse ``text`` into a :class:`HostSpec`; a bad scheme is an :class:`InputError`."""
     from testinfra.backend import parse_hostspec
 
@@ -66,7 +67,7 @@ def parse_host_spec(text: str, *, name: str | None = None, **options: Any) -> Ho
     if scheme != "local" and not netloc:
         raise InputError(f"host spec {text!r}: names no host")
     display = name or ("localhost" if scheme == "local" else netloc.rsplit("@", 1)[-1])
-    return HostSpec(name=display, spec=text, scheme=scheme, options=options)
+    return HostSpec(name=display, spec=text, scheme=scheme, options=options, python=python)
 
 
 def connect(host: HostSpec, *, timeout: float = 10):

@@ -26,17 +26,42 @@ def probe_program(operations: dict[str, dict[str, Any]]) -> str:
     return f"{probe_source()}\nmain({operations!r})\n"
 
 
+# Where the probe looks for the node's own Python, first found: the system interpreter before whatever
+# PATH puts first (a pyenv shim in root's PATH costs more than the probe), as Ansible's discovery does
+PYTHONS = ("/usr/bin/python3", "/usr/libexec/platform-python", "python3")
+
+
+def probe_command(python: str = "") -> str:
+    """The shell command that runs the probe (given as its ``%s`` argument) in ``sh -c``, whatever the
+    login shell is: with ``python``, a command line as the inventory's ansible_python_interpreter
+    gives it, else with the first of PYTHONS the node has. Exit 127 when there is none."""
+    from shlex import quote
+
+    if python and python not in AUTO:
+        script = f'{python} -I -S -c "$0"'
+    else:
+        candidates = " ".join(quote(p) for p in PYTHONS)
+        script = f'for p in {candidates}; do if command -v "$p" >/dev/null 2>&1; then exec "$p" -I -S -c "$0"; fi; done; exit 127'
+    return f"sh -c {quote(script).replace('%', '%%')} %s"
+
+
+AUTO = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")  # Ansible's words for "discover it"
+
+
 def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float = 30) -> Facts:
     """Run the probe on ``host`` and return its facts, or raise :class:`Unreachable`."""
     try:
         conn = connect(host, timeout=timeout)
         # -I -S: the probe is stdlib only, so skip site and the user's environment (faster, predictable)
-        python = sys.executable if host.is_local else "python3"
-        result = conn.run("%s -I -S -c %s", python, probe_program(operations))
+        if host.is_local:
+            result = conn.run("%s -I -S -c %s", sys.executable, probe_program(operations))
+        else:
+            result = conn.run(probe_command(host.python), probe_program(operations))
     except Exception as exc:  # any backend failure means the node is not usable from here
         raise Unreachable(_backend_reason(exc)) from None
     if result.rc == 127:
-        raise Unreachable(f"python3 not found on the node: {result.stderr.strip()[:200]}")
+        looked = host.python if host.python not in ("", *AUTO) else ", ".join(PYTHONS[:-1]) + " or python3 in PATH"
+        raise Unreachable(f"no Python on the node (looked for {looked}): {result.stderr.strip()[:200]}")
     if result.rc != 0:
         raise Unreachable(f"probe exited {result.rc}: {result.stderr.strip()[-300:]}")
     try:

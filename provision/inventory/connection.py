@@ -40,7 +40,7 @@ def host_spec_for(host: InventoryHost) -> HostSpec:
     if connection == "local":
         return parse_host_spec("local://", name=host.name)
     if connection == "docker":
-        return parse_host_spec(f"docker://{address}", name=host.name)
+        return parse_host_spec(f"docker://{address}", name=host.name, python=str(v.get("ansible_python_interpreter") or ""))
     user = v.get("ansible_user")
     port = v.get("ansible_port")
     if port is not None:
@@ -66,4 +66,4 @@ def host_spec_for(host: InventoryHost) -> HostSpec:
     if connection == "ssh" and "controlpath" not in extra.lower():
         # one master connection per node, kept 60 s: the next command to the node skips the handshake
         options["controlpath"] = control_path()
-    return parse_host_spec(spec, name=host.name, **options)
+    return parse_host_spec(spec, name=host.name, python=str(v.get("ansible_python_interpreter") or ""), **options)

@@ -61,6 +61,18 @@ def test_pinned_kvm_fails_on_a_node_that_cannot(fleet):
     assert [h["host"] for h in data["hosts"]] == ["node1"] and proc.returncode == 1
 
 
+def test_the_inventorys_python_interpreter_is_used_on_the_node(fleet):
+    inv = fleet.write_inventory(fleet.inventory_data(
+        groups={"compute": ["node1", "intel1"]},
+        host_vars={"node1": {"ansible_python_interpreter": "/opt/nowhere/python3"},
+                   "intel1": {"ansible_python_interpreter": "/usr/bin/python3"}}), name="interpreters.yml")
+    proc, data = run_preflight(fleet, inv)
+    hosts = {h["host"]: h for h in data["hosts"]}
+    assert hosts["intel1"]["reachable"] and hosts["intel1"]["decision"]["virt_type"] == "kvm"
+    assert hosts["node1"]["reachable"] is False
+    assert hosts["node1"]["error"].startswith("no Python on the node (looked for /opt/nowhere/python3): ")
+
+
 def test_containerised_libvirt_fails_where_a_host_libvirtd_runs(fleet, libvirtd):
     inv = fleet.write_inventory(fleet.inventory_data(
         groups={"compute": ["node1"]},

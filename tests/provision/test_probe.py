@@ -2,12 +2,14 @@
 
 import json
 import os
+import shlex
 import stat
+import subprocess
 
 import pytest
 
 from provision.hosts import parse_host_spec
-from provision.probe import Unreachable, gather_facts
+from provision.probe import Unreachable, gather_facts, probe_command
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +87,27 @@ def test_a_run_is_skipped_when_its_unless_glob_matches_a_file():
     })
     assert facts.answer("told") == {"skipped": "not run: /proc/self/stat exists"}
     assert (facts.answer("asked")["rc"], facts.answer("asked")["stdout"]) == (0, "asked\n")
+
+
+def run_probe_command(python: str, tmp_path) -> subprocess.CompletedProcess:
+    """The node side of a remote probe, here: sh with a PATH whose first python3 is a pyenv-like shim
+    that would answer wrongly; the program prints the interpreter that ran it."""
+    shims = tmp_path / "shims"
+    shims.mkdir(exist_ok=True)
+    (shims / "python3").write_text("#!/bin/sh\necho shim; exit 3\n")
+    (shims / "python3").chmod(0o755)
+    command = probe_command(python) % shlex.quote("import sys; print(sys.executable)")
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                          env={"PATH": f"{shims}:/usr/bin:/bin"})
+
+
+def test_the_probe_prefers_the_system_python_to_what_path_puts_first(tmp_path):
+    for python in ("", "auto_silent"):
+        assert run_probe_command(python, tmp_path).stdout == "/usr/bin/python3\n"
+
+
+def test_the_inventorys_interpreter_is_used_as_given(tmp_path):
+    assert run_probe_command("/usr/bin/python3.11", tmp_path).stdout == "/usr/bin/python3.11\n"
+    assert run_probe_command("python3", tmp_path).stdout == "shim\n"  # asked for, so used
+    missing = run_probe_command("/opt/no%such/python3", tmp_path)
+    assert missing.returncode == 127 and "/opt/no%such/python3" in missing.stderr
