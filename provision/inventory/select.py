@@ -8,10 +8,7 @@ from typing import Any
 
 from provision.errors import InputError
 from provision.hosts import Node, parse_host_spec
-from provision.inventory.load import load_inventory
 from provision.inventory.model import Inventory
-from provision.inventory.patterns import select_hosts
-from provision.inventory.validate import validate_inventory
 from provision.secrets import REDACTED, holds_secret
 
 
@@ -36,6 +33,10 @@ def select_nodes(*, inventory: str | None, limit: str | None = None, hosts: list
                 raise InputError(f"--limit {limit!r} matches no host; without -i the hosts are: "
                                  f"{', '.join(parse_host_spec(h).name for h in hosts or ['local://'])}")
         return Selection([Node(s) for s in specs], [])
+    from provision.inventory.load import load_inventory  # only with -i: the YAML parser is not free
+    from provision.inventory.patterns import select_hosts
+    from provision.inventory.validate import validate_inventory
+
     inv = load_inventory(inventory)
     specs = validate_inventory(inv, hooks)
     names = select_hosts(inv, limit)

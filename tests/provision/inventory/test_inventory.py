@@ -11,7 +11,7 @@ import pytest
 from provision.errors import InputError
 from provision.inventory.patterns import select_hosts
 from provision.inventory.select import describe_host, select_nodes
-from provision.inventory import load_inventory
+from provision.inventory.load import load_inventory
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "inventories" / "example"
