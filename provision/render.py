@@ -83,6 +83,10 @@ def render_node(node: Node, decision: Decision | None, *, hooks) -> list[Rendere
     for plugin, produced in hooks.render(ctx):
         for f in produced:
             f = RenderedFile(f.target, f.content, f.mode, plugin, f.apply)  # dataclasses.replace costs more
+            if not f.target.startswith("/") or any(p in (".", "..") for p in f.target.split("/")):
+                # the tree is DIR/<host>/<target>: such a path would land outside the host's tree
+                raise SettingsError([((), f"{plugin} renders {f.target!r}: a target must be an absolute path "
+                                          "without '.' or '..' parts")])
             if f.target in files:
                 raise SettingsError([((), f"{f.target} is rendered by both {files[f.target].plugin} and {plugin}")])
             files[f.target] = f

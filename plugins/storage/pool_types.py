@@ -20,6 +20,8 @@ PoolName = Annotated[str, AfterValidator(_pool_name)]
 def _absolute(value: str) -> str:
     if not value.startswith("/") or "\0" in value or "\n" in value:
         raise ValueError("must be an absolute path")
+    if any(part in (".", "..") for part in value.split("/")):
+        raise ValueError("must be an absolute path without '.' or '..' parts")
     return value
 
 

@@ -82,6 +82,10 @@ BAD = [
     ({"storage": [{"name": "san", "type": "iscsi", "portal": "192.0.2.50:70000", "target": "iqn.2026-01.com.example:x",
                    "initiator": "iqn.2026-01.com.example:n1"}]},
      "provision.storage[0].portal: port '70000' must be 1-65535 (got '192.0.2.50:70000')"),
+    ({"storage": [{"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
+                   "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k",
+                   "ceph_conf": "/etc/ceph/../../tmp/x.conf"}]},
+     "provision.storage[0].ceph_conf: must be an absolute path without '.' or '..' parts (got '/etc/ceph/../../tmp/x.conf')"),
     ({"storage": [{"name": "-bad", "type": "lvm", "devices": ["/dev/sdb"]}]},
      "provision.storage[0].name: must be 1-64 letters, digits, '_', '.', '+' or '-', starting with a letter or digit (got '-bad')"),
 ]
@@ -322,6 +326,17 @@ def test_two_plugins_rendering_one_file_is_exit_2_and_writes_nothing(cli, tmp_pa
         assert (f"{inv}: host {host}: provision: /etc/nova/nova.conf.d/50-provision-libvirt.conf is rendered by both "
                 "provision_plugins.hypervisor and tests.fixture_plugins.clashing_render") in result.stderr
     assert not out.exists()
+
+
+def test_a_plugin_target_that_climbs_out_of_the_tree_is_refused(cli, tmp_path):
+    env = {"PROVISION_PLUGINS": "tests.fixture_plugins.escaping_render"}
+    inv = inventory(tmp_path, PINNED)
+    out = tmp_path / "deep" / "out"
+    result = cli("render", "-i", inv, "--out", str(out), env=env)
+    assert result.exit_code == 2
+    assert (f"{inv}: host n1: provision: tests.fixture_plugins.escaping_render renders '/etc/../../n1-escaped.conf': "
+            "a target must be an absolute path without '.' or '..' parts") in result.stderr
+    assert not out.exists() and sorted(p.name for p in (tmp_path / "deep").iterdir()) == []
 
 
 def test_a_secret_pasted_into_a_file_field_is_refused_without_echoing_it(cli, tmp_path):
