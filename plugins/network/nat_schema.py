@@ -7,7 +7,7 @@ from typing import Literal
 from provision.settings import StrictModel
 from provision_plugins.network.addresses import IPv4Address, IPv4Network
 from provision_plugins.network.names import IfName
-from provision_plugins.storage.pool_types import PoolName
+from provision.fields import LibvirtName
 
 
 class DhcpRange(StrictModel):
@@ -16,7 +16,7 @@ class DhcpRange(StrictModel):
 
 
 class Nat(StrictModel):
-    name: PoolName
+    name: LibvirtName
     bridge: IfName
     subnet: IPv4Network
     gateway: IPv4Address

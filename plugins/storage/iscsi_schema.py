@@ -9,7 +9,7 @@ from pydantic import AfterValidator, field_validator
 
 from provision.settings import StrictModel
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.pool_types import AbsPath, PoolName
+from provision.fields import AbsPath, LibvirtName
 
 # the pattern libvirt's storage pool schema gives initiator IQNs (RFC 3720 names)
 IQN = re.compile(r"iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-zA-Z0-9.\-]+(:.+)?")
@@ -31,7 +31,7 @@ class Chap(StrictModel):
 
 class IscsiPool(StrictModel):
     type: Literal["iscsi"]
-    name: PoolName
+    name: LibvirtName
     portal: str
     target: Iqn
     initiator: Iqn

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from provision.settings import StrictModel
-from provision_plugins.storage.pool_types import AbsPath, PoolName
+from provision.fields import AbsPath, LibvirtName
 
 class LvmPool(StrictModel):
     type: Literal["lvm"]
-    name: PoolName  # the volume group's name too
+    name: LibvirtName  # the volume group's name too
     devices: Annotated[list[AbsPath], Field(min_length=1)]

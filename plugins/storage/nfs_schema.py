@@ -8,11 +8,11 @@ from pydantic import field_validator
 
 from provision.settings import StrictModel
 from provision_plugins.storage.names import host_address
-from provision_plugins.storage.pool_types import AbsPath, PoolName
+from provision.fields import AbsPath, LibvirtName
 
 class NfsPool(StrictModel):
     type: Literal["nfs"]
-    name: PoolName
+    name: LibvirtName
     server: str
     export: AbsPath
     mountpoint: AbsPath

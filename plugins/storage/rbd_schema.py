@@ -9,15 +9,15 @@ from pydantic import Field, field_validator
 
 from provision.settings import StrictModel
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.pool_types import AbsPath, PoolName
+from provision.fields import AbsPath, ConfWord, LibvirtName
 from provision_plugins.storage.rbd import CEPH_CONF, MON_PORT
 
 class RbdPool(StrictModel):
     type: Literal["rbd"]
-    name: PoolName
-    pool: str
+    name: LibvirtName
+    pool: ConfWord
     monitors: Annotated[list[str], Field(min_length=1)]
-    user: str
+    user: ConfWord
     secret_uuid: UUID
     key_file: AbsPath  # read on the node when applied; never rendered
     ceph_conf: AbsPath = CEPH_CONF

@@ -86,6 +86,15 @@ BAD = [
                    "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k",
                    "ceph_conf": "/etc/ceph/../../tmp/x.conf"}]},
      "provision.storage[0].ceph_conf: must be an absolute path without '.' or '..' parts (got '/etc/ceph/../../tmp/x.conf')"),
+    # values written into nova.conf, ceph.conf or libvirtd.conf cannot end their line or their quoted string
+    ({"hypervisor": {"virt_type": "qemu", "cpu_mode": "custom", "cpu_models": ["Skylake\n[DEFAULT]"]}},
+     "provision.hypervisor.cpu_models[0]: must be letters, digits, '_', '.', '+' or '-', starting with a letter or digit "
+     "(it is written bare into nova.conf or ceph.conf) (got 'Skylake\\n[DEFAULT]')"),
+    ({"storage": [{"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova admin",
+                   "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k"}]},
+     "provision.storage[0].user: must be letters, digits, '_', '.', '+' or '-', starting with a letter or digit"),
+    ({"hypervisor": {"virt_type": "qemu", "remote": "tls", "tls": {"ca_file": '/etc/pki/x".pem'}}},
+     "provision.hypervisor.tls.ca_file: must not contain '\"' or '\\' (it is written into a quoted string of libvirtd.conf)"),
     ({"storage": [{"name": "-bad", "type": "lvm", "devices": ["/dev/sdb"]}]},
      "provision.storage[0].name: must be 1-64 letters, digits, '_', '.', '+' or '-', starting with a letter or digit (got '-bad')"),
 ]
