@@ -67,6 +67,9 @@ class _Reader:
         group.vars.update(variables)
         group.var_files.update({k: path for k in variables})
         for host, hvars in _mapping(body.get("hosts"), f"{where}: hosts").items():
+            if str(host) in ("", ".", "..") or any(c in str(host) for c in "/\0"):
+                raise InputError(f"{path}: host {str(host)!r}: a host name cannot contain '/' or be '.' or '..' "
+                                 "(it names the host's folder, as host_vars/ and render --out use it)")
             hvars = _mapping(hvars, f"{path}: host {host}")
             _check_settings_type(hvars, f"{path}: host {host}")
             group.hosts.add(str(host))

@@ -152,6 +152,8 @@ BAD = [
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: kvm}\n", r"hosts\.yml: host n1: provision: must be a mapping"),
     ("hosts.yml", "all:\n  hosts: [n1, n2]\n", r"hosts\.yml: group all: hosts: must be a mapping \(got list\)"),
     ("hosts.yml", "all:\n  host:\n    n1:\n", r"group all: unknown key 'host' \(a group has hosts, vars, children\)"),
+    ("hosts.yml", "all:\n  hosts:\n    a/b: {}\n", r"hosts\.yml: host 'a/b': a host name cannot contain '/' or be '\.' or '\.\.'"),
+    ("hosts.yml", "all:\n  hosts:\n    '..': {}\n", r"hosts\.yml: host '\.\.': a host name cannot contain '/'"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_connection: winrm}\n",
      r"host n1: ansible_connection: must be one of local, ssh, paramiko, docker \(got 'winrm'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_port: http}\n", r"host n1: ansible_port: must be a port number"),
