@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from provision_plugins.storage.lvm import device_problem
+from tests.unprivileged import as_nobody
 
 
 @pytest.fixture
@@ -53,21 +54,7 @@ def test_a_loop_device_with_no_file_is_refused_as_empty():
 
 def test_a_device_blkid_cannot_read_is_not_taken_for_a_clean_one(loop_device):
     """As a user who may not open the device (provision render run unprivileged on the node)."""
-    import os
-
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child drops to nobody and reports what it found
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            os.write(write, str(device_problem(loop_device)).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    with os.fdopen(read) as fh:
-        found = fh.read()
+    found = as_nobody(lambda: device_problem(loop_device))
     assert found == f"cannot be read to look for a filesystem or LVM signature (error: {loop_device}: Permission denied)"
 
 
