@@ -93,9 +93,9 @@ def parse_disk(text: str) -> tuple[str, int]:
 
 def render_domain_xml(spec: GuestSpec) -> str:
     """The domain XML from ``templates/libvirt/domain.xml.j2``, validated against libvirt's schema."""
-    from provision.templating import environment
+    from provision.templating import template
 
-    xml = environment().get_template("libvirt/domain.xml.j2").render(guest=spec.template_values())
+    xml = template((), "libvirt/domain.xml.j2").render(guest=spec.template_values())
     problem = schema_problem(xml)
     if problem:
         raise GuestError(f"the domain XML for {spec.name} does not validate against libvirt's schema: {problem}")

@@ -75,7 +75,7 @@ def start_run(spec):
     machine = os.uname().machine
     argv = [a.replace("{machine}", machine) for a in spec["argv"]]
     candidates = [c.replace("{machine}", machine) for c in spec.get("argv0", [argv[0]])]
-    program = next((_which(c) for c in candidates if _which(c)), None)
+    program = next(filter(None, map(_which, candidates)), None)  # the first found, looked up once
     if program is None:
         return {"error": "ENOENT: not found: " + ", ".join(candidates)}
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from provision.hosts import Node
 from provision.results import Decision
 
 MANIFEST = "manifest.json"
+LIBVIRT_DIR = "/etc/provision/libvirt"  # pool, secret and network XML: the apply step defines them from here
 
 
 @dataclass(frozen=True)
@@ -287,14 +287,6 @@ def _diff_node(node: Node, files: list[RenderedFile], timeout: float) -> str:
         label = f"{node.name}:{f.target}"
         chunks.extend(difflib.unified_diff(old, f.content.splitlines(True),
                                            "/dev/null" if current is None else f"a/{label}", f"b/{label}"))
+    from provision.secrets import redact_line
+
     return "".join(redact_line(line) for line in chunks)
-
-
-# a setting whose name ends in key/password/secret/token, as in "key = ..." or "auth_password: ..."
-SECRET_LINE = re.compile(r"^([-+ ]\s*[\w.-]*?(key|password|passwd|secret|token)\s*[=:]\s*)\S.*$", re.I)
-
-
-def redact_line(line: str) -> str:
-    """A diff line with a secret setting's value hidden: the node's current files may hold secrets
-    inline (a keyring, a CHAP password), and the diff must not print them."""
-    return SECRET_LINE.sub(r"\1<redacted>", line.rstrip("\n")) + ("\n" if line.endswith("\n") else "")

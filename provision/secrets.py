@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import re
 
-_WORDS = r"(password|passwd|secret|token|(^|_)key)"
+_NAMED = "password|passwd|secret|token"
+_WORDS = rf"({_NAMED}|(^|_)key)"
 # a key whose value is the secret itself: redacted wherever settings are shown
 SECRET_NAME = re.compile(_WORDS + "$", re.I)
 # ... or the path of a file holding one: a secret pasted there by mistake is not echoed in errors
 SECRET_FILE = re.compile(_WORDS + "_file$", re.I)
 REDACTED = "<redacted>"
+# a diff line setting such a name inline, as in "key = ..." or "auth_password: ...": the node's
+# current files may hold secrets (a keyring, a CHAP password), and a diff must not print them
+SECRET_LINE = re.compile(rf"^([-+ ]\s*[\w.-]*?({_NAMED}|key)\s*[=:]\s*)\S.*$", re.I)
 
 
 def holds_secret(name: str) -> bool:
@@ -26,3 +30,8 @@ def points_at_secret(path: tuple) -> bool:
     """Whether the settings field at ``path`` holds a secret or names a file holding one."""
     names = [p for p in path if isinstance(p, str)]
     return bool(names) and (holds_secret(names[-1]) or bool(SECRET_FILE.search(names[-1])))
+
+
+def redact_line(line: str) -> str:
+    """A diff line with a secret setting's value replaced by <redacted>."""
+    return SECRET_LINE.sub(rf"\1{REDACTED}", line.rstrip("\n")) + ("\n" if line.endswith("\n") else "")

@@ -39,7 +39,10 @@ def build_settings_model(parts: list[dict[str, Any]]) -> type[BaseModel]:
         union = models[0] if len(models) == 1 else Union[tuple(models)]  # noqa: UP007
         entry = Annotated[union, Field(discriminator="type")] if len(models) > 1 else union
         tree[name] = (list[entry], [])
-    return _model("ProvisionSettings", tree)
+    model = _model("ProvisionSettings", tree)
+    # built now, once: forked validation workers inherit the validator instead of each building it
+    model.model_rebuild()
+    return model
 
 
 def _model(name: str, tree: dict[str, Any]) -> type[BaseModel]:

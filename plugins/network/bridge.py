@@ -5,8 +5,7 @@ from __future__ import annotations
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
-from provision_plugins.storage.pools import POOL_DIR
+from provision.render import LIBVIRT_DIR, RenderedFile
 
 checks = CheckSet()
 BRIDGE = kernel.Needs(config=("CONFIG_BRIDGE",), modules=("bridge",))
@@ -68,7 +67,7 @@ def provision_network_links(settings):
 
 @hookimpl
 def provision_render(ctx):
-    return [RenderedFile(f"{POOL_DIR}/network-{b['name']}.xml", ctx.render("libvirt/network-bridge.xml.j2", bridge=b))
+    return [RenderedFile(f"{LIBVIRT_DIR}/network-{b['name']}.xml", ctx.render("libvirt/network-bridge.xml.j2", bridge=b))
             for b in ctx.settings["network"]["bridges"]]
 
 

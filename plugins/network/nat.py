@@ -5,8 +5,7 @@ from __future__ import annotations
 from provision import installed, kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
-from provision_plugins.storage.pools import POOL_DIR
+from provision.render import LIBVIRT_DIR, RenderedFile
 
 checks = CheckSet()
 NFT = installed.Software("nftables", programs=("nft",), remedy="apt-get install nftables (Debian/Ubuntu) or dnf install nftables (RHEL)")
@@ -96,7 +95,7 @@ def provision_render(ctx):
     files = []
     for nat in nats:
         subnet = ip_network(nat["subnet"])
-        files.append(RenderedFile(f"{POOL_DIR}/network-{nat['name']}.xml",
+        files.append(RenderedFile(f"{LIBVIRT_DIR}/network-{nat['name']}.xml",
                                   ctx.render("libvirt/network-nat.xml.j2", nat=nat, netmask=str(subnet.netmask))))
     nft = [n for n in nats if n["firewall"] == "nftables"]
     if nft:

@@ -7,7 +7,7 @@ from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, secret_file, software_with_qemu_driver, uses
+from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
 
 checks = CheckSet()
 ISCSI_TCP = kernel.Needs(config=("CONFIG_ISCSI_TCP",), modules=("iscsi_tcp",))
@@ -21,7 +21,8 @@ DIRECT = installed.Software(
 
 
 def _entries(settings, direct: bool) -> bool:
-    return any(s["type"] == "iscsi" and bool(s.get("direct")) == direct for s in settings.get("storage") or [])
+    """Whether the node has iscsi entries of this kind (iscsi-direct, or the kernel initiator's)."""
+    return any((s or {}).get("type") == "iscsi" and bool(s.get("direct")) == direct for s in settings.get("storage") or [])
 
 
 @hookimpl
@@ -57,10 +58,8 @@ def iscsi_software(facts, settings):
 @checks.register("kernel.iscsi", "the kernel has the iSCSI initiator (iscsi_tcp); iscsi-direct pools do not need it")
 def kernel_iscsi(facts, settings):
     feature = kernel.kernel_feature(facts, ISCSI_TCP)
-    needed = any(s["type"] == "iscsi" and not s.get("direct") for s in settings.get("storage") or []) \
-        if uses(settings, "iscsi") else False
     return kernel.kernel_check(
-        feature, what="iSCSI initiator", needed=needed,
+        feature, what="iSCSI initiator", needed=_entries(settings, direct=False),
         note="libvirt's iscsi-direct pools and QEMU's libiscsi do not need it",
         remedy="modprobe iscsi_tcp (apt-get install open-iscsi), or use an iscsi-direct pool",
     )

@@ -10,7 +10,7 @@ from provision.checks import CheckSet
 from provision.errors import SettingsError
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, uses
+from provision_plugins.storage.pools import host_needs, images_on, libvirt_backend, pool_file, uses
 
 checks = CheckSet()
 DM = kernel.Needs(config=("CONFIG_BLK_DEV_DM",), modules=("dm_mod",))
@@ -33,14 +33,14 @@ def provision_probe():
 
 @checks.register("storage.lvm", "the LVM tools and libvirt's logical storage backend are installed, for logical pools")
 def lvm_software(facts, settings):
-    needed, why_not = host_needs(settings, "lvm", also=(settings.get("hypervisor") or {}).get("images_type") == "lvm")
+    needed, why_not = host_needs(settings, "lvm", also=images_on(settings, "lvm"))
     return installed.software_check(facts, "storage.lvm", SOFTWARE, needed=needed, unneeded=why_not)
 
 
 @checks.register("kernel.device_mapper", "the kernel has device-mapper (dm_mod), needed to activate LVM logical volumes")
 def kernel_device_mapper(facts, settings):
     feature = kernel.kernel_feature(facts, DM)
-    needed = uses(settings, "lvm") or (settings.get("hypervisor") or {}).get("images_type") == "lvm"
+    needed = uses(settings, "lvm") or images_on(settings, "lvm")
     return kernel.kernel_check(feature, what="device-mapper", needed=needed,
                                note="LVM volume groups can be created, but logical volumes cannot be activated"
                                if not feature.usable else "", remedy="modprobe dm_mod")

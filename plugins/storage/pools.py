@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from provision.hookspecs import hookimpl
-
-POOL_DIR = "/etc/provision/libvirt"  # the apply step defines pools, secrets and networks from here
+from provision.render import LIBVIRT_DIR
 
 
 def pool_file(name: str) -> str:
-    return f"{POOL_DIR}/pool-{name}.xml"
+    return f"{LIBVIRT_DIR}/pool-{name}.xml"
 
 
 def secret_file(name: str) -> str:
-    return f"{POOL_DIR}/secret-{name}.xml"
+    return f"{LIBVIRT_DIR}/secret-{name}.xml"
 
 
 @hookimpl
@@ -30,6 +29,11 @@ def provision_validate_settings(settings):
 def uses(settings, kind: str) -> bool:
     """Whether the node's storage has an entry of this type."""
     return any((entry or {}).get("type") == kind for entry in settings.get("storage") or [])
+
+
+def images_on(settings, kind: str) -> bool:
+    """Whether nova keeps its instances' disks on this storage type (hypervisor.images_type)."""
+    return (settings.get("hypervisor") or {}).get("images_type") == kind
 
 
 # where distributions put libvirt's loadable storage backends: Debian/Ubuntu, then RHEL/Fedora/SUSE

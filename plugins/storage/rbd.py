@@ -7,7 +7,7 @@ from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
+from provision_plugins.storage.pools import host_needs, images_on, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
 
 checks = CheckSet()
 RBD = kernel.Needs(config=("CONFIG_BLK_DEV_RBD",), modules=("rbd",))
@@ -33,7 +33,7 @@ def provision_probe():
 
 @checks.register("storage.rbd", "libvirt's rbd storage backend and QEMU's rbd block driver are installed, for rbd pools and images")
 def rbd_software(facts, settings):
-    needed, why_not = host_needs(settings, "rbd", also=(settings.get("hypervisor") or {}).get("images_type") == "rbd")
+    needed, why_not = host_needs(settings, "rbd", also=images_on(settings, "rbd"))
     return software_with_qemu_driver(facts, "storage.rbd", SOFTWARE, "rbd", needed=needed, unneeded=why_not)
 
 
