@@ -44,36 +44,38 @@ class GuestTarget:
 
 
 def uri_for(spec: HostSpec) -> str:
-    """The libvirt URI of a node reached by a testinfra host spec."""
+    """The libvirt URI of a node reached by a host spec."""
     if spec.is_local:
         return DEFAULT_URI
     if spec.scheme not in ("ssh", "paramiko"):
         raise InputError(f"{spec.name}: guests are managed over SSH or locally, not over {spec.scheme}://")
-    netloc = urlparse(spec.spec).netloc
     params = []
-    if key := spec.options.get("ssh_identity_file"):
-        params.append(f"keyfile={quote(key)}")
-    if "StrictHostKeyChecking=no" in spec.options.get("ssh_extra_args", ""):
+    if spec.identity_file:
+        params.append(f"keyfile={quote(spec.identity_file)}")
+    if "StrictHostKeyChecking=no" in spec.ssh_args:
         params.append("no_verify=1")
-    return f"qemu+ssh://{netloc}/system" + ("?" + "&".join(params) if params else "")
+    return f"qemu+ssh://{spec.netloc}/system" + ("?" + "&".join(params) if params else "")
 
 
 def spec_for_uri(uri: str) -> HostSpec | None:
     """The host spec to probe the node of a libvirt URI, or None where only libvirt reaches it."""
-    parsed = urlparse(uri)
+    from dataclasses import replace
+    from urllib.parse import parse_qs
+
+    try:
+        parsed = urlparse(uri)
+    except ValueError as exc:
+        raise InputError(f"--connect {uri!r}: not a libvirt URI: {exc}") from None
     if not parsed.netloc:
         return parse_host_spec("local://")
     if parsed.scheme not in ("qemu+ssh", "qemu+libssh", "qemu+libssh2"):
         return None
-    from urllib.parse import parse_qs
-
     query = parse_qs(parsed.query)
-    options = {}
-    if "keyfile" in query:
-        options["ssh_identity_file"] = query["keyfile"][0]
+    spec = parse_host_spec(f"ssh://{parsed.netloc}")
+    args: tuple[str, ...] = ()
     if query.get("no_verify", ["0"])[0] == "1":  # libvirt's own meaning: do not check the host key
-        options["ssh_extra_args"] = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-    return parse_host_spec(f"ssh://{parsed.netloc}", **options)
+        args = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR")
+    return replace(spec, identity_file=query.get("keyfile", [""])[0], ssh_args=args)
 
 
 def resolve_target(*, connect: str | None, inventory: str | None, limit: str | None, virt_type: str | None,

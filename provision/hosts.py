@@ -1,14 +1,15 @@
-"""One grammar for addressing nodes: a testinfra host spec, parsed in one place.
+"""One grammar for addressing nodes: a host spec, parsed in one place into its parts.
 
 ``local://`` (the default), ``ssh://user@host:port``, ``paramiko://user@host:port``,
-``docker://container``, ``ansible://host``. The connection itself is testinfra's;
-provision writes no SSH handling of its own.
+``docker://container``, ``ansible://host``. The connection is testinfra's, built from the parsed
+parts (never from a URL a value could add options to); ssh runs from an argument vector, never
+through a shell.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provision.errors import InputError
@@ -18,21 +19,36 @@ SCHEMES = ("local", "ssh", "paramiko", "docker", "ansible")
 
 @dataclass(frozen=True)
 class HostSpec:
-    """A node to reach: its display name, the testinfra spec and backend options.
+    """A node to reach: its display name and the validated parts of its connection.
 
-    >>> parse_host_spec("ssh://ops@192.0.2.11:2202").scheme
-    'ssh'
+    >>> parse_host_spec("ssh://ops@192.0.2.11:2202").spec
+    'ssh://ops@192.0.2.11:2202'
     """
 
     name: str
-    spec: str
     scheme: str
-    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    python: str = ""  # the node's Python for the probe (ansible_python_interpreter); "" discovers it
+    address: str = ""  # a host name or an IP address (a container for docker://)
+    user: str = ""
+    port: int | None = None
+    identity_file: str = ""
+    ssh_args: tuple[str, ...] = ()  # ssh options, one word each (never given to a shell)
+    control_path: str = ""  # ssh's ControlPath: one master connection per node
+    python: tuple[str, ...] = ()  # the node's Python for the probe (ansible_python_interpreter); () discovers it
 
     @property
     def is_local(self) -> bool:
         return self.scheme == "local"
+
+    @property
+    def netloc(self) -> str:
+        """``user@host:port`` (an IPv6 address in brackets), as URLs write it."""
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.user + '@' if self.user else ''}{host}{':' + str(self.port) if self.port else ''}"
+
+    @property
+    def spec(self) -> str:
+        """The spec as a user writes it: ``ssh://ops@192.0.2.11:2202``."""
+        return "local://" if self.is_local else f"{self.scheme}://{self.netloc}"
 
 
 @dataclass(frozen=True)
@@ -53,28 +69,79 @@ class Node:
         return self.spec.name
 
 
-def parse_host_spec(text: str, *, name: str | None = None, python: str = "", **options: Any) -> HostSpec:
-    """Parse ``text`` into a :class:`HostSpec`; a bad scheme is an :class:`InputError`."""
-    from testinfra.backend import parse_hostspec
+def split_netloc(netloc: str) -> tuple[str, str, str]:
+    """'ops@[2001:db8::1]:22' -> ('ops', '2001:db8::1', '22'); the parts are not checked here."""
+    user, _, hostport = netloc.rpartition("@")
+    if hostport.startswith("["):
+        address, bracket, rest = hostport[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("an IPv6 address in [...] must be followed by nothing or :PORT")
+        port = rest[1:]
+    elif hostport.count(":") == 1:
+        address, port = hostport.split(":")
+    else:
+        address, port = hostport, ""
+    return user, address, port
+
+
+def parse_host_spec(text: str, *, name: str | None = None) -> HostSpec:
+    """Parse ``text`` (``-H``) into a :class:`HostSpec`; anything that is not a scheme, a user, a host
+    and a port is an :class:`InputError`."""
+    from provision.addresses import container_name, host_address, port_number, user_name
 
     text = text.strip() or "local://"
-    if "://" not in text:
+    scheme, sep, rest = text.partition("://")
+    if not sep:
         raise InputError(f"host spec {text!r}: expected SCHEME://..., one of {', '.join(s + '://' for s in SCHEMES)}")
-    netloc, kwargs = parse_hostspec(text)
-    scheme = kwargs["connection"]
     if scheme not in SCHEMES:
         raise InputError(f"host spec {text!r}: unknown scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
-    if scheme != "local" and not netloc:
+    if scheme == "local":
+        if rest:
+            raise InputError(f"host spec {text!r}: local:// names no host")
+        return HostSpec(name=name or "localhost", scheme="local")
+    if not rest:
         raise InputError(f"host spec {text!r}: names no host")
-    display = name or ("localhost" if scheme == "local" else netloc.rsplit("@", 1)[-1])
-    return HostSpec(name=display, spec=text, scheme=scheme, options=options, python=python)
+    if any(c in rest for c in "?#/") or any(not c.isprintable() or c.isspace() for c in rest):
+        raise InputError(f"host spec {text!r}: only [USER@]HOST[:PORT] may follow {scheme}:// "
+                         "(no options, paths, spaces or control characters; give ssh options in an inventory)")
+    try:
+        user, address, port = split_netloc(rest)
+        if scheme == "docker":
+            if port:
+                raise ValueError("a container has no port")
+            address = container_name(address)
+        else:
+            address = host_address(address)
+        user = user_name(user) if user else ""
+        number = port_number(port) if port else None
+    except ValueError as exc:
+        raise InputError(f"host spec {text!r}: {exc}") from None
+    spec = HostSpec(name=name or "", scheme=scheme, address=address, user=user, port=number)
+    return spec if name else replace(spec, name=spec.netloc.rpartition("@")[2])
 
 
 def connect(host: HostSpec, *, timeout: float = 10):
     """The testinfra host for ``host``; nothing is sent until a command runs."""
     import testinfra
+    from testinfra.host import Host
 
-    kwargs = dict(host.options)
-    if host.scheme in ("ssh", "paramiko"):
-        kwargs.setdefault("timeout", max(1, int(timeout)))
-    return testinfra.get_host(host.spec, **kwargs)
+    if host.scheme == "ssh":
+        from provision.ssh import ArgvSshBackend
+
+        backend = ArgvSshBackend(host, timeout=max(1, int(timeout)))
+    elif host.scheme == "paramiko":
+        from testinfra.backend.paramiko import ParamikoBackend
+
+        # the parts are checked (no '@', ':' or '?' where they do not belong): this string cannot mean more
+        backend = ParamikoBackend(host.netloc, ssh_identity_file=host.identity_file or None, timeout=max(1, int(timeout)))
+    elif host.scheme == "docker":
+        from testinfra.backend.docker import DockerBackend
+
+        backend = DockerBackend(host.address)
+    elif host.scheme == "ansible":
+        return testinfra.get_host(f"ansible://{host.address}")
+    else:
+        return testinfra.get_host("local://")
+    result = Host(backend)
+    backend.set_host(result)
+    return result

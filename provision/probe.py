@@ -31,14 +31,14 @@ def probe_program(operations: dict[str, dict[str, Any]]) -> str:
 PYTHONS = ("/usr/bin/python3", "/usr/libexec/platform-python", "python3")
 
 
-def probe_command(python: str = "") -> str:
+def probe_command(python: tuple[str, ...] = ()) -> str:
     """The shell command that runs the probe (given as its ``%s`` argument) in ``sh -c``, whatever the
     login shell is: with ``python``, a command line as the inventory's ansible_python_interpreter
     gives it, else with the first of PYTHONS the node has. Exit 127 when there is none."""
     from shlex import quote
 
-    if python and python not in AUTO:
-        script = f'{python} -I -S -c "$0"'
+    if python and " ".join(python) not in AUTO:
+        script = f'{" ".join(quote(w) for w in python)} -I -S -c "$0"'
     else:
         candidates = " ".join(quote(p) for p in PYTHONS)
         script = f'for p in {candidates}; do if command -v "$p" >/dev/null 2>&1; then exec "$p" -I -S -c "$0"; fi; done; exit 127'
@@ -60,7 +60,7 @@ def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeo
     except Exception as exc:  # any backend failure means the node is not usable from here
         raise Unreachable(_backend_reason(exc)) from None
     if result.rc == 127:
-        looked = host.python if host.python not in ("", *AUTO) else ", ".join(PYTHONS[:-1]) + " or python3 in PATH"
+        looked = " ".join(host.python) if " ".join(host.python) not in ("", *AUTO) else ", ".join(PYTHONS[:-1]) + " or python3 in PATH"
         raise Unreachable(f"no Python on the node (looked for {looked}): {result.stderr.strip()[:200]}")
     if result.rc != 0:
         raise Unreachable(f"probe exited {result.rc}: {result.stderr.strip()[-300:]}")

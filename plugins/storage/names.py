@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from functools import lru_cache
+from provision.addresses import host_address
 
-HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
-
-
-@lru_cache(maxsize=4096)  # fleets repeat the same servers and monitors
-def host_address(value: str) -> str:
-    """``value`` if it is an IP address or a DNS name, else a ValueError."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    if HOSTNAME.fullmatch(value):
-        return value
-    raise ValueError("must be a host name or an IPv4/IPv6 address")
+__all__ = ["host_address", "host_port"]
 
 
 def host_port(value: str, default: int) -> tuple[str, int]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from provision.addresses import inventory_host_name
 from provision.errors import InputError
 from provision.inventory.merge import SETTINGS_VAR, group_depths, host_groups, merge_layers
 from provision.inventory.model import Group, Inventory, InventoryHost
@@ -67,9 +68,11 @@ class _Reader:
         group.vars.update(variables)
         group.var_files.update({k: path for k in variables})
         for host, hvars in _mapping(body.get("hosts"), f"{where}: hosts").items():
-            if str(host) in ("", ".", "..") or any(c in str(host) for c in "/\0"):
-                raise InputError(f"{path}: host {str(host)!r}: a host name cannot contain '/' or be '.' or '..' "
-                                 "(it names the host's folder, as host_vars/ and render --out use it)")
+            try:
+                inventory_host_name(str(host))
+            except ValueError as exc:
+                raise InputError(f"{path}: host {str(host)!r}: {exc} (a host's name names its folder in "
+                                 "host_vars/ and render --out, and heads every file rendered for it)") from None
             hvars = _mapping(hvars, f"{path}: host {host}")
             _check_settings_type(hvars, f"{path}: host {host}")
             group.hosts.add(str(host))

@@ -90,3 +90,16 @@ def test_summary_table_lists_every_node(fleet):
     for name in ("node1", "intel1", "dead1", "hung1"):
         assert name in proc.stdout
     assert "preflight summary" in proc.stdout and "unreachable" in proc.stdout
+
+
+def test_shell_syntax_in_ssh_options_reaches_ssh_as_data(fleet):
+    """ssh runs from an argument vector: $(...) and ; inside an option's value run nothing on the controller,
+    and the node is still reached with the inventory's options."""
+    marker = fleet.dir / "marker"
+    env = f'PROVISION_X="$(touch {marker}); touch {marker}"'
+    args = f"-o 'SetEnv={env}' -o 'SendEnv=`touch {marker}`'"
+    inv = fleet.write_inventory(fleet.inventory_data(
+        groups={"compute": ["node1"]}, host_vars={"node1": {"ansible_ssh_extra_args": args}}), name="args.yml")
+    proc, data = run_preflight(fleet, inv, "-l", "node1")
+    assert data["hosts"][0]["reachable"], data["hosts"][0].get("error")
+    assert not marker.exists()

@@ -96,7 +96,7 @@ def run_probe_command(python: str, tmp_path) -> subprocess.CompletedProcess:
     shims.mkdir(exist_ok=True)
     (shims / "python3").write_text("#!/bin/sh\necho shim; exit 3\n")
     (shims / "python3").chmod(0o755)
-    command = probe_command(python) % shlex.quote("import sys; print(sys.executable)")
+    command = probe_command(tuple(python.split())) % shlex.quote("import sys; print(sys.executable)")
     return subprocess.run(["sh", "-c", command], capture_output=True, text=True,
                           env={"PATH": f"{shims}:/usr/bin:/bin"})
 

@@ -1,0 +1,78 @@
+"""ssh for testinfra, run from an argument vector: no value of an inventory ever reaches a shell
+on this machine (testinfra's own ssh backend joins its options into a ``sh -c`` command line)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import tempfile
+from functools import cache
+
+from testinfra.backend.base import BaseBackend, CommandResult
+
+from provision.addresses import ssh_option_set
+from provision.hosts import HostSpec
+
+
+class ArgvSshBackend(BaseBackend):
+    """testinfra's ssh backend, built from a :class:`HostSpec`'s parts. The command for the node is
+    quoted for the node's shell, as testinfra quotes it; everything else is one argument each."""
+
+    NAME = "ssh"
+
+    def __init__(self, host: HostSpec, *, timeout: int = 10, controlpersist: int = 60) -> None:
+        self.spec = host
+        self.timeout = timeout
+        self.controlpersist = controlpersist
+        super().__init__(host.address)
+
+    def argv(self, command: str) -> list[str]:
+        host, own = self.spec, self.spec.ssh_args
+        argv = ["ssh", *own]
+        if host.user:
+            argv += ["-o", f"User={host.user}"]
+        if host.port:
+            argv += ["-o", f"Port={host.port}"]
+        if host.identity_file:
+            argv += ["-i", host.identity_file]
+        if not ssh_option_set(own, "ConnectTimeout"):
+            argv += ["-o", f"ConnectTimeout={self.timeout}"]
+        if host.control_path and not any(ssh_option_set(own, k) for k in ("ControlMaster", "ControlPath")):
+            # one master connection per node, kept a while: the next command skips the handshake
+            argv += ["-o", "ControlMaster=auto", "-o", f"ControlPersist={self.controlpersist}s",
+                     "-o", f"ControlPath={host.control_path}"]
+        return [*argv, "--", host.address, command]
+
+    def run(self, command: str, *args: str, **kwargs) -> CommandResult:
+        command = self.get_command(command, *args)
+        proc = subprocess.run(self.argv(command), stdin=subprocess.DEVNULL, capture_output=True)
+        result = self.result(proc.returncode, self.encode(command), proc.stdout, proc.stderr)
+        if result.rc == 255:  # ssh's own failure, as testinfra's backend reports it
+            raise RuntimeError(result)
+        return result
+
+
+@cache
+def control_folder(base: str | None = None) -> str:
+    """A folder for ssh's master sockets that only this user can reach: ``/tmp/provision-ssh-UID`` when
+    this user made it and nobody else can enter it; otherwise (someone else made it first, or opened
+    it to others) a new private folder. Never one another user controls."""
+    uid = os.getuid()
+    base = base or tempfile.gettempdir()
+    folder = f"{base}/provision-ssh-{uid}"
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return tempfile.mkdtemp(prefix=f"provision-ssh-{uid}-", dir=base)
+    st = os.lstat(folder)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077:
+        return folder
+    return tempfile.mkdtemp(prefix=f"provision-ssh-{uid}-", dir=base)  # 0700, ours: the old one is not trusted
+
+
+def control_path() -> str:
+    """ssh's ControlPath: %C (a hash of the connection) keeps names short enough for a socket."""
+    return f"{control_folder()}/%C"
