@@ -83,14 +83,27 @@ def render_node(node: Node, decision: Decision | None, *, hooks) -> list[Rendere
     for plugin, produced in hooks.render(ctx):
         for f in produced:
             f = RenderedFile(f.target, f.content, f.mode, plugin, f.apply)  # dataclasses.replace costs more
-            if not f.target.startswith("/") or any(p in (".", "..") for p in f.target.split("/")):
-                # the tree is DIR/<host>/<target>: such a path would land outside the host's tree
-                raise SettingsError([((), f"{plugin} renders {f.target!r}: a target must be an absolute path "
-                                          "without '.' or '..' parts")])
+            if problem := target_problem(f.target):
+                raise SettingsError([((), f"{plugin} renders {f.target!r}: {problem}")])
             if f.target in files:
                 raise SettingsError([((), f"{f.target} is rendered by both {files[f.target].plugin} and {plugin}")])
             files[f.target] = f
     return sorted(files.values(), key=lambda f: f.target)
+
+
+def target_problem(target: str) -> str | None:
+    """Why ``target`` cannot be a rendered file's path, or None. The tree is DIR/<host>/<target>, beside
+    the host's manifest: a target must be a file's absolute path that stays inside the host's tree."""
+    parts = target.split("/")
+    if not target.startswith("/") or any(p in (".", "..") for p in parts):
+        return "a target must be an absolute path without '.' or '..' parts"
+    if target.endswith("/") or "" in parts[1:]:
+        return "a target must name a file: no trailing '/' and no empty parts"
+    if not target.isprintable():
+        return "a target must not contain control characters"
+    if target == f"/{MANIFEST}":
+        return f"/{MANIFEST} is where the rendered tree keeps its manifest"
+    return None
 
 
 def manifest(files: list[RenderedFile]) -> list[dict[str, Any]]:

@@ -43,7 +43,13 @@ def environment(extra_paths: tuple[str, ...] = ()):
         lstrip_blocks=True,
         auto_reload=False,  # templates do not change during a run: no stat per render
     )
+    env.filters["systemd"] = systemd_value
     return env
+
+
+def systemd_value(value) -> str:
+    """A value for a systemd unit setting: '%' starts a specifier there (%h, %n), so it is written '%%'."""
+    return str(value).replace("%", "%%")
 
 
 @cache

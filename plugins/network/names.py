@@ -1,21 +1,26 @@
-"""Interface names as the kernel takes them: 1-15 bytes, no '/', ':' or whitespace."""
+"""Interface names: 1-15 letters, digits, '_', '.' or '-'. The kernel takes more, but the names are
+written into networkd ``[Match] Name=`` (where ``*?[]!`` are glob syntax), nftables strings (``"``,
+``\\``), netplan YAML keys and libvirt XML: with these characters they mean just the interface."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator
 
 IFNAMSIZ = 16  # including the terminating NUL
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 @lru_cache(maxsize=4096)  # a fleet names the same few interfaces on every host
 def _ifname(value: str) -> str:
     if not value or len(value.encode()) >= IFNAMSIZ:
         raise ValueError(f"interface name must be 1-{IFNAMSIZ - 1} bytes (got {len(value.encode())})")
-    if any(c in value for c in "/:") or any(c.isspace() for c in value) or value in (".", ".."):
-        raise ValueError("interface name must not contain '/', ':' or whitespace")
+    if not NAME.fullmatch(value):
+        raise ValueError("interface name must be letters, digits, '_', '.' or '-', starting with a letter, digit "
+                         "or '_' (no glob, quote or comment characters)")
     return value
 
 

@@ -23,6 +23,13 @@ class NfsPool(StrictModel):
     def _version_text(cls, value):
         return str(value) if isinstance(value, int | float) else value  # YAML reads 4.1 as a number
 
+    @field_validator("export")
+    @classmethod
+    def _export(cls, value):
+        if "\\" in value:  # C escapes in unit files (and a line continuation at the end)
+            raise ValueError("must not contain '\\' (it is written into a systemd mount unit)")
+        return value
+
     @field_validator("server")
     @classmethod
     def _server(cls, value):

