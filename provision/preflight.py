@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from provision.errors import InputError
 from provision.facts import Facts
 from provision.hosts import Node
 from provision.plugins import Hooks, default_hooks
-from provision.probe import Unreachable, gather_facts
+from provision.probe import Unreachable, gather_facts_within
 from provision.results import CheckResult, HostReport, Report
 
 
@@ -40,24 +39,12 @@ def evaluate(facts: Facts, settings: dict[str, Any], *, hooks: Hooks, ignore: fr
 def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[str]) -> HostReport:
     """One node: one probe round trip, bounded by ``timeout``, then pure evaluation."""
     start = time.monotonic()
-    outcome: dict[str, Any] = {}
-
-    def probe() -> None:
-        try:
-            outcome["facts"] = gather_facts(node.spec, hooks.probe_operations, timeout=timeout)
-        except Unreachable as exc:
-            outcome["error"] = str(exc)
-
-    # a daemon thread, so a node hung mid-handshake cannot hold the run (or the exit) beyond its timeout
-    worker = threading.Thread(target=probe, name=f"probe {node.name}", daemon=True)
-    worker.start()
-    worker.join(timeout)
+    try:
+        facts = gather_facts_within(node.spec, hooks.probe_operations, timeout=timeout)
+    except Unreachable as exc:
+        return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
     seconds = time.monotonic() - start
-    if worker.is_alive():
-        return HostReport(node.name, False, error=f"no answer within {timeout:g} s", seconds=seconds)
-    if "error" in outcome:
-        return HostReport(node.name, False, error=outcome["error"], seconds=seconds)
-    checks, decision = evaluate(outcome["facts"], node.settings, hooks=hooks, ignore=ignore)
+    checks, decision = evaluate(facts, node.settings, hooks=hooks, ignore=ignore)
     return HostReport(node.name, True, decision, checks, seconds=seconds)
 
 

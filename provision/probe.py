@@ -73,6 +73,29 @@ def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeo
     return Facts(answers)
 
 
+def gather_facts_within(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float) -> Facts:
+    """:func:`gather_facts`, bounded by ``timeout``: a node hung mid-handshake (or a read that blocks)
+    cannot hold the run, or its exit, any longer: the probe runs in a daemon thread."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def probe() -> None:
+        try:
+            outcome["facts"] = gather_facts(host, operations, timeout=timeout)
+        except Unreachable as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=probe, name=f"probe {host.name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise Unreachable(f"no answer within {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["facts"]
+
+
 def _backend_reason(exc: Exception) -> str:
     # testinfra's ssh backend raises RuntimeError(CommandResult) when ssh exits 255
     arg = exc.args[0] if exc.args else exc

@@ -38,6 +38,74 @@ def op_read(spec):
     return {"path": path, "text": text}
 
 
+KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+         (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+_SECRET_WORDS = {}
+
+
+def _kind(mode):
+    return next((name for test, name in KINDS if test(mode)), "not a regular file")
+
+
+def _secret_words(paths):
+    """What to hide of each secret file: its whole text, each value after '=' or ':', each long word."""
+    words = set()
+    for path in paths:
+        if path not in _SECRET_WORDS:
+            found = set()
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                try:
+                    if stat.S_ISREG(os.fstat(fd).st_mode):
+                        text = os.read(fd, 65536).decode("utf-8", "replace")
+                        found.add(text.strip())
+                        for line in text.splitlines():
+                            for sep in "=:":
+                                if sep in line:
+                                    found.add(line.split(sep, 1)[1].strip().strip("'\""))
+                            found.update(w for w in line.split() if len(w) >= 16)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
+            _SECRET_WORDS[path] = set(w for w in found if len(w) >= 6)
+        words.update(_SECRET_WORDS[path])
+    return sorted(words, key=len, reverse=True)
+
+
+def op_node_file(spec):
+    """A file provision manages, as it is on the node: never read through a symlink, never a FIFO or a
+    device (opening one could block); the text of each file in ``secrets`` replaced by <redacted>."""
+    path = spec["path"]
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return {"path": path, "missing": True}
+    if stat.S_ISLNK(st.st_mode):
+        return {"path": path, "symlink": os.readlink(path)}
+    if not stat.S_ISREG(st.st_mode):
+        return {"path": path, "kind": _kind(st.st_mode)}
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped since the lstat
+            return {"path": path, "kind": _kind(st.st_mode)}
+        chunks, size = [], 0
+        while size < MAX_READ:
+            chunk = os.read(fd, MAX_READ - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    for word in _secret_words(spec.get("secrets", ())):
+        text = text.replace(word, "<redacted>")
+    return {"path": path, "text": text, "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
+            "truncated": size >= MAX_READ}
+
+
 def op_read_first(spec):
     release = os.uname().release
     tried = []

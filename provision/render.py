@@ -74,17 +74,22 @@ class RenderContext:
 
 def render_node(node: Node, decision: Decision | None, *, hooks) -> list[RenderedFile]:
     """Every plugin's files for one node; two files for one target is an error."""
+    from provision.secrets import secret_files
     from provision.templating import template
 
     paths = hooks.template_paths
     ctx = RenderContext(node.name, node.settings, decision, node.spec.is_local, hooks,
                         lambda name, **values: template(paths, name).render(**values))
     files: dict[str, RenderedFile] = {}
+    secrets = secret_files(node.settings)
     for plugin, produced in hooks.render(ctx):
         for f in produced:
             f = RenderedFile(f.target, f.content, f.mode, plugin, f.apply)  # dataclasses.replace costs more
             if problem := target_problem(f.target):
                 raise SettingsError([((), f"{plugin} renders {f.target!r}: {problem}")])
+            if f.target in secrets:
+                raise SettingsError([(secrets[f.target], f"{plugin} renders {f.target}, which this field names as "
+                                                         "a secret file; a secret file is never written or shown")])
             if f.target in files:
                 raise SettingsError([((), f"{f.target} is rendered by both {files[f.target].plugin} and {plugin}")])
             files[f.target] = f
@@ -287,19 +292,27 @@ def diff_against_nodes(rendered: dict[str, list[RenderedFile]], nodes: list[Node
 
 
 def _diff_node(node: Node, files: list[RenderedFile], timeout: float) -> str:
+    """The node's files against the rendered ones. A file is read only when it is a regular file (a
+    symlink is named, not followed; a FIFO or device is not opened), and the text of every secret file
+    the settings name is replaced on the node before it is sent: no secret reaches the diff."""
     import difflib
 
-    from provision.probe import gather_facts
+    from provision.probe import gather_facts_within
+    from provision.secrets import redact_line, secret_files
 
-    ops = {f"file.{i}": {"op": "read", "path": f.target} for i, f in enumerate(files)}
-    facts = gather_facts(node.spec, ops, timeout=timeout)
+    secrets = sorted(secret_files(node.settings))
+    ops = {f"file.{i}": {"op": "node_file", "path": f.target, "secrets": secrets} for i, f in enumerate(files)}
+    facts = gather_facts_within(node.spec, ops, timeout=timeout)
     chunks = []
     for i, f in enumerate(files):
-        current = facts.text(f"file.{i}")
+        answer, label = facts.answer(f"file.{i}"), f"{node.name}:{f.target}"
+        if "symlink" in answer or "kind" in answer or "error" in answer:
+            what = (f"is a symlink to {answer['symlink']}; not followed" if "symlink" in answer
+                    else f"is {answer['kind']}; not read" if "kind" in answer else f"cannot be read: {answer['error']}")
+            chunks.append(f"provision: {label} {what}\n")
+            continue
+        current = answer.get("text")
         old = [] if current is None else current.splitlines(True)
-        label = f"{node.name}:{f.target}"
         chunks.extend(difflib.unified_diff(old, f.content.splitlines(True),
                                            "/dev/null" if current is None else f"a/{label}", f"b/{label}"))
-    from provision.secrets import redact_line
-
     return "".join(redact_line(line) for line in chunks)

@@ -35,3 +35,44 @@ def points_at_secret(path: tuple) -> bool:
 def redact_line(line: str) -> str:
     """A diff line with a secret setting's value replaced by <redacted>."""
     return SECRET_LINE.sub(rf"\1{REDACTED}", line.rstrip("\n")) + ("\n" if line.endswith("\n") else "")
+
+
+def secret_files(settings: dict, path: tuple = ()) -> dict[str, tuple]:
+    """{file path: settings path} of every file the settings name as holding a secret (``key_file``,
+    ``password_file``): the files whose text no output may show.
+
+    >>> secret_files({"storage": [{"type": "rbd", "key_file": "/etc/ceph/k"}]})
+    {'/etc/ceph/k': ('storage', 0, 'key_file')}
+    """
+    found: dict[str, tuple] = {}
+    items = settings.items() if isinstance(settings, dict) else enumerate(settings) if isinstance(settings, list) else ()
+    for key, value in items:
+        here = (*path, key)
+        if isinstance(value, str) and value.startswith("/") and points_at_secret(here):
+            found.setdefault(value, here)
+        elif isinstance(value, dict | list):
+            found.update((k, v) for k, v in secret_files(value, here).items() if k not in found)
+    return found
+
+
+def secret_file_problems(settings: dict) -> list[tuple[tuple, str]]:
+    """A setting that is not a secret's but names a secret file (a ceph_conf equal to the key_file):
+    provision would write or show that file. ``[(path, message)]``."""
+    secrets = secret_files(settings)
+    problems: list[tuple[tuple, str]] = []
+
+    def walk(value, path: tuple) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, (*path, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*path, i))
+        elif isinstance(value, str) and value in secrets and not points_at_secret(path):
+            from provision.errors import field
+
+            problems.append((path, f"names the secret file of {field(secrets[value])}; a secret file is never "
+                                   "written or shown"))
+
+    walk(settings, ())
+    return problems

@@ -8,6 +8,7 @@ from provision.errors import InputError, SettingsError
 from provision.hosts import HostSpec
 from provision.inventory.connection import ConnectionError_, host_spec_for
 from provision.inventory.model import Inventory, InventoryHost
+from provision.secrets import secret_file_problems
 from provision.settings import validate_settings
 
 
@@ -26,7 +27,7 @@ def validate_inventory(inv: Inventory, hooks, workers: int | None = None) -> dic
         errors: list[str] = []
         settings, problems = validate_settings(model, host.provision)
         if settings is not None:
-            problems = hooks.validate_settings(settings)
+            problems = hooks.validate_settings(settings) + secret_file_problems(settings)
         errors += SettingsError(problems).lines(host.name, partial(inv.file_of, host.name))
         try:
             spec = host_spec_for(host)
