@@ -45,18 +45,37 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], *, per_worker: int, wor
     # what exists now is shared with the children: kept out of their garbage collector, which
     # would otherwise walk, and so copy, every inherited page (the gc module's advice for fork)
     gc.freeze()
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
     try:
-        with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = list(pool.map(_run_slice, [(start, slices) for start in range(slices)]))
+        parts = list(pool.map(_run_slice, [(start, slices) for start in range(slices)]))
     except BrokenProcessPool:  # killed (the OOM killer, a signal): nothing it did is used
         raise ProvisionError(f"a worker process died while {count} worked on {len(items)} items; nothing was kept") from None
+    except BaseException:  # Ctrl-C, SIGTERM, an error: the workers end now, not after their slices
+        for child in multiprocessing.active_children():
+            child.kill()
+        raise
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _WORK = None
         gc.unfreeze()
     results: list[Any] = [None] * len(items)
     for start, part in enumerate(parts):
         results[start::slices] = part  # interleaved slices: hosts alike in cost are spread evenly
     return results
+
+
+def _worker_start() -> None:
+    """In each worker: die with the parent (a parent killed by SIGKILL must not leave workers blocked on a
+    pipe, holding the caller's output open), and leave Ctrl-C and SIGTERM to the parent, which ends them."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_slice(where: tuple[int, int]) -> list[Any]:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from json.encoder import encode_basestring_ascii
-from pathlib import Path
 from typing import Any
 
-from provision.errors import InputError, ProvisionError, SettingsError
+from provision.errors import InputError, SettingsError
 from provision.hosts import Node
 from provision.results import Decision
 
@@ -124,114 +119,6 @@ def manifest_text(host: str, files: list[RenderedFile]) -> str:
         f'    {{"path": {quote(f.relative)}, "target": {quote(f.target)}, "mode": {quote(f.mode)}, "plugin": {quote(f.plugin)}'
         + (f', "apply": {json.dumps(f.apply)}}}' if f.apply else "}") for f in files)
     return f'{{"host": {quote(host)}, "files": [\n{entries}\n]}}\n'
-
-
-def _write(path: str, text: str, mode: int) -> None:
-    # created with its mode (a stricter umask only narrows it): never readable wider, not even briefly
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        data = memoryview(text.encode())
-        while data:
-            data = data[os.write(fd, data):]
-    finally:
-        os.close(fd)
-
-
-def write_host(staging: str, host: str, files: list[RenderedFile]) -> None:
-    """``staging/<host>/...`` and its manifest."""
-    root = f"{staging}/{host}"
-    os.mkdir(root)
-    made: set[str] = set()
-    for f in files:
-        relative = f.relative
-        for folder in _folders(relative):
-            if folder not in made:
-                os.mkdir(f"{root}/{folder}")
-                made.add(folder)
-        _write(f"{root}/{relative}", f.content, int(f.mode, 8))
-    _write(f"{root}/{MANIFEST}", manifest_text(host, files), 0o644)
-
-
-@lru_cache(maxsize=1024)
-def _folders(relative: str) -> tuple[str, ...]:
-    """The folders above a relative path, outermost first: 'etc/a/b.conf' -> ('etc', 'etc/a')."""
-    parts = relative.split("/")[:-1]
-    return tuple("/".join(parts[:i]) for i in range(1, len(parts) + 1))
-
-
-def render_tree(out: Path, *, nodes: list[Node], decisions: dict[str, Decision], hooks, workers: int | None = None,
-                rendered: dict[str, list[RenderedFile]] | None = None) -> int:
-    """Render every node into ``out/<host>/...`` with its manifest and return the number of files.
-
-    Everything is written into a temporary folder inside ``out`` first and moved into place
-    only when every host succeeded, so an error leaves ``out`` as it was. Large inventories
-    are rendered by one forked worker per CPU. ``nodes`` and ``decisions`` come from :func:`prepare`;
-    ``rendered``, from :func:`render_all`, is written as it is instead of rendering again.
-    """
-    from provision.parallel import fork_map
-
-    made, staging = _staging_in(out)
-
-    def render_host(node: Node) -> tuple[int, list[str]]:
-        if rendered is not None:
-            files, problems = rendered[node.name], []
-        else:
-            files, problems = _render_or_problems(node, decisions, hooks)
-        if files is not None:
-            write_host(staging, node.name, files)
-        return len(files or ()), problems
-
-    try:
-        results = fork_map(render_host, nodes, per_worker=100, workers=workers)
-        _refuse([line for _, lines in results for line in lines])
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if made:
-            shutil.rmtree(out, ignore_errors=True)  # a folder this run made holds nothing else
-        if isinstance(exc, OSError):
-            raise ProvisionError(f"cannot write the rendered tree into {out}: {exc}; nothing was moved into place") from None
-        raise
-    try:
-        _swap_in(out, staging, [n.name for n in nodes])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # the staging folder, and the trees swapped out
-    return sum(count for count, _ in results)
-
-
-def _staging_in(out: Path) -> tuple[bool, str]:
-    """(whether ``out`` was made now, a new staging folder inside it)."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is a file, not a folder")
-    made = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        return made, tempfile.mkdtemp(prefix=".render-", dir=out)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot make the output folder there: {exc.strerror}"
-                         f"{' (' + exc.filename + ')' if exc.filename and exc.filename != str(out) else ''}") from None
-
-
-def _swap_in(out: Path, staging: str, hosts: list[str]) -> None:
-    """Move each host's new tree into ``out`` and its old one aside into ``staging``. These are renames
-    within one filesystem, which fail only when something holds a folder (a mount point); then every
-    host done so far is put back as it was."""
-    done: list[tuple[str, str | None]] = []
-    for host in hosts:
-        aside = None
-        try:
-            if (out / host).exists():
-                (out / host).rename(f"{staging}/.old-{host}")
-                aside = f"{staging}/.old-{host}"
-            os.rename(f"{staging}/{host}", out / host)
-        except OSError as exc:
-            if aside:  # its old tree was moved aside, its new one did not follow
-                os.rename(aside, out / host)
-            for name, old in reversed(done):
-                os.rename(out / name, f"{staging}/{name}")
-                if old:
-                    os.rename(old, out / name)
-            raise ProvisionError(f"cannot move {host}'s tree into {out}: {exc}; nothing was changed") from None
-        done.append((host, aside))
 
 
 def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> dict[str, Decision]:

@@ -61,7 +61,7 @@ def validate_settings(model: type[BaseModel], data: Any) -> tuple[dict[str, Any]
     try:
         return model.model_validate(data or {}).model_dump(mode="json"), []
     except ValidationError as exc:
-        return None, [explain(model, err) for err in exc.errors()]
+        return None, list(dict.fromkeys(explain(model, err) for err in exc.errors()))  # union members may say it twice
 
 
 def explain(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
@@ -87,7 +87,8 @@ def explain(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
     if kind == "missing":
         return path, "required"
     message = err["msg"]
-    message = message[0].lower() + message[1:]
+    if not message[1:2].isupper():  # "UUID input ..." stays as it is
+        message = message[0].lower() + message[1:]
     message = message.replace("Value error, ", "").replace("value error, ", "")
     if hidden:
         message += " (the value is not shown: this field names a secret or its file)"
@@ -122,6 +123,8 @@ def _clean_loc(model: type[BaseModel], loc: tuple) -> tuple:
         if tagged:
             current = tagged
             continue
+        if following is None and any(c in part for c in "[](=,"):
+            continue  # pydantic's label of a union member (lax-or-strict[...]): no key of the inventory's
         path.append(part)
         current = following or []
     return tuple(path)

@@ -12,24 +12,33 @@ import ipaddress
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import WrapValidator
+from pydantic import ValidationError, WrapValidator
 
 ip_address = lru_cache(maxsize=4096)(ipaddress.ip_address)
 ip_network = lru_cache(maxsize=4096)(ipaddress.ip_network)
 ip_interface = lru_cache(maxsize=4096)(ipaddress.ip_interface)
 
 
-def _remembered(maxsize: int = 4096) -> WrapValidator:
-    """A pydantic validator that runs the type's own validation (and so its own error) once per string."""
+def _remembered(maxsize: int = 4096, message: str = "") -> WrapValidator:
+    """A pydantic validator that runs the type's own validation once per string; ``message``, when given,
+    replaces its error (a union's, which would name each member)."""
     seen: dict[str, Any] = {}
+
+    def parse(value: Any, handler):
+        if not message:
+            return handler(value)
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(message) from None
 
     def validate(value: Any, handler):
         if type(value) is not str:
-            return handler(value)
+            return parse(value, handler)
         try:
             return seen[value]
         except KeyError:
-            parsed = handler(value)
+            parsed = parse(value, handler)
             if len(seen) >= maxsize:
                 seen.clear()
             seen[value] = parsed
@@ -40,4 +49,5 @@ def _remembered(maxsize: int = 4096) -> WrapValidator:
 
 IPv4Address = Annotated[ipaddress.IPv4Address, _remembered()]
 IPv4Network = Annotated[ipaddress.IPv4Network, _remembered()]
-IPInterface = Annotated[ipaddress.IPv4Interface | ipaddress.IPv6Interface, _remembered()]
+IPInterface = Annotated[ipaddress.IPv4Interface | ipaddress.IPv6Interface,
+                        _remembered(message="must be an IPv4 or IPv6 address with its prefix length, like 192.0.2.10/24")]

@@ -140,7 +140,7 @@ _simple("resume", "Resume a paused guest.")
 
 @app.command("shutdown")
 @user_errors
-def shutdown_cli(name: str, timeout: Annotated[float, typer.Option(help="seconds before forcing it off")] = 30,
+def shutdown_cli(name: str, timeout: Annotated[float, typer.Option(min=0, max=86400, help="seconds before forcing it off")] = 30,
                  connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Shut down gracefully (ACPI power button), then force it off after --timeout; say which."""
     with backend(connect, inventory, limit) as (guests, _, _):

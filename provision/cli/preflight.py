@@ -26,7 +26,7 @@ def preflight_cli(
     fail_on: Annotated[FailOn, typer.Option(help="exit 1 on failures, or on warnings too")] = FailOn.fail,
     ignore: Annotated[list[str], typer.Option(help="check id whose failure becomes a warning; repeatable, or all")] = [],  # noqa: B006
     forks: Annotated[int, typer.Option(min=1, help="nodes checked at once")] = 8,
-    timeout: Annotated[float, typer.Option(min=0.1, help="seconds a node may take before it is unreachable")] = 30,
+    timeout: Annotated[float, typer.Option(min=0.1, max=86400, help="seconds a node may take before it is unreachable")] = 30,
 ) -> None:
     """Check nodes (the local one by default) and decide virt_type kvm or qemu, with evidence."""
     from provision.preflight import exit_code, preflight

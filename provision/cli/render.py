@@ -17,12 +17,13 @@ def render_cli(
     out: Annotated[Optional[Path], typer.Option("--out", help="folder for DIR/<host>/...")] = None,  # noqa: UP007
     diff: Annotated[bool, typer.Option("--diff", help="print a unified diff against the files on each node")] = False,
     forks: Annotated[int, typer.Option(min=1)] = 8,
-    timeout: Annotated[float, typer.Option(min=0.1)] = 30,
+    timeout: Annotated[float, typer.Option(min=0.1, max=86400, help="seconds a node may take (--diff, auto), or to wait for another render into --out")] = 30,
 ) -> None:
     """Render hypervisor, storage and network configuration for each node."""
     from provision.plugins import default_hooks
     from provision.probe import Unreachable as NodeUnreachable
-    from provision.render import Unreachable, diff_against_nodes, prepare, render_all, render_tree
+    from provision.render import Unreachable, diff_against_nodes, prepare, render_all
+    from provision.tree import render_tree
 
     if out is None and not diff:
         raise typer.BadParameter("give --out DIR, or --diff", param_hint="--out")
@@ -32,7 +33,8 @@ def render_cli(
         nodes, decisions = prepare(nodes, hooks=hooks, forks=forks, timeout=timeout)
         rendered = render_all(nodes=nodes, decisions=decisions, hooks=hooks) if diff else None  # once for both
         if out is not None:
-            total = render_tree(out, nodes=nodes, decisions=decisions, hooks=hooks, rendered=rendered)
+            total = render_tree(out, nodes=nodes, decisions=decisions, hooks=hooks, rendered=rendered,
+                                protected=[Path(inventory)] if inventory else [], wait=timeout)
             typer.echo(f"rendered {total} files for {len(nodes)} hosts into {out}")
         if rendered is not None:
             typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks), nl=False)

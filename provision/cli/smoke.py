@@ -18,7 +18,7 @@ def smoke_cli(
     host: HostOpt = [],  # noqa: B006
     output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
     forks: Annotated[int, typer.Option(min=1)] = 4,
-    timeout: Annotated[float, typer.Option(min=1, help="seconds to wait for the canary's marker")] = 60,
+    timeout: Annotated[float, typer.Option(min=1, max=86400, help="seconds to wait for the canary's marker")] = 60,
 ) -> None:
     """Boot a canary guest on each node, wait for its console marker, report the boot time, remove it."""
     from provision.canary import find_canary

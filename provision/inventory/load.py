@@ -18,19 +18,62 @@ SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x fast
 GROUP_KEYS = {"hosts", "vars", "children"}
 
 
+MAX_VALUES = 2_000_000  # values a file may expand to, aliases followed: far above any real inventory
+MAX_DEPTH = 64  # nesting: inventories are a few levels deep
+
+
 def read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                         "is it an encrypted or binary file?") from None
     try:
-        return yaml.load(text, Loader=SafeLoader)
+        data = yaml.load(text, Loader=SafeLoader)
+        bounded(data, path)
+        return data
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise InputError(f"{where}: malformed YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: malformed YAML: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply for an inventory (more than {MAX_DEPTH} levels)") from None
+
+
+def bounded(data: Any, path: Path) -> None:
+    """Refuse data that aliases expand beyond MAX_VALUES (a 'billion laughs' file of a few hundred bytes),
+    that refers to itself, or that nests deeper than MAX_DEPTH, before anything walks it. Each distinct
+    list or mapping is measured once, so this costs as much as the file is long."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, int, bool]] = [(data, 0, False)]
+    open_ids: set[int] = set()
+    while stack:
+        value, depth, done = stack.pop()
+        if not isinstance(value, dict | list):
+            continue
+        key = id(value)
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        if done:
+            open_ids.discard(key)
+            total = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if total > MAX_VALUES:
+                raise InputError(f"{path}: expands to more than {MAX_VALUES:,} values (YAML aliases that repeat "
+                                 "each other?); refused")
+            sizes[key] = total
+            continue
+        if key in open_ids:
+            raise InputError(f"{path}: a YAML alias refers to a value that holds it (a loop); refused")
+        if key in sizes:
+            continue
+        if depth > MAX_DEPTH:
+            raise InputError(f"{path}: nested too deeply for an inventory (more than {MAX_DEPTH} levels)")
+        open_ids.add(key)
+        stack.append((value, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if isinstance(c, dict | list))
 
 
 def _mapping(value: Any, where: str) -> dict:
@@ -126,11 +169,18 @@ def _read_vars(path: Path) -> dict:
 def load_inventory(source: str | Path) -> Inventory:
     """Load ``source`` (a file, or a folder of inventory files) into an :class:`Inventory`."""
     source = Path(source)
-    if not source.exists():
-        raise InputError(f"{source}: no such inventory file or folder")
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir()
-                       if p.is_file() and p.suffix in YAML_SUFFIXES and not p.name.startswith("."))
+    try:
+        is_dir = source.stat() and source.is_dir()
+    except FileNotFoundError:
+        raise InputError(f"{source}: no such inventory file or folder") from None
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read: {exc.strerror}") from None
+    if is_dir:
+        try:
+            files = sorted(p for p in source.iterdir()
+                           if p.is_file() and p.suffix in YAML_SUFFIXES and not p.name.startswith("."))
+        except OSError as exc:
+            raise InputError(f"{source}: cannot list the inventory folder: {exc.strerror}") from None
         base = source
     else:
         files, base = [source], source.parent

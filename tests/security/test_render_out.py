@@ -1,0 +1,222 @@
+"""render --out never destroys what provision did not make, one render per folder at a time, and an
+interrupted render leaves every host folder old or new, never missing."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provision.tree import STAGING_MARK, in_the_way
+from tests.cli.test_render import PINNED, inventory
+from tests.conftest import provision_bin
+
+
+def snapshot(root: Path) -> dict[str, bytes | str]:
+    return {str(p.relative_to(root)): (f"-> {os.readlink(p)}" if p.is_symlink() else p.read_bytes() if p.is_file() else "dir")
+            for p in sorted(root.rglob("*"))}
+
+
+def render(cli, inv, out, *args):
+    return cli("render", "-i", inv, "--out", str(out), *args)
+
+
+def test_a_folder_without_provisions_manifest_is_never_replaced(cli, tmp_path):
+    inv = inventory(tmp_path, PINNED, hosts=("n0", "n1"))
+    out = tmp_path / "out"
+    (out / "n1" / ".git").mkdir(parents=True)
+    (out / "n1" / ".git" / "config").write_text("[core]\n")
+    (out / "n1" / "notes.md").write_text("mine\n")
+    before = snapshot(out)
+    result = render(cli, inv, out)
+    assert result.exit_code == 2, result.output
+    assert (f"--out {out}: {out}/n1 holds no manifest.json of provision's for n1; it was not rendered by provision; "
+            "nothing was changed") in result.stderr
+    assert snapshot(out) == before  # not even n0 was written
+
+
+def test_a_file_provision_did_not_list_keeps_the_host_tree(cli, tmp_path):
+    inv = inventory(tmp_path, PINNED, hosts=("n0", "n1"))
+    out = tmp_path / "out"
+    assert render(cli, inv, out).exit_code == 0
+    (out / "n1" / "etc" / "notes.txt").write_text("an operator's note\n")
+    before = snapshot(out)
+    result = render(cli, inv, out)
+    assert result.exit_code == 2
+    assert f"{out}/n1/etc/notes.txt is not listed in {out}/n1/manifest.json; provision did not make it" in result.stderr
+    assert snapshot(out) == before
+    (out / "n1" / "etc" / "notes.txt").unlink()
+    assert render(cli, inv, out).exit_code == 0  # its own tree alone: replaced
+
+
+@pytest.mark.parametrize("what", ["symlink", "file", "foreign manifest"])
+def test_other_things_in_the_way_are_input_errors(cli, tmp_path, what):
+    inv = inventory(tmp_path, PINNED, hosts=("n1",))
+    out = tmp_path / "out"
+    out.mkdir()
+    if what == "symlink":
+        (out / "n1").symlink_to("/etc")
+        message = f"{out}/n1 is a symlink, not a host tree provision rendered"
+    elif what == "file":
+        (out / "n1").write_text("x")
+        message = f"{out}/n1 is a file, not a host tree provision rendered"
+    else:
+        (out / "n1").mkdir()
+        (out / "n1" / "manifest.json").write_text(json.dumps({"host": "n9", "files": []}))
+        message = f"{out}/n1 holds no manifest.json of provision's for n1"
+    before = snapshot(out)
+    result = render(cli, inv, out)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert snapshot(out) == before
+
+
+def test_out_may_not_be_the_inventorys_folder(cli, tmp_path):
+    folder = tmp_path / "inv"
+    folder.mkdir()
+    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"hosts.yml": {"ansible_connection": "local"}},
+                                                              "vars": {"provision": PINNED}}}))
+    (folder / "group_vars").mkdir()
+    before = snapshot(tmp_path)
+    for out, inv, message in [
+        (folder, folder, f"--out {folder}: is inside the inventory's folder {folder}"),
+        (folder / "trees", folder, f"--out {folder / 'trees'}: is inside the inventory's folder {folder}"),
+        (folder, folder / "hosts.yml", f"--out {folder}: is the folder of the inventory {folder / 'hosts.yml'}"),
+        (folder / "group_vars", folder / "hosts.yml", f"is inside the inventory's folder {folder / 'group_vars'}"),
+    ]:
+        result = render(cli, str(inv), out)
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("target", ["/etc", "/", "/usr/share", "/tmp"])
+def test_out_through_a_symlink_into_a_system_folder_is_refused(cli, tmp_path, target):
+    inv = inventory(tmp_path, PINNED, hosts=("ssh",))  # DIR/ssh would be /etc/ssh
+    link = tmp_path / "out"
+    link.symlink_to(target)
+    before = sorted(os.listdir(target))
+    result = render(cli, inv, link)
+    assert result.exit_code == 2
+    assert f"--out {link}: is a system folder (through symlinks: {target})" in result.stderr
+    assert sorted(os.listdir(target)) == before
+
+
+def test_a_stale_staging_folder_is_removed_and_a_foreign_one_kept(cli, tmp_path):
+    inv = inventory(tmp_path, PINNED, hosts=("n1",))
+    out = tmp_path / "out"
+    (out / ".render-dead1" / "n1").mkdir(parents=True)
+    (out / ".render-dead1" / STAGING_MARK).write_text("")
+    (out / ".render-notours").mkdir()
+    (out / ".render-notours" / "keep").write_text("someone's\n")  # not marked, not empty: not ours
+    assert render(cli, inv, out).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == [".render-notours", "n1"]
+
+
+def test_a_second_render_waits_for_the_first(cli, tmp_path):
+    inv = inventory(tmp_path, PINNED, hosts=("n1",))
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a render in progress holds it
+        result = render(cli, inv, out, "--timeout", "0.5")
+        assert result.exit_code == 1
+        assert f"another provision render is writing into {out}; waited 0.5 s (--timeout)" in result.stderr
+        assert list(out.iterdir()) == []
+        threading.Timer(0.5, fcntl.flock, (fd, fcntl.LOCK_UN)).start()
+        start = time.monotonic()
+        assert render(cli, inv, out, "--timeout", "10").exit_code == 0
+        assert time.monotonic() - start >= 0.4
+    finally:
+        os.close(fd)
+
+
+# -- many rounds: concurrency and interruptions, with trees that tell which render made them -----------
+
+def versioned_inventory(folder: Path, hosts: int, version: str) -> str:
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{version}.yml"
+    path.write_text(yaml.safe_dump({"all": {
+        "hosts": {f"n{i:04d}": {"ansible_connection": "local"} for i in range(hosts)},
+        "vars": {"provision": {**PINNED, "network": {"bridges": [{"name": f"br-{version}", "interfaces": ["eth9"]}]}}}}}))
+    return str(path)
+
+
+def tree_versions(out: Path, hosts: int) -> dict[str, str]:
+    """Each host folder's version; fails when a folder is missing, incomplete, or holds anything else."""
+    versions = {}
+    for i in range(hosts):
+        host = f"n{i:04d}"
+        assert (out / host).is_dir(), f"{host} is missing"
+        assert in_the_way(out, host) is None, in_the_way(out, host)  # exactly its manifest's files
+        files = {f["path"] for f in json.loads((out / host / "manifest.json").read_text())["files"]}
+        version = {v for v in ("a", "b") if f"etc/provision/libvirt/network-br-{v}.xml" in files}
+        assert len(version) == 1, (host, files)
+        versions[host] = version.pop()
+    return versions
+
+
+@pytest.mark.slow
+def test_two_renders_at_once_never_mix(tmp_path):
+    hosts = 300
+    invs = {v: versioned_inventory(tmp_path / "inv", hosts, v) for v in ("a", "b")}
+    out = tmp_path / "out"
+    for _ in range(6):
+        procs = [subprocess.Popen([provision_bin(), "render", "-i", invs[v], "--out", str(out)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for v in ("a", "b")]
+        outputs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        assert not any("Traceback" in err for _, err in outputs)
+        assert len(set(tree_versions(out, hosts).values())) == 1  # one render's tree, whole
+        assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.slow
+def test_interrupted_renders_leave_every_host_old_or_new(tmp_path):
+    """SIGINT to the process group (Ctrl-C), SIGTERM and SIGKILL to the render alone, at random moments of a
+    2,000-host render: every host folder stays whole, old or new; no worker outlives a killed render."""
+    hosts = 2000
+    invs = {v: versioned_inventory(tmp_path / "inv", hosts, v) for v in ("a", "b")}
+    out = tmp_path / "out"
+    subprocess.run([provision_bin(), "render", "-i", invs["a"], "--out", str(out)], check=True, capture_output=True)
+    start = time.monotonic()
+    subprocess.run([provision_bin(), "render", "-i", invs["b"], "--out", str(out)], check=True, capture_output=True)
+    duration = time.monotonic() - start
+    rng = random.Random(15)
+    seen = set()
+    for round_ in range(12):
+        sig = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)[round_ % 3]
+        version = "ab"[round_ % 2]
+        proc = subprocess.Popen([provision_bin(), "render", "-i", invs[version], "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        time.sleep(rng.uniform(0.2, duration * 1.1))
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        # the output pipes close: no worker is left holding them (a CI step would hang)
+        _, err = proc.communicate(timeout=30)
+        assert "Traceback" not in err, err
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+                time.sleep(0.05)
+            except ProcessLookupError:
+                break
+        else:
+            pytest.fail(f"round {round_}: processes of the killed render are still running")
+        seen.add(proc.returncode)
+        tree_versions(out, hosts)  # every host whole, one version each
+    assert seen & {-signal.SIGKILL, -signal.SIGTERM}, seen
+    subprocess.run([provision_bin(), "render", "-i", invs["a"], "--out", str(out)], check=True, capture_output=True)
+    assert set(tree_versions(out, hosts).values()) == {"a"}
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # staging of killed renders removed
