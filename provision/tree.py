@@ -34,7 +34,9 @@ STAGING_MARK = ".provision-staging"  # inside each staging folder: it is ours to
 # folders that hold the system: DIR may not be one, nor (for the first group) inside one
 SYSTEM_TREES = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev", "/proc",
                 "/sys", "/run", "/var/lib/dpkg", "/var/lib/apt", "/var/log", "/var/spool", "/var/cache", "/var/mail")
-SYSTEM_FOLDERS = ("/", "/home", "/root", "/var", "/var/lib", "/var/tmp", "/tmp", "/srv", "/opt", "/mnt", "/media")
+SYSTEM_FOLDERS = ("/", "/home", "/root", "/var", "/var/lib", "/var/tmp", "/tmp", "/srv", "/opt", "/mnt", "/media",
+                  "/dev/shm")
+SCRATCH = ("/dev/shm/",)  # inside a system tree, yet anyone's scratch space, as /tmp is
 
 
 class Terminated(BaseException):
@@ -46,7 +48,8 @@ def check_out_folder(out: Path, *, protected: list[Path]) -> None:
     folder or inside it (for an inventory file: its folder, or its group_vars/ or host_vars/)."""
     real = Path(os.path.realpath(out))
     via = f" (through symlinks: {real})" if str(real) != os.path.abspath(out) else ""
-    if str(real) in SYSTEM_FOLDERS or any(str(real) == t or str(real).startswith(t + "/") for t in SYSTEM_TREES):
+    inside = any(str(real) == t or str(real).startswith(t + "/") for t in SYSTEM_TREES)
+    if str(real) in SYSTEM_FOLDERS or (inside and not str(real).startswith(SCRATCH)):
         raise InputError(f"--out {out}: is a system folder{via}; render into a folder of your own")
     for path in protected:
         if path.is_dir():  # an inventory folder: every file in it is a source, at any depth

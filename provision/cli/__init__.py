@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from provision.cli import guest as guest_cli
@@ -18,6 +20,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def options(
+    vault_password_file: Annotated[list[str], typer.Option(
+        "--vault-password-file", help="file with the vault password for -i inventories (repeatable; "
+        "ANSIBLE_VAULT_PASSWORD_FILE works too)")] = [],  # noqa: B006
+    ask_vault_pass: Annotated[bool, typer.Option("--ask-vault-pass", help="ask for the vault password")] = False,
+) -> None:
+    """Preflight and provision OpenStack compute nodes: decide KVM or software QEMU, check what will break."""
+    if vault_password_file or ask_vault_pass:
+        from provision.inventory.load import VaultOptions, set_vault_options
+
+        set_vault_options(VaultOptions(tuple(vault_password_file), ask_vault_pass))
+
+
 app.command("preflight")(preflight_cli.preflight_cli)
 app.command("render")(render_cli.render_cli)
 app.command("plugins")(plugins_cli.plugins_cli)

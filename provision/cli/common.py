@@ -39,7 +39,7 @@ def stdout_is_terminal() -> bool:
 
 InventoryOpt = Annotated[
     Optional[str],  # noqa: UP007 (Typer reads the annotation)
-    typer.Option("--inventory", "-i", help="Ansible YAML inventory: a file or a folder"),
+    typer.Option("--inventory", "-i", help="Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)"),
 ]
 LimitOpt = Annotated[
     Optional[str],  # noqa: UP007

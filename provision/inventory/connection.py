@@ -10,7 +10,10 @@ from provision.hosts import HostSpec
 from provision.inventory.model import InventoryHost
 
 CONNECTIONS = ("local", "ssh", "paramiko", "docker")
-IMPLICIT_LOCAL = ("localhost", "127.0.0.1", "::1")
+# Ansible's names for them: short, legacy and fully qualified ('smart' has meant ssh since 2.x)
+ALIASES = {"smart": "ssh", "ansible.builtin.ssh": "ssh", "ansible.builtin.local": "local",
+           "paramiko_ssh": "paramiko", "ansible.builtin.paramiko_ssh": "paramiko", "ansible.legacy.ssh": "ssh",
+           "ansible.legacy.local": "local", "community.docker.docker": "docker"}
 
 
 class ConnectionError_(ValueError):
@@ -28,36 +31,44 @@ def _checked(var: str, check, value):
         raise ConnectionError_(var, str(exc)) from None
 
 
+def default_connection() -> str:
+    from ansible import constants as C
+
+    return str(C.DEFAULT_TRANSPORT)
+
+
 def host_spec_for(host: InventoryHost) -> HostSpec:
     """The host spec for an inventory host; raises :class:`ConnectionError_`."""
     from provision.ssh import control_path
 
     v = host.vars
     address = str(v.get("ansible_host", host.name))
-    default = "local" if host.name in IMPLICIT_LOCAL and "ansible_host" not in v else "ssh"
-    connection = v.get("ansible_connection", default)
+    # only Ansible's implicit localhost is local by default; a 'localhost' in the inventory is reached over ssh
+    given = v.get("ansible_connection") or ("local" if host.implicit else default_connection())
+    connection = ALIASES.get(str(given), str(given))
     if connection not in CONNECTIONS:
-        raise ConnectionError_("ansible_connection", f"must be one of {', '.join(CONNECTIONS)} (got {connection!r})")
+        raise ConnectionError_("ansible_connection", f"must be one of {', '.join(CONNECTIONS)} (or Ansible's "
+                               f"names for them: smart, ansible.builtin.ssh, ...) (got {given!r})")
     python = ()
     if (value := v.get("ansible_python_interpreter")) is not None:
         python = _checked("ansible_python_interpreter", interpreter, str(value))
     if connection == "local":
         return HostSpec(name=host.name, scheme="local")
-    var = "ansible_host" if "ansible_host" in v else "host name"
+    var = host.label("ansible_host") if "ansible_host" in v else "host name"
     if connection == "docker":
         return HostSpec(name=host.name, scheme="docker", address=_checked(var, container_name, address), python=python)
     address = _checked(var, host_address, address)
-    user = _checked("ansible_user", user_name, str(v["ansible_user"])) if v.get("ansible_user") is not None else ""
-    port = _checked("ansible_port", port_number, v["ansible_port"]) if v.get("ansible_port") is not None else None
+    user = _checked(host.label("ansible_user"), user_name, str(v["ansible_user"])) if v.get("ansible_user") is not None else ""
+    port = _checked(host.label("ansible_port"), port_number, v["ansible_port"]) if v.get("ansible_port") is not None else None
     identity = ""
     if key := v.get("ansible_ssh_private_key_file"):
         key = str(key)
         if any(not c.isprintable() for c in key) or "PRIVATE KEY" in key:  # the key itself, pasted
-            raise ConnectionError_("ansible_ssh_private_key_file", "must be the path of a key file, not the key "
+            raise ConnectionError_(host.label("ansible_ssh_private_key_file"), "must be the path of a key file, not the key "
                                    "(the value is not shown)")
         key_path = Path(os.path.expanduser(key))
         if not key_path.is_file():  # never quoted back: a key pasted on one line looks like a file name
-            raise ConnectionError_("ansible_ssh_private_key_file", "names no key file on this machine (the value is "
+            raise ConnectionError_(host.label("ansible_ssh_private_key_file"), "names no key file on this machine (the value is "
                                    "not shown: it may be a pasted key)")
         identity = str(key_path)
     args: tuple[str, ...] = ()

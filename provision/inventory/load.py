@@ -1,219 +1,235 @@
-"""Read an Ansible YAML inventory (a file or a folder) with its group_vars/ and host_vars/."""
+"""Read inventories with ansible-core's own engine: its inventory manager, inventory plugins (YAML, INI,
+TOML, scripts, ``constructed``, installed collections) and vars plugins (``group_vars/``,
+``host_vars/``), its host patterns, ranges, ``host:port``, precedence, ``ansible_group_priority``,
+templating and vault — exactly as Ansible reads them.
+
+What provision adds: the ``provision`` variable is merged key by key over Ansible's own order of
+variable sources (as ``hash_behaviour = merge`` merges it; for the plain scalar variables provision
+reads, merging and replacing agree), and every value keeps the file it came from (Ansible's origin
+tags), so errors name the file, the host and the field.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from provision.addresses import inventory_host_name
 from provision.errors import InputError
-from provision.inventory.merge import SETTINGS_VAR, group_depths, host_groups, merge_layers
-from provision.inventory.model import Group, Inventory, InventoryHost
+from provision.inventory.model import Inventory
 
-YAML_SUFFIXES = ("", ".yml", ".yaml")
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on large inventories
-GROUP_KEYS = {"hosts", "vars", "children"}
-
-
-MAX_VALUES = 2_000_000  # values a file may expand to, aliases followed: far above any real inventory
-MAX_DEPTH = 64  # nesting: inventories are a few levels deep
+SETTINGS_VAR = "provision"
+# inventory plugins tried in this order when ansible.cfg does not say: Ansible's own list with yaml
+# before auto. Both read YAML files; auto takes only plugin configurations (``plugin: ...``), which
+# yaml refuses, so every source parses as before, and a plain YAML file is not parsed twice.
+INVENTORY_ORDER = ["host_list", "script", "yaml", "auto", "ini", "toml"]
 
 
-def read_yaml(path: Path) -> Any:
+@dataclass(frozen=True)
+class VaultOptions:
+    """How to open vault-encrypted values: password files, a prompt, and Ansible's own settings
+    (``ANSIBLE_VAULT_PASSWORD_FILE``, ``ANSIBLE_VAULT_IDENTITY_LIST``, ansible.cfg), as ``ansible`` does."""
+
+    password_files: tuple[str, ...] = ()
+    ask: bool = False
+
+
+_vault = VaultOptions()
+
+
+def set_vault_options(options: VaultOptions) -> None:
+    """The command line's vault options, for every inventory this process reads."""
+    global _vault
+    _vault = options
+
+
+@dataclass
+class Warnings:
+    lines: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def configure() -> None:
+    """Ansible's settings that provision relies on; the rest is as ansible.cfg and ANSIBLE_* say."""
+    from ansible import constants as C
+
+    C.INVENTORY_ANY_UNPARSED_IS_FAILED = True  # a source no plugin can read is an error, not lost hosts
+    C.HOST_PATTERN_MISMATCH = "ignore"  # an empty --limit is provision's own error (exit 2)
+    C.DEFAULT_HASH_BEHAVIOUR = "merge"  # provision: merged key by key, in Ansible's order
+    value, origin = C.config.get_config_value_and_origin("INVENTORY_ENABLED")
+    if origin == "default":
+        C.INVENTORY_ENABLED = [p for p in INVENTORY_ORDER if p in value] + [p for p in value if p not in INVENTORY_ORDER]
+
+
+@contextlib.contextmanager
+def ansible_warnings():
+    """Ansible's warnings and parse failures, collected instead of printed (the CLI prints them as
+    provision's, and folds the failures into its error)."""
+    from ansible.utils.display import Display
+
+    display = Display()
+    found = Warnings()
+
+    def warning(msg, formatted=False, **kwargs):
+        found.lines.append(str(msg).strip())
+
+    def error_as_warning(msg, exception, **kwargs):
+        found.failures.append(_failure(str(msg), exception))
+
+    def deprecated(msg, *args, **kwargs):
+        found.lines.append(str(msg).strip())
+
+    with contextlib.ExitStack() as stack:
+        for name, replacement in (("warning", warning), ("error_as_warning", error_as_warning),
+                                  ("deprecated", deprecated)):
+            original = getattr(display, name)
+            setattr(display, name, replacement)
+            stack.callback(setattr, display, name, original)
+        yield found
+
+
+def _failure(msg: str, exc: BaseException) -> str:
+    """'yaml plugin: YAML parsing failed: ... (site.yml:4:1)' from Ansible's failure and its causes."""
+    plugin = msg.removeprefix("Failed to parse inventory with ").removesuffix(" plugin.").strip("'")
+    reasons: dict[str, str] = {}
+    while exc is not None:
+        text = (getattr(exc, "message", None) or str(exc)).split("\n")[0].strip()
+        text = text.removeprefix("Failed to parse inventory: ")
+        where = _origin_text(getattr(exc, "obj", None))
+        if text and not text.startswith("Failed to parse inventory with") and text not in reasons:
+            reasons[text] = text + (f" ({where})" if where and where not in text else "")
+        exc = exc.__cause__
+    return f"{plugin} plugin: {'; '.join(reasons.values()) or msg}"
+
+
+def _relevant(source: str, failures: list[str]) -> list[str]:
+    """The failures that say why: a .yml file's YAML plugins, an .ini file's INI plugin; all otherwise."""
+    from ansible import constants as C
+
+    suffix = os.path.splitext(source)[1]
+    wanted = ("yaml", "auto") if suffix in C.YAML_FILENAME_EXTENSIONS else ("ini",) if suffix == ".ini" else None
+    if wanted is None:
+        return failures
+    chosen = [f for f in failures if f.split(" ", 1)[0] in wanted]
+    if len(chosen) > 1 and any("is not a valid YAML inventory plugin config file" in f for f in chosen):
+        chosen = [f for f in chosen if "is not a valid YAML inventory plugin config file" not in f]
+    return chosen or failures
+
+
+def _origin_text(obj) -> str:
+    from ansible._internal._datatag._tags import Origin
+
+    origin = obj if isinstance(obj, Origin) else Origin.get_tag(obj) if obj is not None else None
+    if origin is None or not origin.path:
+        return ""
+    return str(origin)
+
+
+def _loader():
+    from ansible.parsing.dataloader import DataLoader
+
+    from ansible.errors import AnsibleParserError
+
+    from provision.inventory.model import bounded
+
+    class SharedLoader(DataLoader):
+        """Ansible's loader, handing out each parsed file without a deep copy: provision reads the
+        inventory once and writes nothing into it, and the copies were two thirds of the time of
+        loading a 1,000-host inventory. Each file is measured first (:func:`bounded`): Ansible would
+        follow every alias of a 'billion laughs' file."""
+
+        def load_from_file(self, file_name, cache="all", unsafe=False, json_only=False, trusted_as_template=False):
+            data = super().load_from_file(file_name, cache, True, json_only, trusted_as_template)
+            if problem := bounded(data):
+                raise AnsibleParserError(f"{file_name}: {problem}; refused")
+            return data
+
+    return SharedLoader()
+
+
+def _setup_vault(loader) -> None:
+    from ansible import constants as C
+    from ansible.cli import CLI
+    from ansible.errors import AnsibleError
+
+    files = list(_vault.password_files)
+    if C.DEFAULT_VAULT_PASSWORD_FILE and not files:
+        files.append(C.DEFAULT_VAULT_PASSWORD_FILE)
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
-                         "is it an encrypted or binary file?") from None
-    try:
-        data = yaml.load(text, Loader=SafeLoader)
-        bounded(data, path)
-        return data
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise InputError(f"{where}: malformed YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: malformed YAML: {exc}") from None
-    except RecursionError:
-        raise InputError(f"{path}: nested too deeply for an inventory (more than {MAX_DEPTH} levels)") from None
+        secrets = CLI.setup_vault_secrets(loader, vault_ids=list(C.DEFAULT_VAULT_IDENTITY_LIST),
+                                          vault_password_files=files, ask_vault_pass=_vault.ask,
+                                          auto_prompt=False, initialize_context=False)
+    except AnsibleError as exc:
+        raise InputError(f"vault password: {exc.message}") from None
+    loader.set_vault_secrets(secrets)
+    from ansible.parsing.vault import VaultSecretsContext
 
-
-def bounded(data: Any, path: Path) -> None:
-    """Refuse data that aliases expand beyond MAX_VALUES (a 'billion laughs' file of a few hundred bytes),
-    that refers to itself, or that nests deeper than MAX_DEPTH, before anything walks it. Each distinct
-    list or mapping is measured once, so this costs as much as the file is long."""
-    sizes: dict[int, int] = {}
-    stack: list[tuple[Any, int, bool]] = [(data, 0, False)]
-    open_ids: set[int] = set()
-    while stack:
-        value, depth, done = stack.pop()
-        if not isinstance(value, dict | list):
-            continue
-        key = id(value)
-        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-        if done:
-            open_ids.discard(key)
-            total = 1 + sum(sizes.get(id(c), 1) for c in children)
-            if total > MAX_VALUES:
-                raise InputError(f"{path}: expands to more than {MAX_VALUES:,} values (YAML aliases that repeat "
-                                 "each other?); refused")
-            sizes[key] = total
-            continue
-        if key in open_ids:
-            raise InputError(f"{path}: a YAML alias refers to a value that holds it (a loop); refused")
-        if key in sizes:
-            continue
-        if depth > MAX_DEPTH:
-            raise InputError(f"{path}: nested too deeply for an inventory (more than {MAX_DEPTH} levels)")
-        open_ids.add(key)
-        stack.append((value, depth, True))
-        stack.extend((c, depth + 1, False) for c in children if isinstance(c, dict | list))
-
-
-def _mapping(value: Any, where: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(f"{where}: must be a mapping (got {type(value).__name__})")
-    return value
-
-
-def _check_settings_type(variables: dict, where: str) -> None:
-    if SETTINGS_VAR in variables and not isinstance(variables[SETTINGS_VAR], dict | None):
-        raise InputError(f"{where}: {SETTINGS_VAR}: must be a mapping (got {type(variables[SETTINGS_VAR]).__name__})")
-
-
-class _Reader:
-    def __init__(self) -> None:
-        self.groups: dict[str, Group] = {"all": Group("all")}
-        self.host_vars: dict[str, tuple[dict, Path]] = {}
-
-    def group(self, name: str) -> Group:
-        return self.groups.setdefault(name, Group(name))
-
-    def read_group(self, name: str, body: Any, path: Path, parent: str | None) -> None:
-        where = f"{path}: group {name}"
-        body = _mapping(body, where)
-        if unknown := sorted(set(body) - GROUP_KEYS):
-            raise InputError(f"{where}: unknown key {', '.join(map(repr, unknown))} (a group has hosts, vars, children)")
-        group = self.group(name)
-        if parent:
-            group.parents.add(parent)
-            self.group(parent).children.add(name)
-        variables = _mapping(body.get("vars"), f"{where}: vars")
-        _check_settings_type(variables, f"{where}: vars")
-        group.vars.update(variables)
-        group.var_files.update({k: path for k in variables})
-        for host, hvars in _mapping(body.get("hosts"), f"{where}: hosts").items():
-            try:
-                inventory_host_name(str(host))
-            except ValueError as exc:
-                raise InputError(f"{path}: host {str(host)!r}: {exc} (a host's name names its folder in "
-                                 "host_vars/ and render --out, and heads every file rendered for it)") from None
-            hvars = _mapping(hvars, f"{path}: host {host}")
-            _check_settings_type(hvars, f"{path}: host {host}")
-            group.hosts.add(str(host))
-            old, _ = self.host_vars.get(str(host), ({}, path))
-            self.host_vars[str(host)] = ({**old, **hvars}, path)
-        for child, child_body in _mapping(body.get("children"), f"{where}: children").items():
-            self.read_group(str(child), child_body, path, name)
-
-    def read_file(self, path: Path) -> None:
-        data = _mapping(read_yaml(path), str(path))
-        for name, body in data.items():
-            self.read_group(str(name), body, path, None if name == "all" else "all")
-
-
-class _VarsFolder:
-    """group_vars/ or host_vars/, listed once: NAME{,.yml,.yaml} or every YAML file in NAME/, as Ansible
-    reads them (a thousand hosts would otherwise cost four stat calls each)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        try:
-            self.entries = {e.name: e.is_dir() for e in os.scandir(folder)}
-        except (FileNotFoundError, NotADirectoryError):
-            self.entries = {}
-        except OSError as exc:
-            raise InputError(f"{folder}: cannot list: {exc.strerror}") from None
-
-    def files(self, name: str) -> list[Path]:
-        files = [self.folder / f"{name}{s}" for s in YAML_SUFFIXES if self.entries.get(f"{name}{s}") is False]
-        if self.entries.get(name):
-            files += sorted(p for p in (self.folder / name).iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
-        return files
-
-    def unused(self, names) -> list[tuple[Path, str]]:
-        """(entry, the name it is for) of the entries that belong to none of ``names``, in name order."""
-        found = []
-        for entry, is_dir in sorted(self.entries.items()):
-            path = self.folder / entry
-            stem = entry if is_dir else path.stem if path.suffix in YAML_SUFFIXES else None
-            if stem and stem not in names:
-                found.append((path, stem))
-        return found
-
-
-def _read_vars(path: Path) -> dict:
-    variables = _mapping(read_yaml(path), str(path))
-    _check_settings_type(variables, str(path))
-    return variables
+    # the process-wide secrets that vaulted values are opened with when templated (Ansible's CLI sets
+    # them once; a process that reads several inventories hands each its own)
+    if VaultSecretsContext.current(optional=True) is None:
+        VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+    else:
+        VaultSecretsContext.current().secrets = secrets
 
 
 def load_inventory(source: str | Path) -> Inventory:
-    """Load ``source`` (a file, or a folder of inventory files) into an :class:`Inventory`."""
+    """Load ``source`` (anything ``ansible -i`` takes: a file, a folder, a script, a plugin configuration)."""
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.vars.manager import VariableManager
+
+    configure()
     source = Path(source)
     try:
-        is_dir = source.stat() and source.is_dir()
+        if source.is_dir():
+            os.listdir(source)
+        else:
+            open(source, "rb").close()  # Ansible's plugins would each decline it, saying nothing of why
     except FileNotFoundError:
         raise InputError(f"{source}: no such inventory file or folder") from None
     except OSError as exc:
         raise InputError(f"{source}: cannot read: {exc.strerror}") from None
-    if is_dir:
+    loader = _loader()
+    from ansible import constants as C
+
+    if _vault.password_files or _vault.ask or C.DEFAULT_VAULT_PASSWORD_FILE or C.DEFAULT_VAULT_IDENTITY_LIST:
+        _setup_vault(loader)  # ansible.cli, which sets it up, is a tenth of a second to import
+    with ansible_warnings() as warned:
         try:
-            files = sorted(p for p in source.iterdir()
-                           if p.is_file() and p.suffix in YAML_SUFFIXES and not p.name.startswith("."))
-        except OSError as exc:
-            raise InputError(f"{source}: cannot list the inventory folder: {exc.strerror}") from None
-        base = source
-    else:
-        files, base = [source], source.parent
-    reader = _Reader()
-    for path in files:
-        reader.read_file(path)
-    warnings: list[str] = []
+            manager = InventoryManager(loader=loader, sources=[str(source)])
+        except AnsibleError as exc:
+            failed = str(exc.message).removeprefix("Completely failed to parse inventory source ").strip()
+            reasons = "\n  ".join(_relevant(failed, warned.failures)) or str(exc.message)
+            raise InputError(f"{failed}: not an inventory Ansible can read:\n  {reasons}") from None
+        except RecursionError:
+            raise InputError(f"{source}: nested too deeply for an inventory") from None
+    variables = VariableManager(loader=loader, inventory=manager)
+    warnings = [" ".join(w.split()) for w in warned.lines] + unused_vars(source, manager)
+    return Inventory(source, manager, variables, loader, warnings)
 
-    group_vars, host_vars = _VarsFolder(base / "group_vars"), _VarsFolder(base / "host_vars")
-    group_layers: dict[str, list[tuple[dict, dict]]] = {}
-    for name, group in reader.groups.items():
-        layers = [(group.vars, group.var_files)]
-        for path in group_vars.files(name):
-            variables = _read_vars(path)
-            layers.append((variables, {k: path for k in variables}))
-        group_layers[name] = layers
-    for entry, stem in group_vars.unused(reader.groups):
-        warnings.append(f"{entry}: group {stem} is not in the inventory; its vars are not used")
 
-    hosts: dict[str, InventoryHost] = {}
-    depths = group_depths(reader.groups)
-    for host in reader.host_vars:  # inventory order, as Ansible keeps it
-        inline, path = reader.host_vars[host]
-        in_groups = host_groups(reader.groups, host, depths)
-        layers = [layer for g in in_groups for layer in group_layers[g]]
-        layers.append((inline, {k: path for k in inline}))
-        for vpath in host_vars.files(host):
-            variables = _read_vars(vpath)
-            layers.append((variables, {k: vpath for k in variables}))
-        plain, var_files, settings, settings_files = merge_layers(layers)
-        groups = [g for g in in_groups if g != "all"]
-        hosts[host] = InventoryHost(host, groups, plain, var_files, settings, settings_files)
-    for entry, stem in host_vars.unused(hosts):
-        warnings.append(f"{entry}: host {stem} is not in the inventory; its vars are not used")
-    return Inventory(source, reader.groups, hosts, warnings)
+def unused_vars(source: Path, manager) -> list[str]:
+    """group_vars/ and host_vars/ entries beside the inventory that name no group or host: Ansible
+    ignores them silently, which hides a typo (``group_vars/comptue.yml``)."""
+    from ansible import constants as C
 
+    base = source if source.is_dir() else source.parent
+    found = []
+    for kind, known in (("group", manager.groups), ("host", manager.hosts)):
+        folder = base / f"{kind}_vars"
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue  # absent, or unreadable: Ansible's vars plugin says so when it reads the host's vars
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            stem = entry.name
+            if not entry.is_dir():
+                stem, ext = os.path.splitext(entry.name)
+                if ext not in (*C.YAML_FILENAME_EXTENSIONS, ""):
+                    continue
+            if stem not in known:
+                found.append(f"{folder / entry.name}: {kind} {stem} is not in the inventory; its vars are not used")
+    return found

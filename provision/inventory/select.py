@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from provision.errors import InputError
@@ -33,16 +32,17 @@ def select_nodes(*, inventory: str | None, limit: str | None = None, hosts: list
                 raise InputError(f"--limit {limit!r} matches no host; without -i the hosts are: "
                                  f"{', '.join(parse_host_spec(h).name for h in hosts or ['local://'])}")
         return Selection([Node(s) for s in specs], [])
-    from provision.inventory.load import load_inventory  # only with -i: the YAML parser is not free
-    from provision.inventory.patterns import select_hosts
+    from provision.inventory.load import load_inventory  # only with -i: Ansible is not free to import
     from provision.inventory.validate import validate_inventory
 
     inv = load_inventory(inventory)
-    specs = validate_inventory(inv, hooks)
-    names = select_hosts(inv, limit)
-    nodes = [Node(specs[n], tuple(inv.hosts[n].groups), inv.hosts[n].settings, file_of=partial(inv.file_of, n))
-             for n in names]
+    checked = validate_inventory(inv, inv.select(limit), hooks)
+    nodes = [Node(spec, tuple(host.groups), host.settings, file_of=_file_of(host, inv)) for host, spec in checked]
     return Selection(nodes, inv.warnings, inv)
+
+
+def _file_of(host, inv):
+    return lambda path: host.file_of(path) or inv.source
 
 
 def redact(value: Any) -> Any:
@@ -56,9 +56,12 @@ def redact(value: Any) -> Any:
 
 def describe_host(*, inventory: str, host: str, hooks) -> dict[str, Any]:
     """What ``provision inventory show`` prints for one host."""
-    selection = select_nodes(inventory=inventory, hooks=hooks)
-    node = next((n for n in selection.nodes if n.name == host), None)
-    if node is None:
-        raise InputError(f"{inventory}: no host {host!r}; hosts: {', '.join(n.name for n in selection.nodes)}")
-    return {"host": node.name, "connection": node.spec.spec, "groups": list(node.groups),
-            "provision": redact(node.settings)}
+    from provision.inventory.load import load_inventory
+    from provision.inventory.validate import validate_inventory
+
+    inv = load_inventory(inventory)
+    if inv.manager.get_host(host) is None:
+        raise InputError(f"{inventory}: no host {host!r}; hosts: {', '.join(inv.select(None))}")
+    (found, spec), = validate_inventory(inv, [host], hooks)
+    return {"host": found.name, "connection": spec.spec, "groups": list(found.groups),
+            "provision": redact(found.settings)}

@@ -220,3 +220,17 @@ def test_interrupted_renders_leave_every_host_old_or_new(tmp_path):
     subprocess.run([provision_bin(), "render", "-i", invs["a"], "--out", str(out)], check=True, capture_output=True)
     assert set(tree_versions(out, hosts).values()) == {"a"}
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # staging of killed renders removed
+
+
+def test_scratch_space_in_dev_shm_is_fine(cli, tmp_path):
+    import shutil
+    import tempfile
+
+    inv = inventory(tmp_path, PINNED, hosts=("n1",))
+    out = Path(tempfile.mkdtemp(dir="/dev/shm")) / "out"
+    try:
+        assert render(cli, inv, out).exit_code == 0
+        assert (out / "n1" / "manifest.json").exists()
+    finally:
+        shutil.rmtree(out.parent)
+    assert render(cli, inv, Path("/dev/shm")).exit_code == 2

@@ -1,0 +1,114 @@
+"""One host's variables as Ansible computes them, turned into what provision reads: the connection
+settings and the ``provision`` variable, templated as Ansible templates them, as plain values, each
+with the file that set it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from provision.addresses import inventory_host_name
+from provision.errors import InputError
+from provision.inventory.load import SETTINGS_VAR
+from provision.inventory.model import CONNECTION_VARS, Inventory, InventoryHost
+
+
+_PATHS: dict[str, Path] = {}
+
+
+def origin_path(value: Any) -> Path | None:
+    """The file Ansible read ``value`` from (its origin tag), or None."""
+    from ansible._internal._datatag._tags import Origin
+
+    origin = Origin.get_tag(value)
+    if origin is None or not origin.path:
+        return None
+    path = _PATHS.get(origin.path)
+    if path is None:
+        path = _PATHS[origin.path] = Path(origin.path)
+    return path
+
+
+def native(value: Any) -> Any:
+    """``value`` with Ansible's tagged types made plain (str, int, float, bool, None, dict, list)."""
+    if isinstance(value, dict):
+        return {native(k): native(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [native(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    for kind in (str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return str(value)
+
+
+def plain(value: Any, path: tuple, origins: dict[tuple, Path], render) -> Any:
+    """``value`` as plain data, each string that may be a template (or is vaulted) rendered by ``render``,
+    recording the file of each path. Only those strings go through Ansible's templating, which costs
+    more than reading the whole inventory when it walks every value."""
+    where = origin_path(value)
+    if where is not None:
+        origins[path] = where
+    if isinstance(value, dict):
+        return {str(k): plain(v, (*path, str(k)), origins, render) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v, (*path, i), origins, render) for i, v in enumerate(value)]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return native(render(value)) if "{" in value else str(value)
+    if isinstance(value, int | float):
+        return native(value)
+    return native(render(value))  # a vaulted string: opened by templating
+
+
+def resolve_host(inv: Inventory, name: str) -> InventoryHost:
+    from ansible.errors import AnsibleError
+    from ansible.template import Templar
+
+    try:
+        inventory_host_name(name)
+    except ValueError as exc:
+        raise InputError(f"{inv.source}: host {name!r}: {exc} (a host's name names its folder in render --out "
+                         "and heads every file rendered for it)") from None
+    host = inv.manager.get_host(name)
+    try:
+        raw = inv.variables.get_vars(host=host, include_hostvars=False, stage="all")
+    except AnsibleError as exc:
+        raise InputError(f"host {name}: {' '.join(str(exc.message).split())}") from None
+    except RecursionError:
+        raise InputError(f"host {name}: its variables refer to themselves (a YAML alias loop)") from None
+    templar = Templar(loader=inv.loader, variables=raw)
+
+    def value_of(var: str, origins: dict[tuple, Path]) -> Any:
+        # every file was measured as it was read (load.SharedLoader): merging them cannot make more
+        data = raw[var]
+        where = origin_path(data)
+        prefix = f"{where or inv.source}: host {name}: {var}"
+        try:
+            return plain(data, (), origins, templar.template)
+        except AnsibleError as exc:
+            reason = " ".join(str(exc.message).split())
+            if "vault" in reason.lower() or "decrypt" in reason.lower():
+                reason = f"cannot decrypt its vault value ({reason}); give --vault-password-file or --ask-vault-pass"
+            raise InputError(f"{prefix}: {reason}") from None
+
+    variables, files, names = {}, {}, {}
+    for canonical, spellings in CONNECTION_VARS.items():
+        used = [s for s in spellings if s in raw]
+        if used:
+            var = used[-1]
+            variables[canonical] = value_of(var, {})
+            files[canonical] = origin_path(raw[var]) or inv.source
+            names[canonical] = var
+    provision: dict = {}
+    provision_files: dict[tuple, Path] = {}
+    if SETTINGS_VAR in raw:
+        provision = value_of(SETTINGS_VAR, provision_files)
+        if not isinstance(provision, dict | None):
+            where = origin_path(raw[SETTINGS_VAR]) or inv.source
+            raise InputError(f"{where}: host {name}: {SETTINGS_VAR}: must be a mapping (got {type(provision).__name__})")
+    groups = [str(g) for g in raw.get("group_names", [])]
+    return InventoryHost(name, groups, variables, files, names, provision or {}, provision_files,
+                         implicit=bool(getattr(host, "implicit", False)))
