@@ -50,13 +50,19 @@ AUTO = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")  # Ansible's
 
 def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float = 30) -> Facts:
     """Run the probe on ``host`` and return its facts, or raise :class:`Unreachable`."""
+    return Facts(run_program(host, probe_program(operations), timeout=timeout))
+
+
+def run_program(host: HostSpec, program: str, *, timeout: float = 30) -> dict:
+    """Run a stdlib-only Python ``program`` on ``host`` and return the dict literal it prints, or raise
+    :class:`Unreachable` (the probe and the apply agent both run this way)."""
     try:
         conn = connect(host, timeout=timeout)
-        # -I -S: the probe is stdlib only, so skip site and the user's environment (faster, predictable)
+        # -I -S: the program is stdlib only, so skip site and the user's environment (faster, predictable)
         if host.is_local:
-            result = conn.run("%s -I -S -c %s", sys.executable, probe_program(operations))
+            result = conn.run("%s -I -S -c %s", sys.executable, program)
         else:
-            result = conn.run(probe_command(host.python), probe_program(operations))
+            result = conn.run(probe_command(host.python), program)
     except Exception as exc:  # any backend failure means the node is not usable from here
         raise Unreachable(_backend_reason(exc)) from None
     if result.rc == 127:
@@ -70,30 +76,35 @@ def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeo
         raise Unreachable(f"probe printed no answer: {result.stdout[:200]!r}") from None
     if not isinstance(answers, dict):
         raise Unreachable(f"probe printed no answer: {result.stdout[:200]!r}")
-    return Facts(answers)
+    return answers
 
 
 def gather_facts_within(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float) -> Facts:
-    """:func:`gather_facts`, bounded by ``timeout``: a node hung mid-handshake (or a read that blocks)
-    cannot hold the run, or its exit, any longer: the probe runs in a daemon thread."""
+    """:func:`gather_facts`, bounded by ``timeout``."""
+    return within(lambda: gather_facts(host, operations, timeout=timeout), timeout=timeout, name=host.name)
+
+
+def within(call, *, timeout: float, name: str):
+    """``call()``, bounded by ``timeout``: a node hung mid-handshake (or a read that blocks) cannot hold
+    the run, or its exit, any longer: the call runs in a daemon thread. :class:`Unreachable` when late."""
     import threading
 
     outcome: dict[str, Any] = {}
 
-    def probe() -> None:
+    def run() -> None:
         try:
-            outcome["facts"] = gather_facts(host, operations, timeout=timeout)
+            outcome["value"] = call()
         except Unreachable as exc:
             outcome["error"] = exc
 
-    worker = threading.Thread(target=probe, name=f"probe {host.name}", daemon=True)
+    worker = threading.Thread(target=run, name=f"node {name}", daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
         raise Unreachable(f"no answer within {timeout:g} s")
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["facts"]
+    return outcome["value"]
 
 
 def _backend_reason(exc: Exception) -> str:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from provision.cli import apply as apply_cli
 from provision.cli import guest as guest_cli
 from provision.cli import inventory as inventory_cli
 from provision.cli import plugins as plugins_cli
@@ -38,6 +39,8 @@ def options(
 
 app.command("preflight")(preflight_cli.preflight_cli)
 app.command("render")(render_cli.render_cli)
+app.command("apply")(apply_cli.apply_cli)
+app.command("verify")(apply_cli.verify_cli)
 app.command("plugins")(plugins_cli.plugins_cli)
 app.command("checks")(plugins_cli.checks_cli)
 app.add_typer(inventory_cli.app, name="inventory")

@@ -1,0 +1,156 @@
+"""``provision apply`` and ``provision verify``: make each node's managed files match what ``render``
+produces, through the apply agent (provision/apply_agent.py), one round trip per node."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from provision.hosts import Node
+from provision.render import RenderedFile
+from provision.results import CheckResult, HostReport, Report
+
+CHANGES = ("create", "update", "remove", "release")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One managed object on one node: what apply does (or did) to it, and why."""
+
+    kind: str  # "file"
+    target: str
+    action: str  # create, update, unchanged, remove, release, failed, rolled back
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class NodeApply:
+    host: str
+    reachable: bool
+    steps: tuple[Step, ...] = ()
+    error: str = ""
+    recovered: tuple[str, ...] = ()  # files put back from a run that was killed midway
+    seconds: float = 0.0
+
+    @property
+    def pending(self) -> bool:
+        return any(s.action in CHANGES for s in self.steps)
+
+    @property
+    def failed(self) -> bool:
+        return not self.reachable or bool(self.error) or any(s.action in ("failed", "rolled back") for s in self.steps)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "reachable": self.reachable, "error": self.error or None,
+                "recovered": list(self.recovered), "seconds": round(self.seconds, 3),
+                "steps": [{"kind": s.kind, "target": s.target, "action": s.action, "why": s.why} for s in self.steps]}
+
+
+@cache
+def agent_source() -> str:
+    return Path(__file__).with_name("apply_agent.py").read_text()
+
+
+def agent_program(spec: dict[str, Any]) -> str:
+    return f"{agent_source()}\nmain({spec!r})\n"
+
+
+def run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def apply_node(node: Node, files: list[RenderedFile], *, check: bool, timeout: float, run: str) -> NodeApply:
+    """Plan (and unless ``check``, carry out) one node's files, in one round trip."""
+    from provision.probe import Unreachable, run_program, within
+
+    spec = {"run": run, "check": check,
+            "files": [{"target": f.target, "content": f.content, "mode": f.mode} for f in files]}
+    start = time.monotonic()
+    try:
+        answer = within(lambda: run_program(node.spec, agent_program(spec), timeout=timeout), timeout=timeout,
+                        name=node.name)
+    except Unreachable as exc:
+        return NodeApply(node.name, False, error=str(exc), seconds=time.monotonic() - start)
+    steps = tuple(Step("file", s["target"], s["action"], s.get("why", "")) for s in answer.get("steps", ()))
+    return NodeApply(node.name, True, steps, answer.get("error", ""), tuple(answer.get("recovered", ())),
+                     time.monotonic() - start)
+
+
+def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], check: bool, forks: int,
+                timeout: float) -> list[NodeApply]:
+    """Every node, ``forks`` at a time; a node that fails does not stop the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    run = run_id()
+    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
+        return list(pool.map(lambda n: apply_node(n, rendered[n.name], check=check, timeout=timeout, run=run), nodes))
+
+
+def exit_code(results: list[NodeApply], *, check: bool) -> int:
+    """0 converged; 1 a step failed or a node was unreachable; 3 (with --check) changes are pending."""
+    if any(r.failed for r in results):
+        return 1
+    if check and any(r.pending for r in results):
+        return 3
+    return 0
+
+
+def verify_report(results: list[NodeApply]) -> Report:
+    """Drift as checks (``apply.file``), in the preflight report's format."""
+    hosts = []
+    for r in results:
+        if not r.reachable:
+            hosts.append(HostReport(r.host, False, error=r.error, seconds=r.seconds))
+            continue
+        checks = []
+        for s in r.steps:
+            if s.action == "unchanged":
+                checks.append(CheckResult("apply.file", "pass", f"{s.target} is as rendered", {"path": s.target}))
+            elif s.action == "release":
+                continue
+            else:
+                what = {"create": "is missing", "update": f"differs ({s.why})", "remove": "is no longer rendered",
+                        }.get(s.action, s.why)
+                checks.append(CheckResult("apply.file", "fail", f"{s.target} {what}", {"path": s.target},
+                                          "provision apply"))
+        if r.error and not checks:
+            checks.append(CheckResult("apply.file", "fail", r.error))
+        hosts.append(HostReport(r.host, True, None, tuple(checks), seconds=r.seconds))
+    return Report(tuple(hosts), schema="provision.verify/1")
+
+
+def summary(results: list[NodeApply]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in results:
+        for s in r.steps:
+            counts[s.action] = counts.get(s.action, 0) + 1
+    counts["unreachable"] = sum(1 for r in results if not r.reachable)
+    return counts
+
+
+def to_json(results: list[NodeApply], *, check: bool) -> dict[str, Any]:
+    return {"schema": "provision.apply/1", "check": check, "hosts": [r.as_dict() for r in results],
+            "summary": summary(results)}
+
+
+def to_text(results: list[NodeApply], *, check: bool) -> str:
+    """One line per step, then a summary; plain text (no markup is read from targets or reasons)."""
+    lines = []
+    for r in results:
+        head = f"{r.host}: " + ("unreachable: " + r.error if not r.reachable else f"{r.seconds:.2f} s")
+        lines.append(head)
+        for path in r.recovered:
+            lines.append(f"  recovered  {path} (put back from a run that was interrupted)")
+        for s in r.steps:
+            verb = {"create": "would create", "update": "would update", "remove": "would remove",
+                    "release": "would release"}.get(s.action, s.action) if check else s.action
+            lines.append(f"  {verb:<12} {s.target}" + (f"  ({s.why})" if s.why else ""))
+        if r.reachable and r.error:
+            lines.append(f"  error: {r.error}")
+    counts = summary(results)
+    lines.append("summary: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return "\n".join(lines) + "\n"

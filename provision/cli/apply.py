@@ -1,0 +1,74 @@
+"""``provision apply`` and ``provision verify``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from provision.cli.common import InventoryOpt, LimitOpt, Output, select, user_errors
+
+
+def _rendered(inventory, limit, forks, timeout):
+    from provision.plugins import default_hooks
+    from provision.render import prepare, render_all
+
+    nodes = select(inventory=inventory, limit=limit).nodes
+    hooks = default_hooks()
+    nodes, decisions = prepare(nodes, hooks=hooks, forks=forks, timeout=timeout)
+    return nodes, render_all(nodes=nodes, decisions=decisions, hooks=hooks)
+
+
+@user_errors
+def apply_cli(
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="print the plan, change nothing; exit 3 when changes are pending")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="print each file's unified diff (secrets redacted)")] = False,
+    forks: Annotated[int, typer.Option(min=1)] = 8,
+    timeout: Annotated[float, typer.Option(min=0.1, max=86400, help="seconds a node may take")] = 120,
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+) -> None:
+    """Make each node's files match its rendered configuration, then verify them."""
+    from provision.apply import apply_nodes, exit_code, to_json, to_text
+    from provision.render import Unreachable, diff_against_nodes
+
+    try:
+        nodes, rendered = _rendered(inventory, limit, forks, timeout)
+    except Unreachable as exc:
+        typer.echo(f"provision: error: virt_type auto needs each node's preflight decision: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if diff:
+        typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks), nl=False)
+    results = apply_nodes(nodes=nodes, rendered=rendered, check=check, forks=forks, timeout=timeout)
+    code = exit_code(results, check=check)
+    if not check and code == 0:  # apply ends with verify: the node must now read as converged
+        after = apply_nodes(nodes=nodes, rendered=rendered, check=True, forks=forks, timeout=timeout)
+        drift = [f"{r.host}: {s.target} ({s.action})" for r in after for s in r.steps if s.action != "unchanged"]
+        if drift or exit_code(after, check=True):
+            typer.echo("provision: error: verification after apply found drift: " + "; ".join(drift), err=True)
+            code = 1
+    typer.echo(json.dumps(to_json(results, check=check), indent=2) if output == Output.json
+               else to_text(results, check=check), nl=False)
+    raise typer.Exit(code)
+
+
+@user_errors
+def verify_cli(
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    forks: Annotated[int, typer.Option(min=1)] = 8,
+    timeout: Annotated[float, typer.Option(min=0.1, max=86400)] = 30,
+    output: Annotated[Output, typer.Option("--output", "-o", help="table, json or junit")] = Output.table,
+) -> None:
+    """Report drift of each node's managed files from the rendered ones; changes nothing. Exit 1 on drift."""
+    from provision.apply import apply_nodes, verify_report
+    from provision.cli.common import stdout_is_terminal
+    from provision.preflight import exit_code
+    from provision.report import render_report
+
+    nodes, rendered = _rendered(inventory, limit, forks, timeout)
+    report = verify_report(apply_nodes(nodes=nodes, rendered=rendered, check=True, forks=forks, timeout=timeout))
+    typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
+    raise typer.Exit(exit_code(report))
