@@ -21,7 +21,7 @@ CHANGES = ("create", "update", "remove", "release")
 class Step:
     """One managed object on one node: what apply does (or did) to it, and why."""
 
-    kind: str  # "file"
+    kind: str  # file, network, secret, pool
     target: str
     action: str  # create, update, unchanged, remove, release, failed, rolled back
     why: str = ""
@@ -63,11 +63,39 @@ def run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
+ORDER = {"network": 0, "secret": 1, "pool": 2}  # what each later kind may refer to comes first
+
+
+def libvirt_objects(files: list[RenderedFile]) -> list[dict[str, Any]]:
+    """The libvirt networks, secrets and pools among the rendered files (their XML under
+    LIBVIRT_DIR), in the order they are defined; what a plugin adds in ``apply`` comes along
+    (a secret's value file and its format, a pool to build)."""
+    import xml.etree.ElementTree as ET
+
+    from provision.render import LIBVIRT_DIR
+
+    found = []
+    for f in files:
+        if not f.target.startswith(LIBVIRT_DIR + "/"):
+            continue
+        root = ET.fromstring(f.content)
+        if root.tag not in ORDER:
+            continue
+        obj: dict[str, Any] = {"kind": root.tag, "xml": f.content, "file": f.target, **f.apply}
+        if root.tag == "secret":
+            obj.update(uuid=root.findtext("uuid") or "", usage=f.apply.get("secret_usage", ""))
+            obj["label"] = obj["uuid"] or obj["usage"]
+        else:
+            obj["name"] = obj["label"] = root.findtext("name")
+        found.append(obj)
+    return sorted(found, key=lambda o: ORDER[o["kind"]])
+
+
 def apply_node(node: Node, files: list[RenderedFile], *, check: bool, timeout: float, run: str) -> NodeApply:
-    """Plan (and unless ``check``, carry out) one node's files, in one round trip."""
+    """Plan (and unless ``check``, carry out) one node's libvirt objects and files, in one round trip."""
     from provision.probe import Unreachable, run_program, within
 
-    spec = {"run": run, "check": check,
+    spec = {"run": run, "check": check, "objects": libvirt_objects(files),
             "files": [{"target": f.target, "content": f.content, "mode": f.mode} for f in files]}
     start = time.monotonic()
     try:
@@ -75,7 +103,8 @@ def apply_node(node: Node, files: list[RenderedFile], *, check: bool, timeout: f
                         name=node.name)
     except Unreachable as exc:
         return NodeApply(node.name, False, error=str(exc), seconds=time.monotonic() - start)
-    steps = tuple(Step("file", s["target"], s["action"], s.get("why", "")) for s in answer.get("steps", ()))
+    steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why", "")) for s in answer.get("objects", ())) \
+        + tuple(Step("file", s["target"], s["action"], s.get("why", "")) for s in answer.get("steps", ()))
     return NodeApply(node.name, True, steps, answer.get("error", ""), tuple(answer.get("recovered", ())),
                      time.monotonic() - start)
 
@@ -100,7 +129,8 @@ def exit_code(results: list[NodeApply], *, check: bool) -> int:
 
 
 def verify_report(results: list[NodeApply]) -> Report:
-    """Drift as checks (``apply.file``), in the preflight report's format."""
+    """Drift as checks (``apply.file``, ``apply.network``, ``apply.secret``, ``apply.pool``), in the
+    preflight report's format."""
     hosts = []
     for r in results:
         if not r.reachable:
@@ -109,13 +139,14 @@ def verify_report(results: list[NodeApply]) -> Report:
         checks = []
         for s in r.steps:
             if s.action == "unchanged":
-                checks.append(CheckResult("apply.file", "pass", f"{s.target} is as rendered", {"path": s.target}))
+                checks.append(CheckResult(f"apply.{s.kind}", "pass", f"{s.target} is as rendered", {"path": s.target}))
             elif s.action == "release":
                 continue
             else:
-                what = {"create": "is missing", "update": f"differs ({s.why})", "remove": "is no longer rendered",
+                what = {"create": "is missing" if s.kind == "file" else "is not defined", "update": f"differs ({s.why})",
+                        "remove": "is no longer rendered",
                         }.get(s.action, s.why)
-                checks.append(CheckResult("apply.file", "fail", f"{s.target} {what}", {"path": s.target},
+                checks.append(CheckResult(f"apply.{s.kind}", "fail", f"{s.target} {what}", {"path": s.target},
                                           "provision apply"))
         if r.error and not checks:
             checks.append(CheckResult("apply.file", "fail", r.error))

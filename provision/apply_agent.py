@@ -143,7 +143,7 @@ def plan(state, files):
 
 def apply(state, steps, files, run):
     contents = dict((f["target"], f["content"].encode()) for f in files)
-    journal = {"run": run, "done": []}
+    journal = state.get("pending") or {"run": run, "done": []}
     state["pending"] = journal
     _save_state(state)
     running = None
@@ -190,6 +190,260 @@ def apply(state, steps, files, run):
     return True
 
 
+# -- libvirt objects, through virsh on the node (argument vectors, no shell) ---------------------------
+
+VIRSH = {
+    "network": {"dump": ["net-dumpxml", "--inactive"], "define": "net-define", "start": "net-start",
+                "autostart": "net-autostart", "destroy": "net-destroy", "undefine": "net-undefine", "info": "net-info"},
+    "pool": {"dump": ["pool-dumpxml", "--inactive"], "define": "pool-define", "start": "pool-start",
+             "autostart": "pool-autostart", "destroy": "pool-destroy", "undefine": "pool-undefine", "info": "pool-info"},
+    "secret": {"dump": ["secret-dumpxml"], "define": "secret-define", "undefine": "secret-undefine"},
+}
+
+
+class VirshError(Exception):
+    pass
+
+
+def virsh(*args):
+    import subprocess
+
+    proc = subprocess.run(["virsh", "-q", "-c", "qemu:///system"] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    if proc.returncode:
+        raise VirshError((proc.stderr.strip().replace("error: ", "") or "virsh exited %d" % proc.returncode))
+    return proc.stdout
+
+
+def _covers(live, want):
+    """Whether the live XML element holds every attribute, text and child the rendered one sets (libvirt
+    adds UUIDs, MACs and defaults of its own: those are not differences)."""
+    if live.tag != want.tag or any(live.get(k) != v for k, v in want.attrib.items()):
+        return False
+    if (want.text or "").strip() and (live.text or "").strip() != want.text.strip():
+        return False
+    used = set()
+    for child in want:
+        if not isinstance(child.tag, str):
+            continue  # a comment
+        found = next((i for i, c in enumerate(live) if i not in used and _covers(c, child)), None)
+        if found is None:
+            return False
+        used.add(found)
+    return True
+
+
+def _secret_uuid(obj):
+    if obj.get("uuid"):
+        return obj["uuid"]
+    for line in virsh("secret-list").splitlines():  # by usage: "UUID  iscsi provision-san1"
+        parts = line.split()
+        if len(parts) >= 3 and parts[-1] == obj["usage"]:
+            return parts[0]
+    return None
+
+
+def _ident(obj):
+    return _secret_uuid(obj) if obj["kind"] == "secret" else obj["name"]
+
+
+def _info(obj, ident):
+    info = dict(line.split(":", 1) for line in virsh(VIRSH[obj["kind"]]["info"], ident).splitlines() if ":" in line)
+    active = info.get("Active", info.get("State", "")).strip() in ("yes", "running")
+    return active, info.get("Autostart", "").strip() == "yes"
+
+
+def _value_digest(obj):
+    data, _ = _read_regular(obj["value_file"])
+    if data is None:
+        raise ValueError("the value file %s is missing on the node" % obj["value_file"])
+    return _digest(data)
+
+
+def plan_objects(state, objects):
+    """Each libvirt object's actions: define (create or update), start, autostart, set value; and
+    remove for what provision defined before that is no longer rendered."""
+    import xml.etree.ElementTree as ET
+
+    owned = state.setdefault("objects", {})
+    steps, wanted = [], set()
+    for obj in objects:
+        key = "%s:%s" % (obj["kind"], obj["label"])
+        wanted.add(key)
+        step = {"key": key, "kind": obj["kind"], "target": obj["label"], "object": obj, "todo": []}
+        steps.append(step)
+        try:
+            ident = _ident(obj)
+            live = None
+            if ident:
+                try:
+                    live = ET.fromstring(virsh(*(VIRSH[obj["kind"]]["dump"] + [ident])))
+                except VirshError:
+                    live = None
+            if live is not None and key not in owned:
+                step["action"], step["why"] = "failed", "a %s of this name exists and provision did not define it; " \
+                    "not touched" % obj["kind"]
+                continue
+            if live is None:
+                step["todo"].append("define")
+                step["action"], step["why"] = "create", "not defined"
+            elif not _covers(live, ET.fromstring(obj["xml"])):
+                step["todo"].append("define")
+                step["action"], step["why"] = "update", "its definition differs"
+            else:
+                step["action"], step["why"] = "unchanged", ""
+            if obj["kind"] != "secret":
+                active, autostart = _info(obj, ident) if live is not None else (False, False)
+                if not active:
+                    step["todo"].append("start")
+                if not autostart:
+                    step["todo"].append("autostart")
+            elif (owned.get(key) or {}).get("value_digest") != _value_digest(obj):
+                step["todo"].append("set value")
+            if step["action"] == "unchanged" and step["todo"]:
+                step["action"], step["why"] = "update", ", ".join(step["todo"])
+        except (VirshError, ValueError, OSError) as exc:
+            step["action"], step["why"] = "failed", str(exc)
+    for key in sorted(set(owned) - wanted, reverse=True):  # pools before secrets before networks
+        kind, label = key.split(":", 1)
+        steps.append({"key": key, "kind": kind, "target": label, "object": owned[key]["object"], "todo": ["remove"],
+                      "action": "remove", "why": "no longer rendered (a pool's data is kept)"})
+    return steps
+
+
+def _define(define, xml):
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".xml") as fh:
+        fh.write(xml)
+        fh.flush()
+        virsh(define, fh.name)
+
+
+def _do(step, journal, state, run):
+    obj, kind, key = step["object"], step["kind"], step["key"]
+    names = VIRSH[kind]
+    owned = state["objects"]
+    record = {"key": key, "kind": kind, "object": obj, "old_state": owned.get(key)}
+    ident = _ident(obj)
+    if ident:
+        try:
+            record["old_xml"] = virsh(*(names["dump"] + [ident]))
+        except VirshError:
+            pass
+    journal["objects"].append(record)
+    _save_state(state)
+    for todo in step["todo"]:
+        if todo == "define":
+            _define(names["define"], obj["xml"])
+            ident = _ident(obj)
+            record["defined"] = ident
+            _save_state(state)
+        elif todo == "start":
+            if kind == "pool" and obj.get("build"):
+                try:
+                    virsh("pool-build", ident)
+                except VirshError:
+                    pass  # built already; starting says whether it is usable
+            virsh(names["start"], ident)
+            record["started"] = True
+        elif todo == "autostart":
+            virsh(names["autostart"], ident)
+        elif todo == "set value":
+            args = ["secret-set-value", ident, "--file", obj["value_file"]]
+            virsh(*(args + (["--plain"] if obj.get("value_format") == "plain" else [])))
+        elif todo == "remove":
+            if kind != "secret":
+                try:
+                    virsh(names["destroy"], ident)
+                except VirshError:
+                    pass  # not running
+            virsh(names["undefine"], ident)
+    if "remove" in step["todo"]:
+        owned.pop(key, None)
+    else:
+        entry = {"object": obj, "run": run}
+        if kind == "secret":
+            entry["value_digest"] = _value_digest(obj)
+        owned[key] = entry
+
+
+def _undo_objects(state, journal):
+    """Undo the libvirt steps of a journal, newest first: objects this run defined are undefined, objects
+    it changed are defined as they were."""
+    undone = []
+    for record in reversed(journal.get("objects", [])):
+        kind, names, obj = record["kind"], VIRSH[record["kind"]], record["object"]
+        ident = record.get("defined") or _ident(obj)
+        try:
+            if record.get("old_xml"):
+                _define(names["define"], record["old_xml"])
+                if record.get("started") and kind != "secret":
+                    virsh(names["destroy"], ident)
+            elif ident:
+                if kind != "secret":
+                    try:
+                        virsh(names["destroy"], ident)
+                    except VirshError:
+                        pass
+                virsh(names["undefine"], ident)
+        except VirshError:
+            pass  # already as it was
+        if record["old_state"] is None:
+            state.get("objects", {}).pop(record["key"], None)
+        else:
+            state.setdefault("objects", {})[record["key"]] = record["old_state"]
+        undone.append(record["key"])
+    return undone
+
+
+def apply_objects(state, steps, run):
+    journal = state.setdefault("pending", {"run": run, "done": []})
+    journal.setdefault("objects", [])
+    running = None
+    try:
+        for step in steps:
+            running = step
+            if step["action"] in ("create", "update", "remove"):
+                _do(step, journal, state, run)
+                step["done"] = True
+    except BaseException as exc:
+        undone = _undo_objects(state, journal)
+        for step in steps:
+            if step is running:
+                step["action"], step["why"] = "failed", "%s (this run's other changes were undone)" % exc
+            elif step.get("done") or step["key"] in undone:
+                step["action"], step["why"] = "rolled back", "undone after the failure of another step"
+        raise
+    return True
+
+
+def _apply_all(state, objects, steps, files, run):
+    """libvirt objects (networks, secrets, pools), then files, as one change: a failure undoes both."""
+    state["pending"] = {"run": run, "done": [], "objects": []}
+    _save_state(state)
+    try:
+        apply_objects(state, objects, run)
+    except BaseException:
+        state.pop("pending", None)
+        _save_state(state)
+        for step in steps:
+            if step["action"] in ("create", "update", "remove", "release"):
+                step["action"], step["why"] = "not done", "a libvirt object failed first; nothing was changed"
+        return False
+    journal = state["pending"]
+    if not apply(state, steps, files, run):
+        state["pending"] = journal
+        undone = _undo_objects(state, journal)
+        state.pop("pending", None)
+        _save_state(state)
+        for step in objects:
+            if step.get("done") or step["key"] in undone:
+                step["action"], step["why"] = "rolled back", "undone after the failure of another step"
+        return False
+    return True
+
+
 def main(spec):
     import fcntl
 
@@ -211,15 +465,22 @@ def main(spec):
         state = json.loads(data.decode()) if data else {"files": {}}
         if state.get("pending") and not spec.get("check"):
             # a run killed midway: put back what it did before anything else
-            result["recovered"] = _undo(state, state["pending"])
+            result["recovered"] = _undo(state, state["pending"]) + _undo_objects(state, state["pending"])
             state.pop("pending", None)
             _save_state(state)
+        objects = plan_objects(state, spec.get("objects", []))
         steps = plan(state, spec["files"])
+        result["objects"] = [dict((k, s[k]) for k in ("kind", "target", "action", "why")) for s in objects]
         result["steps"] = steps
-        if any(s["action"] == "failed" for s in steps):
-            result["error"] = "refused before any change: " + "; ".join(s["why"] for s in steps if s["action"] == "failed")
+        refused = [s for s in objects + steps if s["action"] == "failed"]
+        if refused:
+            result["error"] = "refused before any change: " + "; ".join(
+                "%s: %s" % (s["target"], s["why"]) for s in refused)
         elif not spec.get("check"):
-            result["applied"] = apply(state, steps, spec["files"], spec["run"])
+            result["applied"] = _apply_all(state, objects, steps, spec["files"], spec["run"])
+            if not result["applied"]:
+                result["error"] = "a step failed; every change of this run was undone"
+            result["objects"] = [dict((k, s[k]) for k in ("kind", "target", "action", "why")) for s in objects]
     except Exception as exc:
         result["error"] = "%s: %s" % (type(exc).__name__, exc)
     finally:

@@ -75,7 +75,7 @@ def provision_render(ctx):
             "libvirt/pool-iscsi.xml.j2", pool=pool, portal_host=host, portal_port=port, usage=usage)))
         if pool["chap"]:
             files.append(RenderedFile(secret_file(pool["name"]), ctx.render("libvirt/secret-iscsi.xml.j2", usage=usage),
-                                      apply={"secret_usage": usage, "value_file": pool["chap"]["password_file"]}))
+                                      apply={"secret_usage": usage, "value_file": pool["chap"]["password_file"], "value_format": "plain"}))
     return files
 
 

@@ -101,7 +101,8 @@ def provision_render(ctx):
         if ctx.is_local:
             problems += [(("storage", i, "devices", j), f"{device} {problem}")
                          for j, device in enumerate(pool["devices"]) if (problem := device_problem(device))]
-        files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-logical.xml.j2", pool=pool)))
+        files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-logical.xml.j2", pool=pool),
+                                  apply={"build": True}))  # the volume group is made by pool-build
     if problems:
         raise SettingsError(problems)
     return files

@@ -56,7 +56,7 @@ def provision_render(ctx):
     for pool in pools:
         files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-rbd.xml.j2", pool=pool, monitors=monitors(pool))))
         files.append(RenderedFile(secret_file(pool["name"]), ctx.render("libvirt/secret-ceph.xml.j2", pool=pool),
-                                  apply={"secret_uuid": str(pool["secret_uuid"]), "value_file": pool["key_file"]}))
+                                  apply={"secret_uuid": str(pool["secret_uuid"]), "value_file": pool["key_file"], "value_format": "base64"}))
     by_conf: dict[str, list] = {}
     for pool in pools:
         by_conf.setdefault(pool["ceph_conf"], []).append(pool)

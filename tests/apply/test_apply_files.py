@@ -11,7 +11,6 @@ import stat
 import pytest
 import yaml
 
-from tests.applynode import OverlayNode
 
 NOVA = "/etc/nova/nova.conf.d/50-provision-libvirt.conf"
 NETPLAN = "/etc/netplan/60-provision.yaml"
@@ -19,9 +18,9 @@ BRIDGE_XML = "/etc/provision/libvirt/network-br-x.xml"
 STATE = "/var/lib/provision/state.json"
 
 
-@pytest.fixture
-def node(tmp_path):
-    return OverlayNode(tmp_path / "node")
+pytestmark = [pytest.mark.libvirt, pytest.mark.netns]
+
+
 
 
 def inventory(tmp_path, bridges=("br-x",)) -> str:
@@ -38,8 +37,8 @@ def apply(node, inv, *args):
     return result, (json.loads(result.stdout) if result.stdout.startswith("{") else None)
 
 
-def actions(data) -> dict[str, str]:
-    return {s["target"]: s["action"] for s in data["hosts"][0]["steps"]}
+def actions(data, kind="file") -> dict[str, str]:
+    return {s["target"]: s["action"] for s in data["hosts"][0]["steps"] if s["kind"] == kind}
 
 
 def test_first_apply_creates_second_changes_nothing(node, tmp_path):
@@ -54,6 +53,10 @@ def test_first_apply_creates_second_changes_nothing(node, tmp_path):
     assert "virt_type = qemu" in node.path(NOVA).read_text()
     state = json.loads(node.path(STATE).read_text())
     assert set(state["files"]) == set(actions(data)) and "pending" not in state
+    assert actions(data, "network") == {"br-x": "create"}
+    assert node.virsh("net-info", "br-x").stdout.split() == [
+        "Name:", "br-x", "UUID:", *node.virsh("net-uuid", "br-x").stdout.split(), "Active:", "yes", "Persistent:",
+        "yes", "Autostart:", "yes", "Bridge:", "br-x"]
     assert stat.S_IMODE(node.path(STATE).stat().st_mode) == 0o600
     before = {p: p.stat().st_mtime_ns for p in node.path("/etc/nova").rglob("*")}
 
@@ -67,8 +70,8 @@ def test_first_apply_creates_second_changes_nothing(node, tmp_path):
 def test_check_reports_drift_with_exit_3_and_verify_names_it(node, tmp_path):
     inv = inventory(tmp_path)
     assert apply(node, inv)[0].returncode == 0
-    node.path(NOVA).write_text("[libvirt]\nvirt_type = kvm\n")  # someone edited it
-    os.chmod(node.path(NETPLAN), 0o644)  # and opened the netplan file to everyone
+    node.write(NOVA, "[libvirt]\nvirt_type = kvm\n")  # someone edited it
+    node.sh('chmod 644 "$1"', NETPLAN)  # and opened the netplan file to everyone
     result, data = apply(node, inv, "--check")
     assert result.returncode == 3, result.stderr
     steps = {s["target"]: s for s in data["hosts"][0]["steps"]}
@@ -101,7 +104,7 @@ def test_a_file_no_longer_rendered_is_removed_only_when_unchanged(node, tmp_path
     assert actions(data)[other] == "remove" and not node.path(other).exists()
 
     assert apply(node, inventory(tmp_path, bridges=("br-x", "br-y")))[0].returncode == 0
-    node.path(other).write_text("<network><name>hand-edited</name></network>\n")
+    node.write(other, "<network><name>hand-edited</name></network>\n")
     result, data = apply(node, inventory(tmp_path, bridges=("br-x",)))
     assert result.returncode == 1
     steps = {s["target"]: s for s in data["hosts"][0]["steps"]}
@@ -111,8 +114,7 @@ def test_a_file_no_longer_rendered_is_removed_only_when_unchanged(node, tmp_path
 
 
 def test_a_symlink_in_place_of_a_file_is_refused_and_nothing_changes(node, tmp_path):
-    node.path(NETPLAN).parent.mkdir(parents=True)
-    node.path(NETPLAN).symlink_to("/etc/shadow")
+    node.sh('mkdir -p "$(dirname "$1")" && ln -s /etc/shadow "$1"', NETPLAN)
     result, data = apply(node, inventory(tmp_path))
     assert result.returncode == 1
     steps = {s["target"]: s for s in data["hosts"][0]["steps"]}
@@ -124,12 +126,9 @@ def test_a_symlink_in_place_of_a_file_is_refused_and_nothing_changes(node, tmp_p
 def test_a_step_that_fails_rolls_back_the_run(node, tmp_path):
     inv = inventory(tmp_path)
     assert apply(node, inv)[0].returncode == 0
-    node.path(NOVA).write_text("edited\n")
+    node.write(NOVA, "edited\n")
     # /etc/provision/libvirt cannot hold files once it is a file: the later step fails after NOVA's update
-    for f in node.path("/etc/provision/libvirt").iterdir():
-        f.unlink()
-    node.path("/etc/provision/libvirt").rmdir()
-    node.path("/etc/provision/libvirt").write_text("not a folder\n")
+    node.sh('rm -r "$1" && echo "not a folder" > "$1"', "/etc/provision/libvirt")
     result, data = apply(node, inv)
     assert result.returncode == 1
     acts = actions(data)
@@ -144,9 +143,9 @@ def test_an_interrupted_run_is_undone_by_the_next(node, tmp_path):
     state = json.loads(node.path(STATE).read_text())
     # what a run killed right after writing a new file leaves: the journal, the file
     stray = "/etc/provision/libvirt/network-killed.xml"
-    node.path(stray).write_text("<network/>\n")
+    node.write(stray, "<network/>\n")
     state["pending"] = {"run": "killed", "done": [{"target": stray, "action": "create", "old_state": None}]}
-    node.path(STATE).write_text(json.dumps(state))
+    node.write(STATE, json.dumps(state))
     result, data = apply(node, inv)
     assert result.returncode == 0, result.stderr
     assert data["hosts"][0]["recovered"] == [stray] and not node.path(stray).exists()
