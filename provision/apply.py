@@ -91,11 +91,12 @@ def libvirt_objects(files: list[RenderedFile]) -> list[dict[str, Any]]:
     return sorted(found, key=lambda o: ORDER[o["kind"]])
 
 
-def apply_node(node: Node, files: list[RenderedFile], *, check: bool, timeout: float, run: str) -> NodeApply:
+def apply_node(node: Node, files: list[RenderedFile], *, check: bool, timeout: float, run: str,
+               force: bool = False) -> NodeApply:
     """Plan (and unless ``check``, carry out) one node's libvirt objects and files, in one round trip."""
     from provision.probe import Unreachable, run_program, within
 
-    spec = {"run": run, "check": check, "objects": libvirt_objects(files),
+    spec = {"run": run, "check": check, "force": force, "objects": libvirt_objects(files),
             "files": [{"target": f.target, "content": f.content, "mode": f.mode} for f in files]}
     start = time.monotonic()
     try:
@@ -109,14 +110,37 @@ def apply_node(node: Node, files: list[RenderedFile], *, check: bool, timeout: f
                      time.monotonic() - start)
 
 
+def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=()):
+    """Preflight each node once, before anything changes: its decision (for ``virt_type: auto``) and the
+    gate. A node where a check fails (``kernel.nfs`` for an NFS pool, ``storage.iscsi`` for an iSCSI
+    pool, ``libvirt.daemon``, ...) or that cannot be reached is refused, changing nothing.
+    ``(nodes that passed, their decisions, the refused as results)``."""
+    from provision.preflight import preflight
+
+    report = preflight(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
+    passed, decisions, refused = [], {}, []
+    for node, host in zip(nodes, report.hosts):
+        failing = [c for c in host.checks if c.status == "fail"]
+        if not host.reachable:
+            refused.append(NodeApply(node.name, False, error=host.error, seconds=host.seconds))
+        elif failing:
+            refused.append(NodeApply(node.name, True, error="refused by preflight, nothing was changed: " + "; ".join(
+                f"{c.id}: {c.message}" for c in failing), seconds=host.seconds))
+        else:
+            passed.append(node)
+            decisions[node.name] = host.decision
+    return passed, decisions, refused
+
+
 def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], check: bool, forks: int,
-                timeout: float) -> list[NodeApply]:
+                timeout: float, force: bool = False) -> list[NodeApply]:
     """Every node, ``forks`` at a time; a node that fails does not stop the others."""
     from concurrent.futures import ThreadPoolExecutor
 
     run = run_id()
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        return list(pool.map(lambda n: apply_node(n, rendered[n.name], check=check, timeout=timeout, run=run), nodes))
+        return list(pool.map(lambda n: apply_node(n, rendered[n.name], check=check, timeout=timeout, run=run,
+                                                  force=force), nodes))
 
 
 def exit_code(results: list[NodeApply], *, check: bool) -> int:

@@ -253,6 +253,25 @@ def _info(obj, ident):
     return active, info.get("Autostart", "").strip() == "yes"
 
 
+def _users(kind, name, live):
+    """Running guests that use a network (an interface on it) or a pool (a disk from it, by pool name
+    or by a path under the pool's target folder)."""
+    import xml.etree.ElementTree as ET
+
+    folder = live.findtext("target/path") if kind == "pool" else None
+    users = []
+    for dom in virsh("list", "--name").split():
+        doc = ET.fromstring(virsh("dumpxml", dom))
+        if kind == "network":
+            used = any(s.get("network") == name for s in doc.iterfind("devices/interface/source"))
+        else:
+            used = any(s.get("pool") == name or (folder and (s.get("file") or s.get("dev") or "").startswith(folder + "/"))
+                       for s in doc.iterfind("devices/disk/source"))
+        if used:
+            users.append(dom)
+    return users
+
+
 def _value_digest(obj):
     data, _ = _read_regular(obj["value_file"])
     if data is None:
@@ -260,7 +279,7 @@ def _value_digest(obj):
     return _digest(data)
 
 
-def plan_objects(state, objects):
+def plan_objects(state, objects, force=False):
     """Each libvirt object's actions: define (create or update), start, autostart, set value; and
     remove for what provision defined before that is no longer rendered."""
     import xml.etree.ElementTree as ET
@@ -294,6 +313,20 @@ def plan_objects(state, objects):
                 step["action"], step["why"] = "unchanged", ""
             if obj["kind"] != "secret":
                 active, autostart = _info(obj, ident) if live is not None else (False, False)
+                if active and "define" in step["todo"]:
+                    users = _users(obj["kind"], obj["name"], live)
+                    if users and not force:
+                        step["action"], step["why"] = "failed", (
+                            "its definition differs, and running guests use it (%s): not redefined or restarted; "
+                            "--force redefines it, and they keep the running configuration until it restarts"
+                            % ", ".join(users))
+                        continue
+                    if users:
+                        step["why"] += "; redefined only: running guests (%s) keep the running configuration " \
+                            "until it restarts" % ", ".join(users)
+                    else:
+                        step["todo"].append("restart")
+                        step["why"] += "; restarted (no running guest uses it)"
                 if not active:
                     step["todo"].append("start")
                 if not autostart:
@@ -320,6 +353,25 @@ def _define(define, xml):
         virsh(define, fh.name)
 
 
+def _keeping_uuid(xml, old_xml):
+    """The rendered XML with the defined object's UUID, when it names none: libvirt redefines an object
+    only under the UUID it already has."""
+    import xml.etree.ElementTree as ET
+
+    if not old_xml:
+        return xml
+    root = ET.fromstring(xml)
+    if root.find("uuid") is not None:
+        return xml
+    uuid = ET.fromstring(old_xml).findtext("uuid")
+    if not uuid:
+        return xml
+    element = ET.Element("uuid")
+    element.text = uuid
+    root.insert(1, element)
+    return ET.tostring(root, encoding="unicode")
+
+
 def _do(step, journal, state, run):
     obj, kind, key = step["object"], step["kind"], step["key"]
     names = VIRSH[kind]
@@ -335,7 +387,7 @@ def _do(step, journal, state, run):
     _save_state(state)
     for todo in step["todo"]:
         if todo == "define":
-            _define(names["define"], obj["xml"])
+            _define(names["define"], _keeping_uuid(obj["xml"], record.get("old_xml")))
             ident = _ident(obj)
             record["defined"] = ident
             _save_state(state)
@@ -347,6 +399,10 @@ def _do(step, journal, state, run):
                     pass  # built already; starting says whether it is usable
             virsh(names["start"], ident)
             record["started"] = True
+        elif todo == "restart":
+            virsh(names["destroy"], ident)
+            record["restarted"] = True
+            virsh(names["start"], ident)
         elif todo == "autostart":
             virsh(names["autostart"], ident)
         elif todo == "set value":
@@ -380,6 +436,12 @@ def _undo_objects(state, journal):
                 _define(names["define"], record["old_xml"])
                 if record.get("started") and kind != "secret":
                     virsh(names["destroy"], ident)
+                if record.get("restarted"):  # running again, with the definition as it was
+                    try:
+                        virsh(names["destroy"], ident)
+                    except VirshError:
+                        pass
+                    virsh(names["start"], ident)
             elif ident:
                 if kind != "secret":
                     try:
@@ -468,7 +530,7 @@ def main(spec):
             result["recovered"] = _undo(state, state["pending"]) + _undo_objects(state, state["pending"])
             state.pop("pending", None)
             _save_state(state)
-        objects = plan_objects(state, spec.get("objects", []))
+        objects = plan_objects(state, spec.get("objects", []), force=spec.get("force", False))
         steps = plan(state, spec["files"])
         result["objects"] = [dict((k, s[k]) for k in ("kind", "target", "action", "why")) for s in objects]
         result["steps"] = steps

@@ -142,10 +142,16 @@ class Unreachable(Exception):
 def prepare(nodes: list[Node], *, hooks, forks: int = 8, timeout: float = 30) -> tuple[list[Node], dict[str, Decision]]:
     """The nodes with every default filled in (no inventory) and the decisions of those whose
     virt_type is auto: what rendering needs, gathered once for --out and --diff alike."""
-    if not all(n.settings for n in nodes):
-        defaults = hooks.settings_model().model_dump(mode="json")
-        nodes = [n if n.settings else replace(n, settings=defaults) for n in nodes]
+    nodes = with_defaults(nodes, hooks=hooks)
     return nodes, decisions_for(nodes, hooks=hooks, forks=forks, timeout=timeout)
+
+
+def with_defaults(nodes: list[Node], *, hooks) -> list[Node]:
+    """The nodes, those without settings (no inventory) given every default."""
+    if all(n.settings for n in nodes):
+        return nodes
+    defaults = hooks.settings_model().model_dump(mode="json")
+    return [n if n.settings else replace(n, settings=defaults) for n in nodes]
 
 
 def render_all(*, nodes: list[Node], decisions: dict[str, Decision], hooks) -> dict[str, list[RenderedFile]]:

@@ -10,14 +10,16 @@ import typer
 from provision.cli.common import InventoryOpt, LimitOpt, Output, select, user_errors
 
 
-def _rendered(inventory, limit, forks, timeout):
+def _prepared(inventory, limit, forks, timeout, ignore=()):
+    """The selected nodes that pass the preflight gate, their rendered files, and the refused ones."""
+    from provision.apply import gate
     from provision.plugins import default_hooks
-    from provision.render import prepare, render_all
+    from provision.render import render_all, with_defaults
 
-    nodes = select(inventory=inventory, limit=limit).nodes
     hooks = default_hooks()
-    nodes, decisions = prepare(nodes, hooks=hooks, forks=forks, timeout=timeout)
-    return nodes, render_all(nodes=nodes, decisions=decisions, hooks=hooks)
+    nodes = with_defaults(select(inventory=inventory, limit=limit).nodes, hooks=hooks)
+    passed, decisions, refused = gate(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
+    return passed, render_all(nodes=passed, decisions=decisions, hooks=hooks), refused
 
 
 @user_errors
@@ -29,19 +31,19 @@ def apply_cli(
     forks: Annotated[int, typer.Option(min=1)] = 8,
     timeout: Annotated[float, typer.Option(min=0.1, max=86400, help="seconds a node may take")] = 120,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    ignore: Annotated[list[str], typer.Option(help="preflight check id whose failure does not refuse the node; repeatable")] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option("--force", help="redefine networks and pools running guests use")] = False,
 ) -> None:
-    """Make each node's files match its rendered configuration, then verify them."""
+    """Make each node match its rendered configuration (libvirt objects, then files), then verify it."""
     from provision.apply import apply_nodes, exit_code, to_json, to_text
-    from provision.render import Unreachable, diff_against_nodes
+    from provision.render import diff_against_nodes
 
-    try:
-        nodes, rendered = _rendered(inventory, limit, forks, timeout)
-    except Unreachable as exc:
-        typer.echo(f"provision: error: virt_type auto needs each node's preflight decision: {exc}", err=True)
-        raise typer.Exit(1) from None
+    nodes, rendered, refused = _prepared(inventory, limit, forks, timeout, ignore)
     if diff:
         typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks), nl=False)
-    results = apply_nodes(nodes=nodes, rendered=rendered, check=check, forks=forks, timeout=timeout)
+    results = apply_nodes(nodes=nodes, rendered=rendered, check=check, forks=forks, timeout=timeout, force=force)
+    order = {n: i for i, n in enumerate([*(r.host for r in refused), *(n.name for n in nodes)])}
+    results = sorted([*refused, *results], key=lambda r: order[r.host])
     code = exit_code(results, check=check)
     if not check and code == 0:  # apply ends with verify: the node must now read as converged
         after = apply_nodes(nodes=nodes, rendered=rendered, check=True, forks=forks, timeout=timeout)
@@ -68,7 +70,7 @@ def verify_cli(
     from provision.preflight import exit_code
     from provision.report import render_report
 
-    nodes, rendered = _rendered(inventory, limit, forks, timeout)
-    report = verify_report(apply_nodes(nodes=nodes, rendered=rendered, check=True, forks=forks, timeout=timeout))
+    nodes, rendered, refused = _prepared(inventory, limit, forks, timeout, ignore=("all",))
+    report = verify_report(refused + apply_nodes(nodes=nodes, rendered=rendered, check=True, forks=forks, timeout=timeout))
     typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
     raise typer.Exit(exit_code(report))
