@@ -45,8 +45,9 @@ def apply_cli(
     order = {n: i for i, n in enumerate([*(r.host for r in refused), *(n.name for n in nodes)])}
     results = sorted([*refused, *results], key=lambda r: order[r.host])
     code = exit_code(results, check=check)
-    if not check and code == 0:  # apply ends with verify: the node must now read as converged
-        after = apply_nodes(nodes=nodes, rendered=rendered, check=True, forks=forks, timeout=timeout)
+    changed = [n for n in nodes if any(r.host == n.name and r.pending for r in results)]
+    if not check and code == 0 and changed:  # apply ends with verify: a changed node must now read as converged
+        after = apply_nodes(nodes=changed, rendered=rendered, check=True, forks=forks, timeout=timeout)
         drift = [f"{r.host}: {s.target} ({s.action})" for r in after for s in r.steps if s.action != "unchanged"]
         if drift or exit_code(after, check=True):
             typer.echo("provision: error: verification after apply found drift: " + "; ".join(drift), err=True)

@@ -1,0 +1,88 @@
+"""Benchmark: provision apply on one node, beside virsh doing the same by hand.
+
+    .venv/bin/python bench/apply.py [--runs 5]
+
+The node is this machine seen from a private network and mount namespace with its own libvirtd and
+overlays over /etc, /var/lib and /var/cache (tests/applynode.py), so nothing of this machine changes.
+Medians of repeated runs, in one sitting:
+
+- a no-op apply of the converged node (plan every object and file, change nothing, verify), beside
+  `virsh net-list`, `pool-list` and `secret-list` run once each (target: under 1 s);
+- a first apply of a node with a NAT network, beside a shell script that defines, starts and
+  autostarts the same network with virsh (each run on a node where it is not defined yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from render import cpu_reference  # noqa: E402
+from tests.applynode import OverlayNode  # noqa: E402
+
+NAT = {"name": "benchnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1",
+       "dhcp": {"start": "192.168.177.20", "end": "192.168.177.200"}}
+BY_HAND = ("virsh -q net-define {xml} && virsh -q net-start benchnat && virsh -q net-autostart benchnat")
+
+
+def timed(node: OverlayNode, *argv: str) -> float:
+    start = time.perf_counter()
+    result = node.run(*argv)
+    elapsed = time.perf_counter() - start
+    if result.returncode:
+        raise SystemExit(f"{' '.join(argv)}: {result.stdout}{result.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print(f"CPU reference (a 2,000,000-step Python loop): {cpu_reference():.3f} s; the figures below scale with it")
+    work = Path(tempfile.mkdtemp(prefix="provision-bench-apply-"))
+    provision = str(Path(sys.executable).with_name("provision"))
+    inv = work / "site.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local"}}, "vars": {"provision": {
+        "hypervisor": {"virt_type": "qemu"}, "network": {"nat": [NAT], "bridges": [{"name": "br-x", "interfaces": ["eth9"]}]}}}}}))
+    xml = work / "benchnat.xml"
+    nodes = []
+    try:
+        firsts, by_hand = [], []
+        for run in range(args.runs):
+            node = OverlayNode(work / f"first{run}")
+            nodes.append(node)
+            firsts.append(timed(node, provision, "apply", "-i", str(inv)))
+            if run == 0:
+                xml.write_text(node.virsh("net-dumpxml", "benchnat").stdout)
+                converged = node
+            other = OverlayNode(work / f"hand{run}")
+            nodes.append(other)
+            by_hand.append(timed(other, "sh", "-c", BY_HAND.format(xml=xml)))
+        noops = [timed(converged, provision, "apply", "-i", str(inv)) for _ in range(args.runs)]
+        lists = [timed(converged, "sh", "-c", "virsh -q net-list; virsh -q pool-list; virsh -q secret-list")
+                 for _ in range(args.runs)]
+        a, b = statistics.median(noops), statistics.median(lists)
+        c, d = statistics.median(firsts), statistics.median(by_hand)
+        print(f"no-op apply of a converged node  median {a:.3f} s; runs {', '.join(f'{t:.2f}' for t in noops)}\n"
+              f"  virsh net-list, pool-list, secret-list  median {b:.3f} s; ratio {a / b:.1f}; "
+              f"target < 1 s: {'met' if a < 1 else 'NOT met'}\n"
+              f"first apply (NAT network, bridged network, files)  median {c:.3f} s; runs {', '.join(f'{t:.2f}' for t in firsts)}\n"
+              f"  the NAT network by hand with virsh  median {d:.3f} s; ratio {c / d:.1f}")
+    finally:
+        for node in nodes:
+            node.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
