@@ -11,6 +11,7 @@ PACKAGES=(
   libvirt-daemon-system libvirt-clients libvirt-dev          # libvirtd, virtlogd, virsh, virt-xml-validate
   libvirt-daemon-driver-storage-rbd libvirt-daemon-driver-storage-iscsi-direct
   dnsmasq-base                                               # libvirt's NAT networks (DHCP and DNS)
+  tgt                                                        # the iSCSI target the apply tests log in to
   libxml2-utils netplan.io nftables iproute2 lvm2 kmod       # validators and the network/storage tools
   e2fsprogs util-linux systemd                              # mkfs, losetup, unshare, script, systemd-analyze in the tests
   openssh-server openssh-client                             # test hosts in network namespaces

@@ -1,6 +1,6 @@
 """A node for apply tests: this machine seen from a private network and mount namespace, with its own
 libvirtd, in which /etc, /var/lib and /var/cache are overlays whose changes land in a folder of the
-test and /run/libvirt is private. Commands enter that namespace (nsenter), so what one apply wrote
+test and /run is private. Commands enter that namespace (nsenter), so what one apply wrote
 the next one finds; this machine's own files, network and libvirt objects are never touched. The
 namespace lives as long as its libvirtd; ``stop()`` ends every process in it.
 """
@@ -29,7 +29,7 @@ class OverlayNode:
         overlays = " && ".join(
             f"mount -t overlay overlay -o lowerdir={target},upperdir={base / name / 'upper'},"
             f"workdir={base / name / 'work'} {target}" for target, name in OVERLAID.items())
-        script = (f"{overlays} && mount -t tmpfs tmpfs /run/libvirt && ip link set lo up && "
+        script = (f"{overlays} && mount -t tmpfs tmpfs /run && mkdir /run/libvirt && ip link set lo up && "
                   f"virtlogd -d -p {base / 'virtlogd.pid'} && libvirtd -d -p {base / 'libvirtd.pid'}")
         subprocess.run(["unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script], check=True)
         for _ in range(200):
