@@ -135,6 +135,37 @@ class HostNetwork:
         self._wait_listening(ns, address)
         return address
 
+    def add_node(self, name: str, node) -> str:
+        """An apply test node (tests/applynode.py) joined to the bridge, running sshd in its own namespaces:
+        what ssh runs there sees the node's overlays and its libvirtd."""
+        index = self._next
+        self._next += 1
+        outer, inner = f"{self.prefix}{index}a", f"{self.prefix}{index}b"
+        sh("ip", "link", "add", outer, "netns", self.client, "type", "veth", "peer", "name", inner, "netns", str(node.pid))
+        self.ns(self.client, "ip", "link", "set", outer, "master", "br0", "up")
+        address = f"{self.subnet}.{index}"
+        node.sh(f'ip addr add {address}/24 dev {inner} && ip link set {inner} up && mkdir -p /run/sshd')
+        self.hosts[name] = {"ns": None, "address": address}
+        config = self.dir / f"sshd_{name}.conf"
+        config.write_text(textwrap.dedent(f"""\
+            ListenAddress {address}
+            HostKey {self.dir / 'host_key'}
+            PidFile {self.dir / f'sshd_{name}.pid'}
+            AuthorizedKeysFile {self.dir / 'authorized_keys'}
+            PermitRootLogin prohibit-password
+            PasswordAuthentication no
+            UsePAM no
+            StrictModes no
+            UseDNS no
+            LogLevel ERROR
+            """))
+        self._start(["nsenter", "-t", str(node.pid), "-m", "-n", "/usr/sbin/sshd", "-D", "-e", "-f", str(config)])
+        for _ in range(100):
+            if f"{address}:22" in node.run("ss", "-Hltn").stdout:
+                return address
+            time.sleep(0.05)
+        raise RuntimeError(f"sshd of {name} does not listen on {address}:22")
+
     def add_refusing_host(self, name: str) -> str:
         """A host that answers but has nothing on port 22: connection refused."""
         return self._add_host_namespace(name)[1]

@@ -1,0 +1,46 @@
+"""apply over SSH: two namespace nodes, each with its own libvirtd and overlays, reached by sshd in
+their namespaces from a client namespace; the agent runs on each node through ssh, and virsh there
+talks to that node's own libvirtd."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from tests.applynode import OverlayNode
+from tests.conftest import provision_bin
+from tests.testhosts import HostNetwork
+
+pytestmark = [pytest.mark.libvirt, pytest.mark.netns]
+
+
+def test_apply_to_two_nodes_over_ssh(tmp_path, kvm_permissions):
+    nodes = {name: OverlayNode(tmp_path / name) for name in ("node1", "node2")}
+    try:
+        with HostNetwork("pva", subnet="10.214.0") as net:
+            for name, node in nodes.items():
+                net.add_node(name, node)
+            data = net.inventory_data(groups={"compute": list(nodes)})
+            data["all"]["vars"]["provision"] = {"hypervisor": {"virt_type": "qemu"}, "network": {"nat": [
+                {"name": "guestnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1"}]}}
+            inv = net.write_inventory(data)
+            argv = net.client_argv(provision_bin(), "apply", "-i", str(inv), "-o", "json")
+            first = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+            assert first.returncode == 0, first.stdout + first.stderr
+            hosts = {h["host"]: h for h in json.loads(first.stdout)["hosts"]}
+            assert set(hosts) == set(nodes)
+            for name, node in nodes.items():
+                steps = {(s["kind"], s["target"]): s["action"] for s in hosts[name]["steps"]}
+                assert steps[("network", "guestnat")] == "create"
+                assert "Active:         yes" in node.virsh("net-info", "guestnat").stdout
+                assert node.path("/var/lib/provision/state.json").exists()
+            second = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+            assert second.returncode == 0
+            actions = {s["action"] for h in json.loads(second.stdout)["hosts"] for s in h["steps"]}
+            assert actions == {"unchanged"}
+    finally:
+        for node in nodes.values():
+            node.stop()
