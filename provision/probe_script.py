@@ -179,15 +179,19 @@ def _which(name):
 
 
 def op_processes(spec):
-    """Names (comm) of running processes."""
+    """Names (comm) of running processes; a zombie (dead, not yet reaped) does not run."""
     names = set()
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                with open("/proc/%s/comm" % pid) as fh:
-                    names.add(fh.read().strip())
+                with open("/proc/%s/stat" % pid) as fh:
+                    stat_line = fh.read()
             except OSError:
                 continue
+            # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ')'
+            comm, state = stat_line[stat_line.index("(") + 1:stat_line.rindex(")")], stat_line[stat_line.rindex(")") + 2:][:1]
+            if state not in ("Z", "X"):
+                names.add(comm)
     return {"names": sorted(names)}
 
 

@@ -8,6 +8,7 @@ namespace lives as long as its libvirtd; ``stop()`` ends every process in it.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -16,6 +17,8 @@ from pathlib import Path
 from tests.conftest import provision_bin
 
 OVERLAID = {"/etc": "etc", "/var/lib": "var-lib", "/var/cache": "var-cache"}
+# PID 1 of the node: reaps what dies there (a daemon killed by a test must not linger as a zombie)
+REAPER = "import os, time\nwhile True:\n    try:\n        os.wait()\n    except ChildProcessError:\n        time.sleep(1)\n"
 
 
 class OverlayNode:
@@ -29,12 +32,19 @@ class OverlayNode:
         overlays = " && ".join(
             f"mount -t overlay overlay -o lowerdir={target},upperdir={base / name / 'upper'},"
             f"workdir={base / name / 'work'} {target}" for target, name in OVERLAID.items())
+        # the namespace is held by a sleeping anchor process, so it outlives a libvirtd a test stops
         script = (f"{overlays} && mount -t tmpfs tmpfs /run && mkdir /run/libvirt && ip link set lo up && "
-                  f"virtlogd -d -p {base / 'virtlogd.pid'} && libvirtd -d -p {base / 'libvirtd.pid'}")
-        subprocess.run(["unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script], check=True)
+                  f"virtlogd -d -p {base / 'virtlogd.pid'} && libvirtd -d -p {base / 'libvirtd.pid'} && "
+                  f"touch {base / 'started'} && exec python3 -c {shlex.quote(REAPER)}")
+        # a PID namespace of its own too: the node's probe sees its own processes (its libvirtd), not this machine's
+        self.anchor = subprocess.Popen(["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc",
+                                        "--propagation", "private", "sh", "-c", script],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         for _ in range(200):
-            if (base / "libvirtd.pid").exists() and self.run("virsh", "-q", "version").returncode == 0:
+            if (base / "started").exists() and self.run("virsh", "-q", "version").returncode == 0:
                 break
+            if self.anchor.poll() is not None:
+                raise RuntimeError(f"the node did not start: {self.anchor.stderr.read().decode()}")
             time.sleep(0.1)
         else:
             self.stop()
@@ -43,12 +53,25 @@ class OverlayNode:
 
     @property
     def pid(self) -> int:
-        return int((self.base / "libvirtd.pid").read_text())
+        """A process in the node's namespaces (the anchor, PID 1 there), for nsenter."""
+        children = Path(f"/proc/{self.anchor.pid}/task/{self.anchor.pid}/children").read_text().split()
+        return int(children[0])
+
+    @property
+    def libvirtd(self) -> int:
+        """libvirtd's PID as this machine sees it."""
+        inside = int((self.base / "libvirtd.pid").read_text())
+        for pid in self.processes():
+            status = Path(f"/proc/{pid}/status").read_text()
+            nspid = next(line for line in status.splitlines() if line.startswith("NSpid:")).split()
+            if int(nspid[-1]) == inside and len(nspid) > 2:
+                return pid
+        raise LookupError("the node's libvirtd is not running")
 
     def run(self, *argv: str, before: str = "", timeout: float = 180) -> subprocess.CompletedProcess:
         """``argv`` inside the node; ``before`` is shell run there first (the test's own, never an input)."""
         command = ["sh", "-c", (before + "; " if before else "") + 'exec "$@"', "sh", *argv]
-        return subprocess.run(["nsenter", "-t", str(self.pid), "-m", "-n", *command], capture_output=True,
+        return subprocess.run(["nsenter", "-t", str(self.pid), "-m", "-n", "-p", *command], capture_output=True,
                               text=True, timeout=timeout)
 
     def provision(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -99,5 +122,6 @@ class OverlayNode:
                     pass
             for _ in range(50):
                 if not self.processes():
+                    self.anchor.wait()
                     return
                 time.sleep(0.1)

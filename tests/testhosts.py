@@ -159,7 +159,7 @@ class HostNetwork:
             UseDNS no
             LogLevel ERROR
             """))
-        self._start(["nsenter", "-t", str(node.pid), "-m", "-n", "/usr/sbin/sshd", "-D", "-e", "-f", str(config)])
+        self._start(["nsenter", "-t", str(node.pid), "-m", "-n", "-p", "/usr/sbin/sshd", "-D", "-e", "-f", str(config)])
         for _ in range(100):
             if f"{address}:22" in node.run("ss", "-Hltn").stdout:
                 return address

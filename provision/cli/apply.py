@@ -19,7 +19,7 @@ def _prepared(inventory, limit, forks, timeout, ignore=()):
     hooks = default_hooks()
     nodes = with_defaults(select(inventory=inventory, limit=limit).nodes, hooks=hooks)
     passed, decisions, refused = gate(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
-    return passed, render_all(nodes=passed, decisions=decisions, hooks=hooks), refused
+    return nodes, passed, render_all(nodes=passed, decisions=decisions, hooks=hooks), refused
 
 
 @user_errors
@@ -38,11 +38,11 @@ def apply_cli(
     from provision.apply import apply_nodes, exit_code, to_json, to_text
     from provision.render import diff_against_nodes
 
-    nodes, rendered, refused = _prepared(inventory, limit, forks, timeout, ignore)
+    selected, nodes, rendered, refused = _prepared(inventory, limit, forks, timeout, ignore)
     if diff:
         typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks), nl=False)
     results = apply_nodes(nodes=nodes, rendered=rendered, check=check, forks=forks, timeout=timeout, force=force)
-    order = {n: i for i, n in enumerate([*(r.host for r in refused), *(n.name for n in nodes)])}
+    order = {n.name: i for i, n in enumerate(selected)}
     results = sorted([*refused, *results], key=lambda r: order[r.host])
     code = exit_code(results, check=check)
     changed = [n for n in nodes if any(r.host == n.name and r.pending for r in results)]
@@ -71,7 +71,7 @@ def verify_cli(
     from provision.preflight import exit_code
     from provision.report import render_report
 
-    nodes, rendered, refused = _prepared(inventory, limit, forks, timeout, ignore=("all",))
+    _, nodes, rendered, refused = _prepared(inventory, limit, forks, timeout, ignore=("all",))
     report = verify_report(refused + apply_nodes(nodes=nodes, rendered=rendered, check=True, forks=forks, timeout=timeout))
     typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
     raise typer.Exit(exit_code(report))

@@ -35,8 +35,8 @@ def inventory(tmp_path, with_pool: bool) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_killed_apply_is_undone_and_the_next_converges(node, tmp_path, sig):
     node.write("/etc/provision/chap", "chap-secret-0123")
-    hung = subprocess.Popen(["nsenter", "-t", str(node.pid), "-m", "-n", "python3", "-c", HUNG_SERVER, "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hung = subprocess.Popen(["nsenter", "-t", str(node.pid), "-m", "-n", "-p", "python3", "-c", HUNG_SERVER, "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         for _ in range(100):
             if "127.0.0.1:22" in node.run("ss", "-Hltn").stdout:
@@ -45,7 +45,7 @@ def test_a_killed_apply_is_undone_and_the_next_converges(node, tmp_path, sig):
         # the hung server listens on port 22 of the node: the portal points there
         inv_path = tmp_path / "hung.yml"
         inv_path.write_text(open(inventory(tmp_path, True)).read().replace("127.0.0.1:3260", "127.0.0.1:22"))
-        apply = subprocess.Popen(["nsenter", "-t", str(node.pid), "-m", "-n", provision_bin(), "apply", "-i",
+        apply = subprocess.Popen(["nsenter", "-t", str(node.pid), "-m", "-n", "-p", provision_bin(), "apply", "-i",
                                   str(inv_path), "--ignore", "storage.iscsi", "-o", "json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         state = node.path("/var/lib/provision/state.json")
@@ -64,7 +64,7 @@ def test_a_killed_apply_is_undone_and_the_next_converges(node, tmp_path, sig):
         os.killpg(apply.pid, sig)
         apply.communicate(timeout=30)
     finally:
-        hung.kill()
+        os.killpg(hung.pid, signal.SIGKILL)  # nsenter and the server it forked into the node
         hung.wait()
 
     result = node.provision("apply", "-i", inventory(tmp_path, False), "-o", "json")

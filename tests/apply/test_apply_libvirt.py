@@ -164,3 +164,35 @@ def test_a_key_file_missing_on_the_node_refuses_it(node, tmp_path):
     assert steps(data, "secret")[uuid] == ("failed", "the value file /etc/ceph/absent.key is missing on the node")
     assert "refused before any change" in data["hosts"][0]["error"]
     assert node.virsh("secret-list").stdout.strip() == ""
+
+
+def test_a_node_whose_libvirtd_is_down_is_refused(node, tmp_path):
+    import os
+    import signal
+    import time
+
+    pid = node.libvirtd
+    os.kill(pid, signal.SIGKILL)  # gone, as after a crash
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    result, data = apply(node, inventory(tmp_path, network={"nat": [NAT]}))
+    assert result.returncode == 1
+    assert "libvirt.daemon: " in data["hosts"][0]["error"] and data["hosts"][0]["steps"] == []
+    assert not node.path("/var/lib/provision/state.json").exists()
+
+
+def test_an_unreachable_node_is_reported_and_the_others_go_on(node, tmp_path):
+    inv = tmp_path / "two.yml"
+    inv.write_text(yaml.safe_dump({"all": {
+        "hosts": {"n1": {"ansible_connection": "local"}, "gone": {"ansible_host": "127.0.0.1", "ansible_port": 1}},
+        "vars": {"provision": {"hypervisor": {"virt_type": "qemu"}, "network": {"nat": [NAT]}}}}}, sort_keys=False))
+    result, data = apply(node, str(inv), "--timeout", "10")
+    assert result.returncode == 1
+    hosts = {h["host"]: h for h in data["hosts"]}
+    assert hosts["gone"]["reachable"] is False and "Connection refused" in hosts["gone"]["error"]
+    assert steps({"hosts": [hosts["n1"]]}, "network") == {"guestnat": ("create", "not defined")}
+    assert [h["host"] for h in data["hosts"]] == ["n1", "gone"]  # the inventory's order

@@ -111,3 +111,29 @@ def test_the_inventorys_interpreter_is_used_as_given(tmp_path):
     assert run_probe_command("python3", tmp_path).stdout == "shim\n"  # asked for, so used
     missing = run_probe_command("/opt/no%such/python3", tmp_path)
     assert missing.returncode == 127 and "/opt/no%such/python3" in missing.stderr
+
+
+
+def test_a_zombie_does_not_run(tmp_path):
+    """A daemon that died and was not reaped yet (state Z) is not reported as running."""
+    import shutil
+    import time
+
+    from provision.hosts import parse_host_spec
+
+    program = tmp_path / "pvzombie"
+    shutil.copy("/bin/true", program)
+    child = subprocess.Popen([str(program)])
+    for _ in range(200):  # exited, and not waited for: a zombie named pvzombie
+        with open(f"/proc/{child.pid}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.01)
+    else:
+        pytest.fail("the child did not become a zombie")
+    try:
+        names = gather_facts(parse_host_spec("local://"), {"p": {"op": "processes"}}).answer("p")["names"]
+        assert "pvzombie" not in names
+        assert "python3" in names or any(n.startswith("python") for n in names)  # the running ones are there
+    finally:
+        child.wait()
