@@ -26,6 +26,11 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # a running libvirtd loads its storage backends and drivers only when it starts
+  if printf '%s\n' "${missing[@]}" | grep -q '^libvirt' && pgrep -x libvirtd >/dev/null; then
+    pkill -x libvirtd
+    for _ in $(seq 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.2; done
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then

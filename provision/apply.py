@@ -25,6 +25,7 @@ class Step:
     target: str
     action: str  # create, update, unchanged, remove, release, failed, rolled back
     why: str = ""
+    seconds: float | None = None  # what carrying it out took (None: nothing was done)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class NodeApply:
     def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "reachable": self.reachable, "error": self.error or None,
                 "recovered": list(self.recovered), "seconds": round(self.seconds, 3),
-                "steps": [{"kind": s.kind, "target": s.target, "action": s.action, "why": s.why} for s in self.steps]}
+                "steps": [{"kind": s.kind, "target": s.target, "action": s.action, "why": s.why, "seconds": s.seconds}
+                          for s in self.steps]}
 
 
 @cache
@@ -104,8 +106,9 @@ def apply_node(node: Node, files: list[RenderedFile], *, check: bool, timeout: f
                         name=node.name)
     except Unreachable as exc:
         return NodeApply(node.name, False, error=str(exc), seconds=time.monotonic() - start)
-    steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why", "")) for s in answer.get("objects", ())) \
-        + tuple(Step("file", s["target"], s["action"], s.get("why", "")) for s in answer.get("steps", ()))
+    steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"))
+                  for s in answer.get("objects", ())) \
+        + tuple(Step("file", s["target"], s["action"], s.get("why", ""), s.get("seconds")) for s in answer.get("steps", ()))
     return NodeApply(node.name, True, steps, answer.get("error", ""), tuple(answer.get("recovered", ())),
                      time.monotonic() - start)
 

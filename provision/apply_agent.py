@@ -16,6 +16,7 @@ import json
 import os
 import stat
 import sys
+import time
 
 STATE_DIR = "/var/lib/provision"
 
@@ -156,6 +157,7 @@ def apply(state, steps, files, run):
                 step["done"] = True
             if action not in ("create", "update", "remove"):
                 continue
+            started = time.time()
             record = {"target": target, "action": action, "old_state": state["files"].get(target)}
             current, st = _read_regular(target)
             if current is not None:
@@ -174,6 +176,7 @@ def apply(state, steps, files, run):
                 state["files"][target] = {"digest": step["digest"], "run": run,
                                           "created": old["created"] if old else action == "create"}
             step["done"] = True
+            step["seconds"] = round(time.time() - started, 4)
     except BaseException as exc:
         undone = _undo(state, journal)
         state.pop("pending", None)
@@ -467,8 +470,10 @@ def apply_objects(state, steps, run):
         for step in steps:
             running = step
             if step["action"] in ("create", "update", "remove"):
+                started = time.time()
                 _do(step, journal, state, run)
                 step["done"] = True
+                step["seconds"] = round(time.time() - started, 4)
     except BaseException as exc:
         undone = _undo_objects(state, journal)
         for step in steps:
@@ -532,7 +537,7 @@ def main(spec):
             _save_state(state)
         objects = plan_objects(state, spec.get("objects", []), force=spec.get("force", False))
         steps = plan(state, spec["files"])
-        result["objects"] = [dict((k, s[k]) for k in ("kind", "target", "action", "why")) for s in objects]
+        result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds")) for s in objects]
         result["steps"] = steps
         refused = [s for s in objects + steps if s["action"] == "failed"]
         if refused:
@@ -542,7 +547,8 @@ def main(spec):
             result["applied"] = _apply_all(state, objects, steps, spec["files"], spec["run"])
             if not result["applied"]:
                 result["error"] = "a step failed; every change of this run was undone"
-            result["objects"] = [dict((k, s[k]) for k in ("kind", "target", "action", "why")) for s in objects]
+            result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds"))
+                                 for s in objects]
     except Exception as exc:
         result["error"] = "%s: %s" % (type(exc).__name__, exc)
     finally:

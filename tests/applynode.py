@@ -114,14 +114,18 @@ class OverlayNode:
         return found
 
     def stop(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in self.processes():
+        try:  # the node's PID 1: every process of its PID namespace ends with it
+            os.kill(self.pid, signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            pass
+        for _ in range(50):
+            leftover = self.processes()
+            if not leftover:
+                break
+            for pid in leftover:  # anything that entered the network namespace alone
                 try:
-                    os.kill(pid, sig)
+                    os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            for _ in range(50):
-                if not self.processes():
-                    self.anchor.wait()
-                    return
-                time.sleep(0.1)
+            time.sleep(0.1)
+        self.anchor.wait()

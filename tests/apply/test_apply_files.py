@@ -154,7 +154,7 @@ def test_an_interrupted_run_is_undone_by_the_next(node, tmp_path):
 
 def test_two_applies_on_one_node_do_not_run_together(node, tmp_path):
     inv = inventory(tmp_path)
-    holder = "mkdir -p /var/lib/provision && (flock /var/lib/provision/lock sleep 5 &) && sleep 0.5"
+    holder = "mkdir -p /var/lib/provision && (flock /var/lib/provision/lock sleep 5 >/dev/null 2>&1 &) && sleep 0.5"
     result = node.provision("apply", "-i", inv, "-o", "json", before=holder)
     assert result.returncode == 1
     data = json.loads(result.stdout)
