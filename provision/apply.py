@@ -136,14 +136,21 @@ def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=()):
 
 
 def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], check: bool, forks: int,
-                timeout: float, force: bool = False) -> list[NodeApply]:
-    """Every node, ``forks`` at a time; a node that fails does not stop the others."""
+                timeout: float, force: bool = False, on_done=None) -> list[NodeApply]:
+    """Every node, ``forks`` at a time; a node that fails does not stop the others. ``on_done`` is called
+    with each node's result as it comes (a progress bar)."""
     from concurrent.futures import ThreadPoolExecutor
 
     run = run_id()
+
+    def one(node: Node) -> NodeApply:
+        result = apply_node(node, rendered[node.name], check=check, timeout=timeout, run=run, force=force)
+        if on_done:
+            on_done(result)
+        return result
+
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        return list(pool.map(lambda n: apply_node(n, rendered[n.name], check=check, timeout=timeout, run=run,
-                                                  force=force), nodes))
+        return list(pool.map(one, nodes))
 
 
 def exit_code(results: list[NodeApply], *, check: bool) -> int:

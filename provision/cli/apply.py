@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import InventoryOpt, LimitOpt, Output, select, user_errors
+from provision.cli.common import InventoryOpt, LimitOpt, Output, progress, select, user_errors
 
 
 def _prepared(inventory, limit, forks, timeout, ignore=()):
@@ -41,7 +41,9 @@ def apply_cli(
     selected, nodes, rendered, refused = _prepared(inventory, limit, forks, timeout, ignore)
     if diff:
         typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks), nl=False)
-    results = apply_nodes(nodes=nodes, rendered=rendered, check=check, forks=forks, timeout=timeout, force=force)
+    with progress(len(nodes), "apply --check" if check else "apply") as advance:
+        results = apply_nodes(nodes=nodes, rendered=rendered, check=check, forks=forks, timeout=timeout, force=force,
+                              on_done=advance)
     order = {n.name: i for i, n in enumerate(selected)}
     results = sorted([*refused, *results], key=lambda r: order[r.host])
     code = exit_code(results, check=check)

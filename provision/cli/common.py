@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -31,6 +32,20 @@ def user_errors(fn):
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+@contextmanager
+def progress(total: int, label: str):
+    """A progress bar on stderr when it is a terminal and there is more than one node."""
+    if total < 2 or not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.advance(task)
 
 
 def stdout_is_terminal() -> bool:

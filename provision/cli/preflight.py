@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
 from enum import Enum
 from typing import Annotated
 
 import typer
 
-from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, select, stdout_is_terminal, user_errors
+from provision.cli.common import (HostOpt, InventoryOpt, LimitOpt, Output, progress, select, stdout_is_terminal,
+                                  user_errors)
 
 
 class FailOn(str, Enum):
@@ -33,21 +32,7 @@ def preflight_cli(
     from provision.report import render_report
 
     nodes = select(inventory=inventory, limit=limit, hosts=host).nodes
-    with progress(len(nodes)) as advance:
+    with progress(len(nodes), "preflight") as advance:
         report = preflight(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=advance)
     typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
     raise typer.Exit(exit_code(report, fail_on=fail_on.value, ignore=ignore))
-
-
-@contextmanager
-def progress(total: int):
-    """A progress bar on stderr when it is a terminal and there is more than one node."""
-    if total < 2 or not sys.stderr.isatty():
-        yield lambda report: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("preflight", total=total)
-        yield lambda report: bar.advance(task)

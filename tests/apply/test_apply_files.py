@@ -160,3 +160,16 @@ def test_two_applies_on_one_node_do_not_run_together(node, tmp_path):
     data = json.loads(result.stdout)
     assert "another provision apply is running on this node" in data["hosts"][0]["error"]
     assert not node.path(NOVA).exists()
+
+
+def test_on_a_terminal_a_fleet_apply_shows_a_progress_bar(node, tmp_path):
+    inv = tmp_path / "two.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"a": {"ansible_connection": "local"}, "b": {"ansible_connection": "local"}},
+                                           "vars": {"provision": {"hypervisor": {"virt_type": "qemu"}}}}}))
+    from tests.conftest import provision_bin
+
+    # script(1) gives the command a pseudo-terminal, as an operator's shell does
+    result = node.run("script", "-qec", f"{provision_bin()} apply -i {inv} --check --forks 1", "/dev/null")
+    assert result.returncode == 3
+    assert "apply --check " in result.stdout and "━" in result.stdout
+    assert "summary: create 2" in result.stdout
