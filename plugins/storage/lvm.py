@@ -46,9 +46,11 @@ def kernel_device_mapper(facts, settings):
                                if not feature.usable else "", remedy="modprobe dm_mod")
 
 
-def device_problem(path: str) -> str | None:
+def device_problem(path: str, vg: str | None = None) -> str | None:
     """Why a local device cannot become a physical volume, or None: pyudev reads sysfs and
-    the udev database; where udev keeps none (no udevd), ``blkid -p`` probes the superblock."""
+    the udev database; where udev keeps none (no udevd), ``blkid -p`` probes the superblock.
+    A physical volume of the volume group ``vg`` already (the pool's own, as an earlier apply
+    built it) is no problem."""
     import pyudev
 
     try:
@@ -68,7 +70,7 @@ def device_problem(path: str) -> str | None:
         return f"is mounted at {', '.join(mounts)}"
     if device.attributes.asint("size") == 0:
         return "is empty (size 0: no medium, or a loop device with no file attached)"
-    return signature_problem(path, device.properties.get("ID_FS_TYPE"))
+    return signature_problem(path, device.properties.get("ID_FS_TYPE"), vg)
 
 
 def mount_points(dev: int) -> list[str]:
@@ -78,7 +80,7 @@ def mount_points(dev: int) -> list[str]:
         return [fields[4] for fields in map(str.split, fh) if fields[2] == wanted]
 
 
-def signature_problem(path: str, fs: str | None) -> str | None:
+def signature_problem(path: str, fs: str | None, vg: str | None = None) -> str | None:
     """A filesystem, PV, RAID or swap signature on ``path`` (udev's word, else ``blkid -p``'s);
     a device blkid cannot read is a problem too, never taken for a clean one."""
     import subprocess
@@ -89,6 +91,10 @@ def signature_problem(path: str, fs: str | None) -> str | None:
             reason = probe.stderr.strip().removeprefix("blkid: ") or f"blkid exit code {probe.returncode}"
             return f"cannot be read to look for a filesystem or LVM signature ({reason})"
         fs = probe.stdout.strip() or None
+    if fs == "LVM2_member" and vg:
+        owner = subprocess.run(["pvs", "--noheadings", "-o", "vg_name", path], capture_output=True, text=True)
+        if owner.returncode == 0 and owner.stdout.strip() == vg:
+            return None  # already a physical volume of this pool's volume group
     return f"has a {fs} signature" if fs else None
 
 
@@ -100,7 +106,7 @@ def provision_render(ctx):
             continue
         if ctx.is_local:
             problems += [(("storage", i, "devices", j), f"{device} {problem}")
-                         for j, device in enumerate(pool["devices"]) if (problem := device_problem(device))]
+                         for j, device in enumerate(pool["devices"]) if (problem := device_problem(device, pool["name"]))]
         files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-logical.xml.j2", pool=pool),
                                   apply={"build": True}))  # the volume group is made by pool-build
     if problems:

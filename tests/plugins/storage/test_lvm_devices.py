@@ -36,6 +36,17 @@ def test_a_device_that_is_already_a_physical_volume_is_refused(loop_device):
         subprocess.run(["pvremove", "-q", "-y", loop_device], check=False, capture_output=True)
 
 
+def test_a_physical_volume_of_the_pools_own_volume_group_is_taken(loop_device):
+    """As an earlier apply left it: pool-build made the device a PV of the pool's volume group."""
+    subprocess.run(["vgcreate", "-q", "-y", "pvtest-own", loop_device], check=True, capture_output=True)
+    try:
+        assert device_problem(loop_device, "pvtest-own") is None
+        assert device_problem(loop_device, "other-vg") == "has a LVM2_member signature"
+    finally:
+        subprocess.run(["vgremove", "-q", "-f", "pvtest-own"], check=False, capture_output=True)
+        subprocess.run(["pvremove", "-q", "-y", loop_device], check=False, capture_output=True)
+
+
 def test_a_mounted_device_is_refused_naming_the_mount_point(loop_device, tmp_path):
     subprocess.run(["mkfs.ext4", "-q", loop_device], check=True)
     mnt = tmp_path / "mnt"
