@@ -236,6 +236,30 @@ def _covers(live, want):
     return True
 
 
+def _difference(live, want, path=""):
+    """The first field the rendered XML sets that the live one does not have, as 'ip/dhcp/range@end is
+    192.168.177.200, wants 192.168.177.99', or None."""
+    here = path + want.tag
+    for k, v in want.attrib.items():
+        if live.get(k) != v:
+            return "%s@%s is %s, wants %s" % (here, k, live.get(k), v)
+    if (want.text or "").strip() and (live.text or "").strip() != want.text.strip():
+        return "%s is %r, wants %r" % (here, (live.text or "").strip(), want.text.strip())
+    used = set()
+    for child in want:
+        if not isinstance(child.tag, str):
+            continue
+        found = next((i for i, c in enumerate(live) if i not in used and _covers(c, child)), None)
+        if found is not None:
+            used.add(found)
+            continue
+        same_tag = [c for i, c in enumerate(live) if i not in used and c.tag == child.tag]
+        if not same_tag:
+            return "%s/%s is missing" % (here, child.tag)
+        return _difference(same_tag[0], child, here + "/")
+    return None
+
+
 def _secret_uuid(obj):
     if obj.get("uuid"):
         return obj["uuid"]
@@ -311,7 +335,8 @@ def plan_objects(state, objects, force=False):
                 step["action"], step["why"] = "create", "not defined"
             elif not _covers(live, ET.fromstring(obj["xml"])):
                 step["todo"].append("define")
-                step["action"], step["why"] = "update", "its definition differs"
+                what = _difference(live, ET.fromstring(obj["xml"]))
+                step["action"], step["why"] = "update", "its definition differs" + (": " + what if what else "")
             else:
                 step["action"], step["why"] = "unchanged", ""
             if obj["kind"] != "secret":
