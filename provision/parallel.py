@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -47,7 +48,15 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], *, per_worker: int, wor
     gc.freeze()
     pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
     try:
-        parts = list(pool.map(_run_slice, [(start, slices) for start in range(slices)]))
+        # the workers are forked as the slices are handed out: Ctrl-C or SIGTERM in the middle of a fork
+        # would interrupt Python's own at-fork handlers ("Exception ignored in ..._releaseLock"); they
+        # are held back until every worker exists, then delivered as usual
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            running = pool.map(_run_slice, [(start, slices) for start in range(slices)])
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        parts = list(running)
     except BrokenProcessPool:  # killed (the OOM killer, a signal): nothing it did is used
         raise ProvisionError(f"a worker process died while {count} worked on {len(items)} items; nothing was kept") from None
     except BaseException:  # Ctrl-C, SIGTERM, an error: the workers end now, not after their slices
@@ -68,7 +77,6 @@ def _worker_start() -> None:
     """In each worker: die with the parent (a parent killed by SIGKILL must not leave workers blocked on a
     pipe, holding the caller's output open), and leave Ctrl-C and SIGTERM to the parent, which ends them."""
     import ctypes
-    import signal
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
@@ -76,6 +84,7 @@ def _worker_start() -> None:
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # held while the parent forked
 
 
 def _run_slice(where: tuple[int, int]) -> list[Any]:

@@ -8,7 +8,6 @@ import json
 import subprocess
 
 import pytest
-import yaml
 
 from tests.applynode import OverlayNode
 from tests.conftest import provision_bin
