@@ -52,7 +52,14 @@ def _atomic_write(path, data, mode, uid=0, gid=0):
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         os.makedirs(folder, 0o755)
-    tmp = "%s/.%s.provision-%d" % (folder, os.path.basename(path), os.getpid())
+    # one name per target: a run killed between writing and renaming leaves it, and the next run (under
+    # the same lock) removes it instead of leaving temporary files beside the node's configuration
+    tmp = "%s/.%s.provision-tmp" % (folder, os.path.basename(path))
+    try:
+        if stat.S_ISREG(os.lstat(tmp).st_mode):
+            os.unlink(tmp)
+    except FileNotFoundError:
+        pass
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         view = memoryview(data)
@@ -120,8 +127,7 @@ def plan(state, files):
             action, why = "update", "mode %04o, wants %04o" % (stat.S_IMODE(st.st_mode), mode)
         else:
             action, why = "unchanged", ""
-        steps.append({"target": target, "action": action, "why": why, "mode": mode, "digest": _digest(data),
-                      "made_by_provision": target in state["files"]})
+        steps.append({"target": target, "action": action, "why": why, "mode": mode, "digest": _digest(data)})
     for target in sorted(set(state["files"]) - wanted):
         record = state["files"][target]
         try:
@@ -142,55 +148,37 @@ def plan(state, files):
     return steps
 
 
-def apply(state, steps, files, run):
+CHANGES = ("create", "update", "remove", "release")
+
+
+def _carry_out_files(state, steps, files, journal, run, running):
+    """Each file step, journaled before it is made; ``running`` holds the step under way."""
     contents = dict((f["target"], f["content"].encode()) for f in files)
-    journal = state.get("pending") or {"run": run, "done": []}
-    state["pending"] = journal
-    _save_state(state)
-    running = None
-    try:
-        for step in steps:
-            running = step
-            target, action = step["target"], step["action"]
-            if action == "release":
-                journal["done"].append({"target": target, "action": action, "old_state": state["files"].pop(target, None)})
-                step["done"] = True
-            if action not in ("create", "update", "remove"):
-                continue
-            started = time.time()
-            record = {"target": target, "action": action, "old_state": state["files"].get(target)}
-            current, st = _read_regular(target)
-            if current is not None:
-                backup = _backup_path(run, target)
-                _atomic_write(backup, current, 0o600)
-                record.update(backup=backup, old_mode=stat.S_IMODE(st.st_mode), old_uid=st.st_uid, old_gid=st.st_gid)
-            journal["done"].append(record)
-            _save_state(state)  # the journal says what to undo before the change is made
-            if action == "remove":
-                if current is not None:
-                    os.unlink(target)
-                state["files"].pop(target, None)
-            else:
-                _atomic_write(target, contents[target], step["mode"])
-                old = state["files"].get(target)
-                state["files"][target] = {"digest": step["digest"], "run": run,
-                                          "created": old["created"] if old else action == "create"}
-            step["done"] = True
-            step["seconds"] = round(time.time() - started, 4)
-    except BaseException as exc:
-        undone = _undo(state, journal)
-        state.pop("pending", None)
-        _save_state(state)
-        for step in steps:
-            if step is running:
-                step["action"], step["why"] = "failed", "%s: %s (this run's other changes were undone)" % (
-                    type(exc).__name__, exc)
-            elif step.get("done") or step["target"] in undone:
-                step["action"], step["why"] = "rolled back", "undone after the failure of another step"
-        return False
-    state.pop("pending", None)
-    _save_state(state)
-    return True
+    for step in steps:
+        target, action = step["target"], step["action"]
+        if action not in CHANGES:
+            continue
+        running[:] = [step]
+        started = time.time()
+        record = {"target": target, "action": action, "old_state": state["files"].get(target)}
+        current, st = (None, None) if action == "release" else _read_regular(target)
+        if current is not None:
+            backup = _backup_path(run, target)
+            _atomic_write(backup, current, 0o600)
+            record.update(backup=backup, old_mode=stat.S_IMODE(st.st_mode), old_uid=st.st_uid, old_gid=st.st_gid)
+        journal["done"].append(record)
+        _save_state(state)  # the journal says what to undo before the change is made
+        if action in ("remove", "release"):
+            if action == "remove" and current is not None:
+                os.unlink(target)
+            state["files"].pop(target, None)
+        else:
+            _atomic_write(target, contents[target], step["mode"])
+            old = state["files"].get(target)
+            state["files"][target] = {"digest": step["digest"], "run": run,
+                                      "created": old["created"] if old else action == "create"}
+        step["done"] = True
+        step["seconds"] = round(time.time() - started, 4)
 
 
 # -- libvirt objects, through virsh on the node (argument vectors, no shell) ---------------------------
@@ -221,19 +209,7 @@ def virsh(*args):
 def _covers(live, want):
     """Whether the live XML element holds every attribute, text and child the rendered one sets (libvirt
     adds UUIDs, MACs and defaults of its own: those are not differences)."""
-    if live.tag != want.tag or any(live.get(k) != v for k, v in want.attrib.items()):
-        return False
-    if (want.text or "").strip() and (live.text or "").strip() != want.text.strip():
-        return False
-    used = set()
-    for child in want:
-        if not isinstance(child.tag, str):
-            continue  # a comment
-        found = next((i for i, c in enumerate(live) if i not in used and _covers(c, child)), None)
-        if found is None:
-            return False
-        used.add(found)
-    return True
+    return live.tag == want.tag and _difference(live, want) is None
 
 
 def _difference(live, want, path=""):
@@ -330,13 +306,13 @@ def plan_objects(state, objects, force=False):
                 step["action"], step["why"] = "failed", "a %s of this name exists and provision did not define it; " \
                     "not touched" % obj["kind"]
                 continue
+            differs = _difference(live, ET.fromstring(obj["xml"])) if live is not None else None
             if live is None:
                 step["todo"].append("define")
                 step["action"], step["why"] = "create", "not defined"
-            elif not _covers(live, ET.fromstring(obj["xml"])):
+            elif differs:
                 step["todo"].append("define")
-                what = _difference(live, ET.fromstring(obj["xml"]))
-                step["action"], step["why"] = "update", "its definition differs" + (": " + what if what else "")
+                step["action"], step["why"] = "update", "its definition differs: " + differs
             else:
                 step["action"], step["why"] = "unchanged", ""
             if obj["kind"] != "secret":
@@ -487,52 +463,42 @@ def _undo_objects(state, journal):
     return undone
 
 
-def apply_objects(state, steps, run):
-    journal = state.setdefault("pending", {"run": run, "done": []})
-    journal.setdefault("objects", [])
-    running = None
-    try:
-        for step in steps:
-            running = step
-            if step["action"] in ("create", "update", "remove"):
-                started = time.time()
-                _do(step, journal, state, run)
-                step["done"] = True
-                step["seconds"] = round(time.time() - started, 4)
-    except BaseException as exc:
-        undone = _undo_objects(state, journal)
-        for step in steps:
-            if step is running:
-                step["action"], step["why"] = "failed", "%s (this run's other changes were undone)" % exc
-            elif step.get("done") or step["key"] in undone:
-                step["action"], step["why"] = "rolled back", "undone after the failure of another step"
-        raise
-    return True
+def _carry_out_objects(state, steps, journal, run, running):
+    for step in steps:
+        if step["action"] in ("create", "update", "remove"):
+            running[:] = [step]
+            started = time.time()
+            _do(step, journal, state, run)
+            step["done"] = True
+            step["seconds"] = round(time.time() - started, 4)
 
 
 def _apply_all(state, objects, steps, files, run):
-    """libvirt objects (networks, secrets, pools), then files, as one change: a failure undoes both."""
-    state["pending"] = {"run": run, "done": [], "objects": []}
+    """libvirt objects (networks, secrets, pools), then files, as one change. A failure undoes every step
+    of the run, newest first; the journal stays in the state record until that is done, so a run
+    killed even during its rollback is undone by the next one."""
+    journal = {"run": run, "done": [], "objects": []}
+    state["pending"] = journal
     _save_state(state)
+    running = []
     try:
-        apply_objects(state, objects, run)
-    except BaseException:
+        _carry_out_objects(state, objects, journal, run, running)
+        _carry_out_files(state, steps, files, journal, run, running)
+    except BaseException as exc:
+        undone = set(_undo(state, journal)) | set(_undo_objects(state, journal))
         state.pop("pending", None)
         _save_state(state)
-        for step in steps:
-            if step["action"] in ("create", "update", "remove", "release"):
-                step["action"], step["why"] = "not done", "a libvirt object failed first; nothing was changed"
-        return False
-    journal = state["pending"]
-    if not apply(state, steps, files, run):
-        state["pending"] = journal
-        undone = _undo_objects(state, journal)
-        state.pop("pending", None)
-        _save_state(state)
-        for step in objects:
-            if step.get("done") or step["key"] in undone:
+        reason = str(exc) if isinstance(exc, VirshError) else "%s: %s" % (type(exc).__name__, exc)
+        for step in objects + steps:
+            if running and step is running[0]:
+                step["action"], step["why"] = "failed", "%s (this run's other changes were undone)" % reason
+            elif step.get("done") or step.get("key", step["target"]) in undone:
                 step["action"], step["why"] = "rolled back", "undone after the failure of another step"
+            elif step["action"] in CHANGES:
+                step["action"], step["why"] = "not done", "an earlier step failed; nothing was changed here"
         return False
+    state.pop("pending", None)
+    _save_state(state)
     return True
 
 
@@ -562,8 +528,6 @@ def main(spec):
             _save_state(state)
         objects = plan_objects(state, spec.get("objects", []), force=spec.get("force", False))
         steps = plan(state, spec["files"])
-        result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds")) for s in objects]
-        result["steps"] = steps
         refused = [s for s in objects + steps if s["action"] == "failed"]
         if refused:
             result["error"] = "refused before any change: " + "; ".join(
@@ -572,8 +536,9 @@ def main(spec):
             result["applied"] = _apply_all(state, objects, steps, spec["files"], spec["run"])
             if not result["applied"]:
                 result["error"] = "a step failed; every change of this run was undone"
-            result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds"))
-                                 for s in objects]
+        # what the controller reports of each step (an object's definition stays on the node)
+        result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds")) for s in objects]
+        result["steps"] = steps
     except Exception as exc:
         result["error"] = "%s: %s" % (type(exc).__name__, exc)
     finally:

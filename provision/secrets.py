@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from provision.errors import field
+
 _NAMED = "password|passwd|secret|token"
 _WORDS = rf"({_NAMED}|(^|_)key)"
 # a key whose value is the secret itself: redacted wherever settings are shown
@@ -69,8 +71,6 @@ def secret_file_problems(settings: dict) -> list[tuple[tuple, str]]:
             for i, v in enumerate(value):
                 walk(v, (*path, i))
         elif isinstance(value, str) and value in secrets and not points_at_secret(path):
-            from provision.errors import field
-
             problems.append((path, f"names the secret file of {field(secrets[value])}; a secret file is never "
                                    "written or shown"))
 

@@ -173,3 +173,11 @@ def test_on_a_terminal_a_fleet_apply_shows_a_progress_bar(node, tmp_path):
     assert result.returncode == 3
     assert "apply --check " in result.stdout and "━" in result.stdout
     assert "summary: create 2" in result.stdout
+
+
+def test_a_temporary_file_a_killed_run_left_is_removed(node, tmp_path):
+    stale = NOVA.rsplit("/", 1)[0] + "/.50-provision-libvirt.conf.provision-tmp"
+    node.write(stale, "half written")
+    result, data = apply(node, inventory(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert not node.path(stale).exists() and "virt_type = qemu" in node.path(NOVA).read_text()
