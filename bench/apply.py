@@ -9,7 +9,10 @@ Medians of repeated runs, in one sitting:
 - a no-op apply of the converged node (plan every object and file, change nothing, verify), beside
   `virsh net-list`, `pool-list` and `secret-list` run once each (target: under 1 s);
 - a first apply of a node with a NAT network, beside a shell script that defines, starts and
-  autostarts the same network with virsh (each run on a node where it is not defined yet).
+  autostarts the same network with virsh (each run on a node where it is not defined yet);
+- a no-op apply of a fleet (--hosts, 32 by default) of namespace hosts over SSH, each with its own
+  mount namespace and overlays (files only: they run no libvirtd, so the gate's libvirt.daemon is
+  ignored), beside plain parallel `ssh host true` (target: within 2x).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +51,7 @@ def timed(node: OverlayNode, *argv: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--hosts", type=int, default=32, help="fleet size for the no-op fleet apply (0: skip it)")
     args = parser.parse_args()
     print(f"CPU reference (a 2,000,000-step Python loop): {cpu_reference():.3f} s; the figures below scale with it")
     work = Path(tempfile.mkdtemp(prefix="provision-bench-apply-"))
@@ -78,10 +83,43 @@ def main() -> None:
               f"target < 1 s: {'met' if a < 1 else 'NOT met'}\n"
               f"first apply (NAT network, bridged network, files)  median {c:.3f} s; runs {', '.join(f'{t:.2f}' for t in firsts)}\n"
               f"  the NAT network by hand with virsh  median {d:.3f} s; ratio {c / d:.1f}")
+        if args.hosts:
+            fleet(work, provision, args.hosts, args.runs)
     finally:
         for node in nodes:
             node.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def fleet(work: Path, provision: str, hosts: int, runs: int) -> None:
+    from fleet import plain_ssh
+    from fleet import timed as timed_argv
+
+    from tests.testhosts import HostNetwork
+
+    nodes = []
+    with HostNetwork() as net:
+        try:
+            for i in range(hosts):
+                node = OverlayNode(work / f"fleet{i}", libvirt=False)
+                nodes.append(node)
+                net.add_node(f"n{i:02d}", node)
+            data = net.inventory_data()
+            data["all"]["vars"]["provision"] = {"hypervisor": {"virt_type": "qemu"}}
+            inv = net.write_inventory(data)
+            argv = net.client_argv(provision, "apply", "-i", str(inv), "--forks", str(hosts), "--ignore", "libvirt.daemon")
+            first = subprocess.run(argv, capture_output=True, text=True)
+            if first.returncode:
+                raise SystemExit(f"the first fleet apply failed: {first.stdout[-2000:]}{first.stderr[-2000:]}")
+            noops = [timed_argv(argv) for _ in range(runs)]
+            ssh = [timed_argv(net.client_argv(*plain_ssh(net))) for _ in range(runs)]
+        finally:
+            for node in nodes:
+                node.stop()
+    a, b = statistics.median(noops), statistics.median(ssh)
+    print(f"no-op apply of {hosts} namespace hosts over SSH  median {a:.3f} s; runs {', '.join(f'{t:.2f}' for t in noops)}\n"
+          f"  plain parallel ssh host true  median {b:.3f} s; ratio {a / b:.1f}; target within 2x: "
+          f"{'met' if a <= 2 * b else 'NOT met'}")
 
 
 if __name__ == "__main__":

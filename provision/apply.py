@@ -26,6 +26,7 @@ class Step:
     action: str  # create, update, unchanged, remove, release, failed, rolled back
     why: str = ""
     seconds: float | None = None  # what carrying it out took (None: nothing was done)
+    diff: str = ""  # with --diff, a libvirt object's fields as they are against as rendered
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class NodeApply:
     def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "reachable": self.reachable, "error": self.error or None,
                 "recovered": list(self.recovered), "seconds": round(self.seconds, 3),
-                "steps": [{"kind": s.kind, "target": s.target, "action": s.action, "why": s.why, "seconds": s.seconds}
-                          for s in self.steps]}
+                "steps": [{"kind": s.kind, "target": s.target, "action": s.action, "why": s.why, "seconds": s.seconds,
+                           **({"diff": s.diff} if s.diff else {})} for s in self.steps]}
 
 
 @cache
@@ -65,40 +66,77 @@ def run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-ORDER = {"network": 0, "secret": 1, "pool": 2}  # what each later kind may refer to comes first
-
-
-def libvirt_objects(files: list[RenderedFile]) -> list[dict[str, Any]]:
-    """The libvirt networks, secrets and pools among the rendered files (their XML under
-    LIBVIRT_DIR), in the order they are defined; what a plugin adds in ``apply`` comes along
-    (a secret's value file and its format, a pool to build)."""
+def libvirt_objects(ctx, files: list[RenderedFile], *, hooks) -> list[dict[str, Any]]:
+    """The libvirt networks, secrets and pools that the plugins name among their rendered files
+    (:func:`~provision.hookspecs.provision_apply_objects`), in the order they are defined, each as
+    the agent takes it: kind, label (name, or a secret's UUID or usage), XML and what the plugin adds."""
     import xml.etree.ElementTree as ET
 
-    from provision.render import LIBVIRT_DIR
+    from provision.api import LIBVIRT_KINDS
 
-    found = []
-    for f in files:
-        if not f.target.startswith(LIBVIRT_DIR + "/"):
+    by_target = {f.target: f for f in files}
+    found, problems, named = [], [], {}
+    for obj in hooks.apply_objects(ctx, by_target):
+        f = by_target.get(obj.file)
+        if f is None or obj.kind not in LIBVIRT_KINDS:
+            problems.append(((), f"a plugin names {obj.file} as a libvirt {obj.kind}, but " + (
+                "no plugin renders that file" if f is None else f"the kinds are {', '.join(LIBVIRT_KINDS)}")))
             continue
         root = ET.fromstring(f.content)
-        if root.tag not in ORDER:
+        if root.tag != obj.kind:
+            problems.append(((), f"{f.plugin} names {f.target} as a libvirt {obj.kind}, but its XML is a <{root.tag}>"))
             continue
-        obj: dict[str, Any] = {"kind": root.tag, "xml": f.content, "file": f.target, **f.apply}
-        if root.tag == "secret":
-            obj.update(uuid=root.findtext("uuid") or "", usage=f.apply.get("secret_usage", ""))
-            obj["label"] = obj["uuid"] or obj["usage"]
+        if f.target in named:
+            problems.append(((), f"{f.target} is named as a libvirt object twice"))
+            continue
+        named[f.target] = True
+        entry: dict[str, Any] = {"kind": obj.kind, "xml": f.content, "file": f.target, "plugin": f.plugin}
+        if obj.build:
+            entry["build"] = True
+        if obj.kind == "secret":
+            usage = root.find("usage")
+            label = next((usage.findtext(t) for t in ("name", "target", "volume") if usage is not None
+                          and usage.findtext(t)), "")
+            entry.update(uuid=root.findtext("uuid") or "", usage=label, value_file=obj.value_file,
+                         value_format=obj.value_format)
+            entry["label"] = entry["uuid"] or label
         else:
-            obj["name"] = obj["label"] = root.findtext("name")
-        found.append(obj)
-    return sorted(found, key=lambda o: ORDER[o["kind"]])
+            entry["name"] = entry["label"] = root.findtext("name")
+        found.append(entry)
+    if problems:
+        from provision.errors import SettingsError
+
+        raise SettingsError(problems)
+    return sorted(found, key=lambda o: LIBVIRT_KINDS.index(o["kind"]))
 
 
-def apply_node(node: Node, files: list[RenderedFile], *, check: bool, timeout: float, run: str,
-               force: bool = False) -> NodeApply:
+def objects_for(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], decisions, hooks) -> dict[str, list[dict]]:
+    """Each node's libvirt objects, from its rendered files; a plugin's mistake is an input error."""
+    from provision.errors import InputError, SettingsError
+    from provision.render import node_context
+
+    found, problems = {}, []
+    for n in nodes:
+        try:
+            found[n.name] = libvirt_objects(node_context(n, decisions.get(n.name), hooks=hooks), rendered[n.name],
+                                            hooks=hooks)
+        except SettingsError as exc:
+            problems += exc.lines(n.name, n.file_of)
+    if problems:
+        raise InputError("cannot apply:\n  " + "\n  ".join(problems))
+    return found
+
+
+def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, Any]], *, check: bool, timeout: float,
+               run: str, force: bool = False, diff: bool = False) -> NodeApply:
     """Plan (and unless ``check``, carry out) one node's libvirt objects and files, in one round trip."""
     from provision.probe import Unreachable, run_program, within
+    from provision.secrets import redact_line
 
-    spec = {"run": run, "check": check, "force": force, "objects": libvirt_objects(files),
+    def redact(text: str) -> str:  # libvirt XML holds no secret value; a plugin's comment still might
+        return "".join(redact_line(line) for line in text.splitlines(True))
+
+    spec = {"run": run, "check": check, "force": force, "diff": diff, "objects": objects,
             "files": [{"target": f.target, "content": f.content, "mode": f.mode} for f in files]}
     start = time.monotonic()
     try:
@@ -106,8 +144,8 @@ def apply_node(node: Node, files: list[RenderedFile], *, check: bool, timeout: f
                         name=node.name)
     except Unreachable as exc:
         return NodeApply(node.name, False, error=str(exc), seconds=time.monotonic() - start)
-    steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"))
-                  for s in answer.get("objects", ())) \
+    steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"),
+                       redact(s.get("diff") or "")) for s in answer.get("objects", ())) \
         + tuple(Step("file", s["target"], s["action"], s.get("why", ""), s.get("seconds")) for s in answer.get("steps", ()))
     return NodeApply(node.name, True, steps, answer.get("error", ""), tuple(answer.get("recovered", ())),
                      time.monotonic() - start)
@@ -135,8 +173,8 @@ def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=()):
     return passed, decisions, refused
 
 
-def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], check: bool, forks: int,
-                timeout: float, force: bool = False, on_done=None) -> list[NodeApply]:
+def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], objects: dict[str, list[dict]],
+                check: bool, forks: int, timeout: float, force: bool = False, diff: bool = False, on_done=None) -> list[NodeApply]:
     """Every node, ``forks`` at a time; a node that fails does not stop the others. ``on_done`` is called
     with each node's result as it comes (a progress bar)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -144,13 +182,20 @@ def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], c
     run = run_id()
 
     def one(node: Node) -> NodeApply:
-        result = apply_node(node, rendered[node.name], check=check, timeout=timeout, run=run, force=force)
+        result = apply_node(node, rendered[node.name], objects[node.name], check=check, timeout=timeout, run=run, force=force,
+                            diff=diff)
         if on_done:
             on_done(result)
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
         return list(pool.map(one, nodes))
+
+
+def object_diffs(results: list[NodeApply]) -> str:
+    """Each libvirt object's XML diff (``--diff``), node by node, as ``host:kind:label``."""
+    return "".join(s.diff.replace("--- a/", f"--- a/{r.host}:").replace("+++ b/", f"+++ b/{r.host}:")
+                   for r in results for s in r.steps if s.diff)
 
 
 def exit_code(results: list[NodeApply], *, check: bool) -> int:

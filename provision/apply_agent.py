@@ -85,6 +85,26 @@ def _backup_path(run, target):
     return "%s/backup/%s%s" % (STATE_DIR, run, target)
 
 
+KEEP_BACKUPS = 10  # runs whose previous versions are kept under backup/
+
+
+def _prune_backups(state, keep=KEEP_BACKUPS):
+    """Remove the backups of all but the newest ``keep`` runs (run ids sort by their UTC start time);
+    the backup of a run whose journal is still pending is always kept."""
+    import shutil
+
+    folder = STATE_DIR + "/backup"
+    pending = (state.get("pending") or {}).get("run")
+    runs = sorted(name for name in os.listdir(folder) if os.path.isdir(os.path.join(folder, name))
+                  and not os.path.islink(os.path.join(folder, name)))
+    removed = []
+    for name in runs[:-keep] if keep else runs:
+        if name != pending:
+            shutil.rmtree(os.path.join(folder, name))
+            removed.append(name)
+    return removed
+
+
 def _undo(state, journal):
     """Undo a journal's steps, newest first: restore the backup, or remove what the step created."""
     undone = []
@@ -236,6 +256,78 @@ def _difference(live, want, path=""):
     return None
 
 
+def _projected(live, want):
+    """The live element cut down to what the rendered one sets: its attributes, text and children,
+    children paired as :func:`_difference` pairs them. What libvirt adds of its own is left out, so a
+    diff of the two shows only the fields provision manages."""
+    import xml.etree.ElementTree as ET
+
+    out = ET.Element(live.tag, dict((k, live.get(k)) for k in want.attrib if live.get(k) is not None))
+    if (want.text or "").strip():
+        out.text = live.text
+    used = set()
+    for child in want:
+        if not isinstance(child.tag, str):
+            continue
+        found = next((i for i, c in enumerate(live) if i not in used and _covers(c, child)), None)
+        if found is None:
+            found = next((i for i, c in enumerate(live) if i not in used and c.tag == child.tag), None)
+        if found is not None:
+            used.add(found)
+            out.append(_projected(live[found], child))
+    return out
+
+
+def _xml_lines(element):
+    import xml.etree.ElementTree as ET
+
+    element = _stripped(element)
+    return (ET.tostring(element, encoding="unicode") + "\n").splitlines(True)
+
+
+def _stripped(element, depth=0):
+    """A copy without comments, with text and tails trimmed (so indentation alone differs in nothing)."""
+    import xml.etree.ElementTree as ET
+
+    out = ET.Element(element.tag, dict(element.attrib))
+    out.text = (element.text or "").strip() or None
+    children = [c for c in element if isinstance(c.tag, str)]
+    if children:  # indented as ET.indent (3.9+) would
+        out.text = "\n" + "  " * (depth + 1)
+    for i, child in enumerate(children):
+        copy = _stripped(child, depth + 1)
+        copy.tail = "\n" + "  " * (depth + (i < len(children) - 1))
+        out.append(copy)
+    return out
+
+
+def _object_diff(live, want, label):
+    """A unified diff of the fields provision sets, live (``a/``) against rendered (``b/``)."""
+    import difflib
+
+    old = [] if live is None else _xml_lines(_projected(live, want))
+    return "".join(difflib.unified_diff(old, _xml_lines(want), "/dev/null" if live is None else "a/" + label,
+                                        "b/" + label))
+
+
+FOLDER_POOLS = ("dir", "fs", "netfs")  # pools whose target is a folder libvirt makes or mounts on
+
+
+def _target_problem(want):
+    """Why a pool's target folder cannot be used, from the node: something that is not a folder there."""
+    path = want.findtext("target/path") if want.tag == "pool" and want.get("type") in FOLDER_POOLS else None
+    if not path:
+        return None
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # pool-build or the mount makes it
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    what = "a symlink" if stat.S_ISLNK(st.st_mode) else "a file" if stat.S_ISREG(st.st_mode) else "not a folder"
+    return "its target folder %s exists and is %s; provision does not replace it" % (path, what)
+
+
 def _secret_uuid(obj):
     if obj.get("uuid"):
         return obj["uuid"]
@@ -282,7 +374,7 @@ def _value_digest(obj):
     return _digest(data)
 
 
-def plan_objects(state, objects, force=False):
+def plan_objects(state, objects, force=False, diff=False):
     """Each libvirt object's actions: define (create or update), start, autostart, set value; and
     remove for what provision defined before that is no longer rendered."""
     import xml.etree.ElementTree as ET
@@ -306,7 +398,14 @@ def plan_objects(state, objects, force=False):
                 step["action"], step["why"] = "failed", "a %s of this name exists and provision did not define it; " \
                     "not touched" % obj["kind"]
                 continue
-            differs = _difference(live, ET.fromstring(obj["xml"])) if live is not None else None
+            want = ET.fromstring(obj["xml"])
+            problem = _target_problem(want)
+            if problem:
+                step["action"], step["why"] = "failed", problem
+                continue
+            differs = _difference(live, want) if live is not None else None
+            if diff and (live is None or differs):
+                step["diff"] = _object_diff(live, want, "%s:%s" % (obj["kind"], obj["label"]))
             if live is None:
                 step["todo"].append("define")
                 step["action"], step["why"] = "create", "not defined"
@@ -499,6 +598,7 @@ def _apply_all(state, objects, steps, files, run):
         return False
     state.pop("pending", None)
     _save_state(state)
+    _prune_backups(state)
     return True
 
 
@@ -526,7 +626,7 @@ def main(spec):
             result["recovered"] = _undo(state, state["pending"]) + _undo_objects(state, state["pending"])
             state.pop("pending", None)
             _save_state(state)
-        objects = plan_objects(state, spec.get("objects", []), force=spec.get("force", False))
+        objects = plan_objects(state, spec.get("objects", []), force=spec.get("force", False), diff=spec.get("diff"))
         steps = plan(state, spec["files"])
         refused = [s for s in objects + steps if s["action"] == "failed"]
         if refused:
@@ -537,7 +637,8 @@ def main(spec):
             if not result["applied"]:
                 result["error"] = "a step failed; every change of this run was undone"
         # what the controller reports of each step (an object's definition stays on the node)
-        result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds")) for s in objects]
+        result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds", "diff"))
+                             for s in objects]
         result["steps"] = steps
     except Exception as exc:
         result["error"] = "%s: %s" % (type(exc).__name__, exc)

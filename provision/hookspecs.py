@@ -7,13 +7,15 @@ with :data:`hookimpl`; built-in plugins do it exactly as third-party ones.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from provision.api import LibvirtObject, RenderContext, RenderedFile
+
 if TYPE_CHECKING:
     from provision.facts import Facts
-    from provision.render import RenderContext, RenderedFile
     from provision.results import CheckResult, Decision
 
 PROJECT = "provision"
@@ -135,6 +137,27 @@ def provision_render(ctx: RenderContext) -> list[RenderedFile]:
         (StrictUndefined; ``*.xml.j2`` autoescaped).
     :return: the files, each with its target path on the node and mode. Not firstresult:
         every plugin's files are collected; two plugins writing one target is an error.
+    """
+
+
+@hookspec
+def provision_apply_objects(ctx: RenderContext, files: Mapping[str, RenderedFile]) -> list[LibvirtObject]:
+    """Name the libvirt objects that the plugin's rendered XML defines, for ``apply`` and ``verify``.
+
+    Every rendered file is written by ``apply`` as it is; a file that defines a libvirt network,
+    secret or pool is also named here by the plugin that rendered it, so ``apply`` defines, starts
+    and autostarts the object, and sets a secret's value from the node's own file.
+
+    :param ctx: the node, as :func:`provision_render` saw it.
+    :param files: every file rendered for the node, by target.
+    :return: one :class:`~provision.api.LibvirtObject` per object the plugin's files define.
+        Not firstresult: all collected; ``apply`` defines networks, then secrets, then pools.
+
+    Example::
+
+        @hookimpl
+        def provision_apply_objects(ctx, files):
+            return [LibvirtObject("pool", f"{LIBVIRT_DIR}/pool-{p['name']}.xml") for p in my_pools(ctx.settings)]
     """
 
 

@@ -128,6 +128,9 @@ class Hooks:
         for impl in self.pm.hook.provision_render.get_hookimpls():  # attribution needs one call each
             yield impl.plugin_name, impl.function(ctx=ctx) or []
 
+    def apply_objects(self, ctx, files) -> list:
+        return _in_load_order(self.pm.hook.provision_apply_objects(ctx=ctx, files=files))
+
     def network_links(self, settings) -> list[dict]:
         return _in_load_order(self.pm.hook.provision_network_links(settings=settings))
 

@@ -2,84 +2,37 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from provision.api import LIBVIRT_DIR, RenderContext, RenderedFile  # noqa: F401  (plugins' imports, as before)
 from provision.errors import InputError, SettingsError
 from provision.hosts import Node
 from provision.results import Decision
 
 MANIFEST = "manifest.json"
-LIBVIRT_DIR = "/etc/provision/libvirt"  # pool, secret and network XML: the apply step defines them from here
 
 
-@dataclass(frozen=True)
-class RenderedFile:
-    """One file for a node: where it goes, what it holds, who made it.
+def node_context(node: Node, decision: Decision | None, *, hooks) -> RenderContext:
+    """What the plugins see of one node when they render it and name its apply steps."""
+    from provision.templating import template
 
-    ``apply`` carries what the apply step needs besides the content, e.g. the path of
-    the file holding a secret's value (never the value itself).
-    """
-
-    target: str
-    content: str
-    mode: str = "0644"
-    plugin: str = ""
-    apply: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def relative(self) -> str:
-        return self.target.lstrip("/")
-
-
-@dataclass(frozen=True)
-class RenderContext:
-    """What a plugin's renderer sees of one node."""
-
-    host: str
-    settings: dict[str, Any]
-    decision: Decision | None
-    is_local: bool
-    hooks: Any = field(repr=False, compare=False)  # the façade, for renderers that gather from other plugins
-    _render: Callable[..., str] = field(repr=False, compare=False)
-
-    @property
-    def virt_type(self) -> str:
-        """``virt_type`` as pinned by the inventory, else as the node's preflight decided."""
-        pinned = self.settings["hypervisor"]["virt_type"]
-        return self.decision.virt_type if pinned == "auto" and self.decision else pinned
-
-    @property
-    def cpu_mode(self) -> str:
-        """``cpu_mode`` as set, else the decision's when it decided this virt_type, else nova's default for it."""
-        mode = self.settings["hypervisor"]["cpu_mode"]
-        if mode != "auto":
-            return mode
-        if self.decision and self.decision.virt_type == self.virt_type:
-            return self.decision.cpu_mode
-        return "host-model" if self.virt_type == "kvm" else "none"
-
-    def render(self, template: str, **values: Any) -> str:
-        text = self._render(template, host=self.host, settings=self.settings, **values)
-        return text if text.endswith("\n") else text + "\n"
+    paths = hooks.template_paths
+    return RenderContext(node.name, node.settings, decision, node.spec.is_local, hooks,
+                         lambda name, **values: template(paths, name).render(**values))
 
 
 def render_node(node: Node, decision: Decision | None, *, hooks) -> list[RenderedFile]:
     """Every plugin's files for one node; two files for one target is an error."""
     from provision.secrets import secret_files
-    from provision.templating import template
 
-    paths = hooks.template_paths
-    ctx = RenderContext(node.name, node.settings, decision, node.spec.is_local, hooks,
-                        lambda name, **values: template(paths, name).render(**values))
+    ctx = node_context(node, decision, hooks=hooks)
     files: dict[str, RenderedFile] = {}
     secrets = secret_files(node.settings)
     for plugin, produced in hooks.render(ctx):
         for f in produced:
-            f = RenderedFile(f.target, f.content, f.mode, plugin, f.apply)  # dataclasses.replace costs more
+            f = RenderedFile(f.target, f.content, f.mode, plugin)  # dataclasses.replace costs more
             if problem := target_problem(f.target):
                 raise SettingsError([((), f"{plugin} renders {f.target!r}: {problem}")])
             if f.target in secrets:
@@ -107,7 +60,7 @@ def target_problem(target: str) -> str | None:
 
 
 def manifest(files: list[RenderedFile]) -> list[dict[str, Any]]:
-    return [{"path": f.relative, "target": f.target, "mode": f.mode, "plugin": f.plugin, **({"apply": f.apply} if f.apply else {})}
+    return [{"path": f.relative, "target": f.target, "mode": f.mode, "plugin": f.plugin}
             for f in files]
 
 
@@ -116,8 +69,8 @@ def manifest_text(host: str, files: list[RenderedFile]) -> str:
     does (a json.dumps call per entry, or indent=, costs more than the render of a template)."""
     quote = encode_basestring_ascii
     entries = ",\n".join(
-        f'    {{"path": {quote(f.relative)}, "target": {quote(f.target)}, "mode": {quote(f.mode)}, "plugin": {quote(f.plugin)}'
-        + (f', "apply": {json.dumps(f.apply)}}}' if f.apply else "}") for f in files)
+        f'    {{"path": {quote(f.relative)}, "target": {quote(f.target)}, "mode": {quote(f.mode)}, "plugin": {quote(f.plugin)}}}'
+        for f in files)
     return f'{{"host": {quote(host)}, "files": [\n{entries}\n]}}\n'
 
 

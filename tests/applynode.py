@@ -24,7 +24,8 @@ REAPER = "import os, time\nwhile True:\n    try:\n        os.wait()\n    except 
 class OverlayNode:
     __test__ = False
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, libvirt: bool = True) -> None:
+        """``libvirt=False``: a node without libvirtd (files only; cheaper, for fleets of them)."""
         self.base = base
         for name in OVERLAID.values():
             (base / name / "upper").mkdir(parents=True)
@@ -34,14 +35,15 @@ class OverlayNode:
             f"workdir={base / name / 'work'} {target}" for target, name in OVERLAID.items())
         # the namespace is held by a sleeping anchor process, so it outlives a libvirtd a test stops
         script = (f"{overlays} && mount -t tmpfs tmpfs /run && mkdir /run/libvirt && ip link set lo up && "
-                  f"virtlogd -d -p {base / 'virtlogd.pid'} && libvirtd -d -p {base / 'libvirtd.pid'} && "
+                  + (f"virtlogd -d -p {base / 'virtlogd.pid'} && libvirtd -d -p {base / 'libvirtd.pid'} && "
+                     if libvirt else "") +
                   f"touch {base / 'started'} && exec python3 -c {shlex.quote(REAPER)}")
         # a PID namespace of its own too: the node's probe sees its own processes (its libvirtd), not this machine's
         self.anchor = subprocess.Popen(["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc",
                                         "--propagation", "private", "sh", "-c", script],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         for _ in range(200):
-            if (base / "started").exists() and self.run("virsh", "-q", "version").returncode == 0:
+            if (base / "started").exists() and (not libvirt or self.run("virsh", "-q", "version").returncode == 0):
                 break
             if self.anchor.poll() is not None:
                 raise RuntimeError(f"the node did not start: {self.anchor.stderr.read().decode()}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from provision import kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision.render import LIBVIRT_DIR, RenderedFile
+from provision.api import LibvirtObject, RenderedFile
+from provision_plugins.network.names import network_file
 
 checks = CheckSet()
 BRIDGE = kernel.Needs(config=("CONFIG_BRIDGE",), modules=("bridge",))
@@ -67,8 +68,13 @@ def provision_network_links(settings):
 
 @hookimpl
 def provision_render(ctx):
-    return [RenderedFile(f"{LIBVIRT_DIR}/network-{b['name']}.xml", ctx.render("libvirt/network-bridge.xml.j2", bridge=b))
+    return [RenderedFile(network_file(b["name"]), ctx.render("libvirt/network-bridge.xml.j2", bridge=b))
             for b in ctx.settings["network"]["bridges"]]
+
+
+@hookimpl
+def provision_apply_objects(ctx, files):
+    return [LibvirtObject("network", network_file(b["name"])) for b in ctx.settings["network"]["bridges"]]
 
 
 provision_check_catalog, provision_checks = checks.hooks()

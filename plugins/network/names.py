@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from provision.api import LIBVIRT_DIR
+
 IFNAMSIZ = 16  # including the terminating NUL
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -25,3 +27,8 @@ def _ifname(value: str) -> str:
 
 
 IfName = Annotated[str, AfterValidator(_ifname)]
+
+
+def network_file(name: str) -> str:
+    """Where a libvirt network's XML is rendered."""
+    return f"{LIBVIRT_DIR}/network-{name}.xml"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from provision import installed, kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision.render import LIBVIRT_DIR, RenderedFile
+from provision.api import LibvirtObject, RenderedFile
+from provision_plugins.network.names import network_file
 
 checks = CheckSet()
 NFT = installed.Software("nftables", programs=("nft",), remedy="apt-get install nftables (Debian/Ubuntu) or dnf install nftables (RHEL)")
@@ -95,12 +96,17 @@ def provision_render(ctx):
     files = []
     for nat in nats:
         subnet = ip_network(nat["subnet"])
-        files.append(RenderedFile(f"{LIBVIRT_DIR}/network-{nat['name']}.xml",
+        files.append(RenderedFile(network_file(nat["name"]),
                                   ctx.render("libvirt/network-nat.xml.j2", nat=nat, netmask=str(subnet.netmask))))
     nft = [n for n in nats if n["firewall"] == "nftables"]
     if nft:
         files.append(RenderedFile(NFT_FILE, ctx.render("nftables/nat.nft.j2", nats=nft), "0640"))
     return files
+
+
+@hookimpl
+def provision_apply_objects(ctx, files):
+    return [LibvirtObject("network", network_file(n["name"])) for n in ctx.settings["network"]["nat"]]
 
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -7,7 +7,8 @@ from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
+from provision.api import LibvirtObject
+from provision_plugins.storage.pools import entries, host_needs, pool_objects, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
 
 checks = CheckSet()
 ISCSI_TCP = kernel.Needs(config=("CONFIG_ISCSI_TCP",), modules=("iscsi_tcp",))
@@ -74,9 +75,15 @@ def provision_render(ctx):
         files.append(RenderedFile(pool_file(pool["name"]), ctx.render(
             "libvirt/pool-iscsi.xml.j2", pool=pool, portal_host=host, portal_port=port, usage=usage)))
         if pool["chap"]:
-            files.append(RenderedFile(secret_file(pool["name"]), ctx.render("libvirt/secret-iscsi.xml.j2", usage=usage),
-                                      apply={"secret_usage": usage, "value_file": pool["chap"]["password_file"], "value_format": "plain"}))
+            files.append(RenderedFile(secret_file(pool["name"]), ctx.render("libvirt/secret-iscsi.xml.j2", usage=usage)))
     return files
+
+
+@hookimpl
+def provision_apply_objects(ctx, files):
+    """The pools, and the CHAP secrets set from each password file (plain text) on the node."""
+    return [LibvirtObject("secret", secret_file(p["name"]), value_file=p["chap"]["password_file"], value_format="plain")
+            for p in entries(ctx.settings, "iscsi") if p["chap"]] + pool_objects(ctx.settings, "iscsi")
 
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -10,7 +10,7 @@ from provision.checks import CheckSet
 from provision.errors import SettingsError
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision_plugins.storage.pools import host_needs, images_on, libvirt_backend, pool_file, uses
+from provision_plugins.storage.pools import host_needs, pool_objects, images_on, libvirt_backend, pool_file, uses
 
 checks = CheckSet()
 DM = kernel.Needs(config=("CONFIG_BLK_DEV_DM",), modules=("dm_mod",))
@@ -107,11 +107,15 @@ def provision_render(ctx):
         if ctx.is_local:
             problems += [(("storage", i, "devices", j), f"{device} {problem}")
                          for j, device in enumerate(pool["devices"]) if (problem := device_problem(device, pool["name"]))]
-        files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-logical.xml.j2", pool=pool),
-                                  apply={"build": True}))  # the volume group is made by pool-build
+        files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-logical.xml.j2", pool=pool)))
     if problems:
         raise SettingsError(problems)
     return files
+
+
+@hookimpl
+def provision_apply_objects(ctx, files):
+    return pool_objects(ctx.settings, "lvm", build=True)  # pool-build makes the volume group
 
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -6,7 +6,7 @@ from provision import installed, kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, uses
+from provision_plugins.storage.pools import host_needs, pool_objects, libvirt_backend, pool_file, uses
 
 checks = CheckSet()
 NFS = kernel.Needs(config=("CONFIG_NFS_FS",), modules=("nfs", "nfsv4"), filesystems=("nfs", "nfs4"))
@@ -67,3 +67,8 @@ def provision_render(ctx):
 
 
 provision_check_catalog, provision_checks = checks.hooks()
+
+
+@hookimpl
+def provision_apply_objects(ctx, files):
+    return pool_objects(ctx.settings, "nfs")

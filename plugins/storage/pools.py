@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from provision.hookspecs import hookimpl
-from provision.render import LIBVIRT_DIR
+from provision.api import LIBVIRT_DIR, LibvirtObject
 
 
 def pool_file(name: str) -> str:
@@ -12,6 +12,16 @@ def pool_file(name: str) -> str:
 
 def secret_file(name: str) -> str:
     return f"{LIBVIRT_DIR}/secret-{name}.xml"
+
+
+def entries(settings, kind: str) -> list:
+    """The node's storage entries of one type."""
+    return [s for s in settings.get("storage") or [] if s["type"] == kind]
+
+
+def pool_objects(settings, kind: str, *, build: bool = False) -> list[LibvirtObject]:
+    """The libvirt pool of each storage entry of one type (their XML is at :func:`pool_file`)."""
+    return [LibvirtObject("pool", pool_file(p["name"]), build=build) for p in entries(settings, kind)]
 
 
 @hookimpl

@@ -7,7 +7,8 @@ from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.pools import host_needs, images_on, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
+from provision.api import LibvirtObject
+from provision_plugins.storage.pools import entries, host_needs, pool_objects, images_on, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
 
 checks = CheckSet()
 RBD = kernel.Needs(config=("CONFIG_BLK_DEV_RBD",), modules=("rbd",))
@@ -55,8 +56,7 @@ def provision_render(ctx):
     pools = [s for s in ctx.settings.get("storage") or [] if s["type"] == "rbd"]
     for pool in pools:
         files.append(RenderedFile(pool_file(pool["name"]), ctx.render("libvirt/pool-rbd.xml.j2", pool=pool, monitors=monitors(pool))))
-        files.append(RenderedFile(secret_file(pool["name"]), ctx.render("libvirt/secret-ceph.xml.j2", pool=pool),
-                                  apply={"secret_uuid": str(pool["secret_uuid"]), "value_file": pool["key_file"], "value_format": "base64"}))
+        files.append(RenderedFile(secret_file(pool["name"]), ctx.render("libvirt/secret-ceph.xml.j2", pool=pool)))
     by_conf: dict[str, list] = {}
     for pool in pools:
         by_conf.setdefault(pool["ceph_conf"], []).append(pool)
@@ -64,6 +64,13 @@ def provision_render(ctx):
         mons = sorted({m for p in members for m in monitors(p)})
         files.append(RenderedFile(conf, ctx.render("ceph/ceph.conf.j2", pools=members, monitors=mons)))
     return files
+
+
+@hookimpl
+def provision_apply_objects(ctx, files):
+    """The pools, and the ceph secrets set from each key file (base64, as Ceph writes it) on the node."""
+    return [LibvirtObject("secret", secret_file(p["name"]), value_file=p["key_file"], value_format="base64")
+            for p in entries(ctx.settings, "rbd")] + pool_objects(ctx.settings, "rbd")
 
 
 provision_check_catalog, provision_checks = checks.hooks()

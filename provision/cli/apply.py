@@ -11,15 +11,18 @@ from provision.cli.common import InventoryOpt, LimitOpt, Output, progress, selec
 
 
 def _prepared(inventory, limit, forks, timeout, ignore=()):
-    """The selected nodes that pass the preflight gate, their rendered files, and the refused ones."""
-    from provision.apply import gate
+    """The selected nodes, those that pass the preflight gate with their rendered files and libvirt
+    objects, and the refused ones."""
+    from provision.apply import gate, objects_for
     from provision.plugins import default_hooks
     from provision.render import render_all, with_defaults
 
     hooks = default_hooks()
     nodes = with_defaults(select(inventory=inventory, limit=limit).nodes, hooks=hooks)
     passed, decisions, refused = gate(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
-    return nodes, passed, render_all(nodes=passed, decisions=decisions, hooks=hooks), refused
+    rendered = render_all(nodes=passed, decisions=decisions, hooks=hooks)
+    objects = objects_for(nodes=passed, rendered=rendered, decisions=decisions, hooks=hooks)
+    return nodes, passed, rendered, objects, refused
 
 
 @user_errors
@@ -27,7 +30,7 @@ def apply_cli(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     check: Annotated[bool, typer.Option("--check", help="print the plan, change nothing; exit 3 when changes are pending")] = False,
-    diff: Annotated[bool, typer.Option("--diff", help="print each file's unified diff (secrets redacted)")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="print each file's and libvirt object's unified diff (secrets redacted)")] = False,
     forks: Annotated[int, typer.Option(min=1)] = 8,
     timeout: Annotated[float, typer.Option(min=0.1, max=86400, help="seconds a node may take")] = 120,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
@@ -35,25 +38,27 @@ def apply_cli(
     force: Annotated[bool, typer.Option("--force", help="redefine networks and pools running guests use")] = False,
 ) -> None:
     """Make each node match its rendered configuration (libvirt objects, then files), then verify it."""
-    from provision.apply import apply_nodes, exit_code, to_json, to_text
+    from provision.apply import apply_nodes, exit_code, object_diffs, to_json, to_text
     from provision.render import diff_against_nodes
 
-    selected, nodes, rendered, refused = _prepared(inventory, limit, forks, timeout, ignore)
+    selected, nodes, rendered, objects, refused = _prepared(inventory, limit, forks, timeout, ignore)
     if diff:
         typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks), nl=False)
     with progress(len(nodes), "apply --check" if check else "apply") as advance:
-        results = apply_nodes(nodes=nodes, rendered=rendered, check=check, forks=forks, timeout=timeout, force=force,
-                              on_done=advance)
+        results = apply_nodes(nodes=nodes, rendered=rendered, objects=objects, check=check, forks=forks,
+                              timeout=timeout, force=force, diff=diff, on_done=advance)
     order = {n.name: i for i, n in enumerate(selected)}
     results = sorted([*refused, *results], key=lambda r: order[r.host])
     code = exit_code(results, check=check)
     changed = [n for n in nodes if any(r.host == n.name and r.pending for r in results)]
     if not check and code == 0 and changed:  # apply ends with verify: a changed node must now read as converged
-        after = apply_nodes(nodes=changed, rendered=rendered, check=True, forks=forks, timeout=timeout)
+        after = apply_nodes(nodes=changed, rendered=rendered, objects=objects, check=True, forks=forks, timeout=timeout)
         drift = [f"{r.host}: {s.target} ({s.action})" for r in after for s in r.steps if s.action != "unchanged"]
         if drift or exit_code(after, check=True):
             typer.echo("provision: error: verification after apply found drift: " + "; ".join(drift), err=True)
             code = 1
+    if diff and output != Output.json:  # in JSON each step carries its own diff
+        typer.echo(object_diffs(results), nl=False)
     typer.echo(json.dumps(to_json(results, check=check), indent=2) if output == Output.json
                else to_text(results, check=check), nl=False)
     raise typer.Exit(code)
@@ -73,7 +78,8 @@ def verify_cli(
     from provision.preflight import exit_code
     from provision.report import render_report
 
-    _, nodes, rendered, refused = _prepared(inventory, limit, forks, timeout, ignore=("all",))
-    report = verify_report(refused + apply_nodes(nodes=nodes, rendered=rendered, check=True, forks=forks, timeout=timeout))
+    _, nodes, rendered, objects, refused = _prepared(inventory, limit, forks, timeout, ignore=("all",))
+    report = verify_report(refused + apply_nodes(nodes=nodes, rendered=rendered, objects=objects, check=True, forks=forks,
+                                                 timeout=timeout))
     typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
     raise typer.Exit(exit_code(report))

@@ -63,6 +63,16 @@ def test_a_nat_network_is_defined_started_and_left_running(node, tmp_path):
     assert check.returncode == 3
     assert steps(data, "network") == {"guestnat": NARROWED}
     assert "192.168.177.200" in node.virsh("net-dumpxml", "--inactive", "guestnat").stdout  # --check changed nothing
+    # --diff: the fields provision sets, as they are (libvirt's UUID, MAC and defaults left out) against as rendered
+    shown = node.provision("apply", "-i", inventory(tmp_path, network={"nat": [{**NAT, "dhcp": {**NAT["dhcp"], "end": "192.168.177.99"}}]}),
+                           "--check", "--diff")
+    assert shown.returncode == 3
+    object_diff = shown.stdout[shown.stdout.index("--- a/n1:network:guestnat"):shown.stdout.index("\nn1: ")]
+    assert object_diff.splitlines()[1] == "+++ b/n1:network:guestnat"
+    assert [line for line in object_diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")] == [
+        '-      <range start="192.168.177.20" end="192.168.177.200" />',
+        '+      <range start="192.168.177.20" end="192.168.177.99" />']
+    assert "<uuid>" not in object_diff and "<mac " not in object_diff
 
     verify = node.provision("verify", "-i", inventory(tmp_path, network={"nat": [{**NAT, "dhcp": {**NAT["dhcp"], "end": "192.168.177.99"}}]}))
     assert verify.returncode == 1 and "apply.network" in verify.stdout
@@ -155,6 +165,30 @@ def test_the_preflight_gate_refuses_a_node_the_plan_cannot_work_on(node, tmp_pat
     assert error.startswith("refused by preflight, nothing was changed: ") and "kernel.nfs: " in error
     assert data["hosts"][0]["steps"] == []
     assert not node.path("/var/lib/provision/state.json").exists()
+    assert "guestnat" not in node.virsh("net-list", "--all", "--name").stdout
+
+    # overriding the gate: the mount unit and pool are planned; libvirt cannot mount (no NFS client here),
+    # so the pool's step fails with its reason and the run is undone, the mount unit included
+    unit = "/etc/systemd/system/var-lib-nova-instances.mount"
+    ignore = ("--ignore", "kernel.nfs", "--ignore", "storage.nfs")
+    check, data = apply(node, inv, "--check", *ignore)
+    assert check.returncode == 3, check.stdout + check.stderr
+    assert steps(data, "file")[unit] == ("create", "absent") and steps(data, "pool")["instances"] == ("create", "not defined")
+    result, data = apply(node, inv, *ignore)
+    assert result.returncode == 1
+    action, why = steps(data, "pool")["instances"]
+    assert action == "failed" and "mount" in why.lower(), why
+    assert steps(data, "network")["guestnat"][0] == "rolled back"
+    assert not node.path(unit).exists() and node.virsh("pool-list", "--all", "--name").stdout.strip() == ""
+
+    # a target folder that is a file: refused at plan time, nothing changed
+    node.write("/var/lib/nova/instances", "not a folder")
+    result, data = apply(node, inv, *ignore)
+    assert result.returncode == 1
+    assert steps(data, "pool")["instances"] == (
+        "failed", "its target folder /var/lib/nova/instances exists and is a file; provision does not replace it")
+    assert "refused before any change" in data["hosts"][0]["error"]
+    assert node.path("/var/lib/nova/instances").read_text() == "not a folder"
     assert "guestnat" not in node.virsh("net-list", "--all", "--name").stdout
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from provision.checks import CheckSet, failed, passed
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.api import LibvirtObject, RenderedFile
 from provision.settings import StrictModel
 
 checks = CheckSet()
@@ -43,6 +43,12 @@ def parent_exists(facts, settings):
 @hookimpl
 def provision_render(ctx):
     return [RenderedFile(f"/etc/provision/libvirt/pool-{p['name']}.xml", ctx.render("dir/pool-dir.xml.j2", pool=p))
+            for p in ctx.settings["storage"] if p["type"] == "dir"]
+
+
+@hookimpl
+def provision_apply_objects(ctx, files):
+    return [LibvirtObject("pool", f"/etc/provision/libvirt/pool-{p['name']}.xml")
             for p in ctx.settings["storage"] if p["type"] == "dir"]
 
 

@@ -107,9 +107,6 @@ def test_manifest_lists_every_file_with_target_mode_and_plugin(rendered):
     assert set(files) == on_disk
     assert files["/etc/netplan/60-provision.yaml"]["mode"] == "0600"
     assert files["/etc/provision/libvirt/pool-vms.xml"]["plugin"] == "provision_plugins.storage.rbd"
-    assert files["/etc/provision/libvirt/secret-vms.xml"]["apply"] == {
-        "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "value_file": "/etc/ceph/client.nova.key",
-        "value_format": "base64"}
     assert oct((rendered / "cmp1" / "etc" / "netplan" / "60-provision.yaml").stat().st_mode & 0o777) == "0o600"
 
 

@@ -1,0 +1,90 @@
+"""The plugin API: the types hooks take and return (see :mod:`provision.hookspecs`).
+
+Every plugin imports these; they depend on nothing of provision's but its results, so
+``hookspecs`` imports them at run time and orchestration lives elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from provision.results import Decision
+
+LIBVIRT_DIR = "/etc/provision/libvirt"  # pool, secret and network XML: apply defines the objects from here
+LIBVIRT_KINDS = ("network", "secret", "pool")  # the order apply defines them in: what a later kind refers to comes first
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One file for a node: where it goes, what it holds, who made it.
+
+    """
+
+    target: str
+    content: str
+    mode: str = "0644"
+    plugin: str = ""
+
+    @property
+    def relative(self) -> str:
+        return self.target.lstrip("/")
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a plugin's renderer sees of one node."""
+
+    host: str
+    settings: dict[str, Any]
+    decision: Decision | None
+    is_local: bool
+    hooks: Any = field(repr=False, compare=False)  # the façade, for renderers that gather from other plugins
+    _render: Callable[..., str] = field(repr=False, compare=False)
+
+    @property
+    def virt_type(self) -> str:
+        """``virt_type`` as pinned by the inventory, else as the node's preflight decided."""
+        pinned = self.settings["hypervisor"]["virt_type"]
+        return self.decision.virt_type if pinned == "auto" and self.decision else pinned
+
+    @property
+    def cpu_mode(self) -> str:
+        """``cpu_mode`` as set, else the decision's when it decided this virt_type, else nova's default for it."""
+        mode = self.settings["hypervisor"]["cpu_mode"]
+        if mode != "auto":
+            return mode
+        if self.decision and self.decision.virt_type == self.virt_type:
+            return self.decision.cpu_mode
+        return "host-model" if self.virt_type == "kvm" else "none"
+
+    def render(self, template: str, **values: Any) -> str:
+        text = self._render(template, host=self.host, settings=self.settings, **values)
+        return text if text.endswith("\n") else text + "\n"
+
+
+
+@dataclass(frozen=True)
+class LibvirtObject:
+    """A libvirt object that a plugin's rendered XML defines, named by that file's target.
+
+    ``provision apply`` defines it from the file (when the fields it sets differ from the live
+    object's), starts it and sets it to autostart (networks, pools), and ``provision verify``
+    reports its drift. The object's name (or a secret's UUID or usage) is read from the XML.
+
+    :param kind: ``network``, ``secret`` or ``pool``: the XML's root element.
+    :param file: the rendered file's target, under :data:`LIBVIRT_DIR`.
+    :param build: a pool that ``pool-build`` makes before its first start (a logical pool's
+        volume group); a build that fails because it was built already is not an error.
+    :param value_file: a secret's value: the file on the node that holds it, read there at apply
+        time (never by the controller), and set when its digest changed.
+    :param value_format: how ``value_file`` holds the value: ``base64`` (a Ceph key) or ``plain``
+        (a CHAP password).
+    """
+
+    kind: str
+    file: str
+    build: bool = False
+    value_file: str = ""
+    value_format: str = "base64"

@@ -1,0 +1,30 @@
+"""Pieces of the apply agent that need no node: backups pruning, and the object diff."""
+
+import xml.etree.ElementTree as ET
+
+import provision.apply_agent as agent
+
+
+def test_only_the_newest_runs_backups_are_kept_and_a_pending_one_never_goes(tmp_path, monkeypatch):
+    monkeypatch.setattr(agent, "STATE_DIR", str(tmp_path))
+    runs = [f"20261204T1800{i:02d}Z-abcdef" for i in range(14)]
+    for run in runs:
+        (tmp_path / "backup" / run / "etc").mkdir(parents=True)
+        (tmp_path / "backup" / run / "etc" / "x.conf").write_text(run)
+    (tmp_path / "backup" / "stray-file").write_text("not a run")
+    removed = agent._prune_backups({"pending": {"run": runs[0]}}, keep=10)
+    assert removed == runs[1:4]
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == sorted([runs[0], *runs[4:], "stray-file"])
+
+
+def test_an_object_diff_shows_only_the_fields_provision_sets():
+    live = ET.fromstring("<pool type='dir'><name>p</name><uuid>1b4e28ba-2fa1-11d2-883f-0016d3cca427</uuid>"
+                         "<capacity unit='bytes'>0</capacity><target><path>/srv/old</path>"
+                         "<permissions><mode>0711</mode></permissions></target></pool>")
+    want = ET.fromstring("<pool type='dir'>\n  <name>p</name>\n  <target><path>/srv/new</path></target>\n</pool>")
+    diff = agent._object_diff(live, want, "pool:p")
+    assert diff.splitlines() == ["--- a/pool:p", "+++ b/pool:p", "@@ -1,6 +1,6 @@", '<pool type="dir">'.join([" ", ""]),
+                                 "   <name>p</name>", "   <target>", "-    <path>/srv/old</path>", "+    <path>/srv/new</path>",
+                                 "   </target>", " </pool>"]
+    created = agent._object_diff(None, want, "pool:p").splitlines()
+    assert created[:2] == ["--- /dev/null", "+++ b/pool:p"] and all(line.startswith("+") for line in created[2:] if line[:2] != "@@")
