@@ -8,8 +8,9 @@ Medians of repeated runs, in one sitting:
 
 - a no-op apply of the converged node (plan every object and file, change nothing, verify), beside
   `virsh net-list`, `pool-list` and `secret-list` run once each (target: under 1 s);
-- a first apply of a node with a NAT network, beside a shell script that defines, starts and
-  autostarts the same network with virsh (each run on a node where it is not defined yet);
+- a first apply of a node with a NAT network and an iscsi-direct pool with its CHAP secret (tgtd in the
+  node serves the LUN), beside a shell script that defines, starts and autostarts the same objects and
+  sets the secret with virsh (each run on a node where they are not defined yet);
 - a no-op apply of a fleet (--hosts, 32 by default) of namespace hosts over SSH, each with its own
   mount namespace and overlays (files only: they run no libvirtd, so the gate's libvirt.daemon is
   ignored), beside plain parallel `ssh host true` (target: within 2x).
@@ -36,7 +37,31 @@ from tests.applynode import OverlayNode  # noqa: E402
 
 NAT = {"name": "benchnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1",
        "dhcp": {"start": "192.168.177.20", "end": "192.168.177.200"}}
-BY_HAND = ("virsh -q net-define {xml} && virsh -q net-start benchnat && virsh -q net-autostart benchnat")
+TARGET = "iqn.2026-01.com.example:san1"
+PASSWORD = "chap-secret-0123"
+SAN = {"name": "san1", "type": "iscsi", "direct": True, "portal": "127.0.0.1:3260", "target": TARGET,
+       "initiator": "iqn.2026-01.com.example:node1", "chap": {"username": "provision", "password_file": "/etc/provision/chap"}}
+TGTD = f"""tgtd && sleep 0.5 &&
+    tgtadm --lld iscsi --op new --mode target --tid 1 -T {TARGET} &&
+    tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$1" &&
+    tgtadm --lld iscsi --op bind --mode target --tid 1 -I ALL &&
+    tgtadm --lld iscsi --op new --mode account --user provision --password {PASSWORD} &&
+    tgtadm --lld iscsi --op bind --mode account --tid 1 --user provision"""
+BY_HAND = ("virsh -q net-define {work}/net.xml && virsh -q net-start benchnat && virsh -q net-autostart benchnat && "
+           "virsh -q secret-define {work}/secret.xml && "
+           "virsh -q secret-set-value $(virsh -q secret-list | awk '{{print $1}}') --file /etc/provision/chap --plain && "
+           "virsh -q pool-define {work}/pool.xml && virsh -q pool-start san1 && virsh -q pool-autostart san1")
+
+
+def san_node(base: Path) -> OverlayNode:
+    """A node with tgtd serving one LUN with CHAP, and the CHAP password file."""
+    node = OverlayNode(base)
+    lun = base / "lun1.img"
+    with open(lun, "wb") as fh:
+        fh.truncate(64 << 20)
+    node.sh(TGTD, str(lun))
+    node.write("/etc/provision/chap", PASSWORD)
+    return node
 
 
 def timed(node: OverlayNode, *argv: str) -> float:
@@ -58,22 +83,24 @@ def main() -> None:
     provision = str(Path(sys.executable).with_name("provision"))
     inv = work / "site.yml"
     inv.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local"}}, "vars": {"provision": {
-        "hypervisor": {"virt_type": "qemu"}, "network": {"nat": [NAT], "bridges": [{"name": "br-x", "interfaces": ["eth9"]}]}}}}}))
-    xml = work / "benchnat.xml"
+        "hypervisor": {"virt_type": "qemu"}, "network": {"nat": [NAT]}, "storage": [SAN]}}}}))
     nodes = []
     try:
         firsts, by_hand = [], []
         for run in range(args.runs):
-            node = OverlayNode(work / f"first{run}")
+            node = san_node(work / f"first{run}")
             nodes.append(node)
-            firsts.append(timed(node, provision, "apply", "-i", str(inv)))
+            firsts.append(timed(node, provision, "apply", "-i", str(inv), "--ignore", "storage.iscsi"))
             if run == 0:
-                xml.write_text(node.virsh("net-dumpxml", "benchnat").stdout)
+                (work / "net.xml").write_text(node.virsh("net-dumpxml", "benchnat").stdout)
+                (work / "pool.xml").write_text(node.virsh("pool-dumpxml", "--inactive", "san1").stdout)
+                (work / "secret.xml").write_text(node.virsh("secret-dumpxml", node.run(
+                    "virsh", "-q", "secret-list").stdout.split()[0]).stdout)
                 converged = node
-            other = OverlayNode(work / f"hand{run}")
+            other = san_node(work / f"hand{run}")
             nodes.append(other)
-            by_hand.append(timed(other, "sh", "-c", BY_HAND.format(xml=xml)))
-        noops = [timed(converged, provision, "apply", "-i", str(inv)) for _ in range(args.runs)]
+            by_hand.append(timed(other, "sh", "-c", BY_HAND.format(work=work)))
+        noops = [timed(converged, provision, "apply", "-i", str(inv), "--ignore", "storage.iscsi") for _ in range(args.runs)]
         lists = [timed(converged, "sh", "-c", "virsh -q net-list; virsh -q pool-list; virsh -q secret-list")
                  for _ in range(args.runs)]
         a, b = statistics.median(noops), statistics.median(lists)
@@ -81,8 +108,8 @@ def main() -> None:
         print(f"no-op apply of a converged node  median {a:.3f} s; runs {', '.join(f'{t:.2f}' for t in noops)}\n"
               f"  virsh net-list, pool-list, secret-list  median {b:.3f} s; ratio {a / b:.1f}; "
               f"target < 1 s: {'met' if a < 1 else 'NOT met'}\n"
-              f"first apply (NAT network, bridged network, files)  median {c:.3f} s; runs {', '.join(f'{t:.2f}' for t in firsts)}\n"
-              f"  the NAT network by hand with virsh  median {d:.3f} s; ratio {c / d:.1f}")
+              f"first apply (NAT network, iscsi-direct pool with its CHAP secret, files)  median {c:.3f} s; runs {', '.join(f'{t:.2f}' for t in firsts)}\n"
+              f"  the same objects by hand with virsh  median {d:.3f} s; ratio {c / d:.1f}")
         if args.hosts:
             fleet(work, provision, args.hosts, args.runs)
     finally:
