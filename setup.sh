@@ -12,6 +12,7 @@ PACKAGES=(
   libvirt-daemon-driver-storage-rbd libvirt-daemon-driver-storage-iscsi-direct
   dnsmasq-base                                               # libvirt's NAT networks (DHCP and DNS)
   tgt                                                        # the iSCSI target the apply tests log in to
+  python3-pyroute2                                           # netlink for the host network step on a node
   libxml2-utils netplan.io nftables iproute2 lvm2 kmod       # validators and the network/storage tools
   e2fsprogs util-linux systemd                              # mkfs, losetup, unshare, script, systemd-analyze in the tests
   openssh-server openssh-client                             # test hosts in network namespaces

@@ -88,3 +88,27 @@ class LibvirtObject:
     build: bool = False
     value_file: str = ""
     value_format: str = "base64"
+
+
+@dataclass(frozen=True)
+class NodeStep:
+    """A change ``provision apply`` makes on the node by running the plugin's own code there, before
+    any libvirt object (the host network, through netlink).
+
+    :param name: the step's name, also the ``kind`` of its report lines (``host-network``).
+    :param agent: the path of a Python module (stdlib, and what the node has installed) that the apply
+        agent runs on the node. It defines ``plan(spec, owned, context)`` → ``{"changes": [{target,
+        action, why}], "refused": [{target, why}]}``; ``snapshot(spec)`` → the live state it may change;
+        ``apply(spec, owned, context)`` → what it now owns (kept in the node's state record);
+        ``restore(snapshot, spec)`` → what still differs after putting the snapshot back; and, for a
+        guarded step, ``probes(snapshot)`` and ``confirm(probes)`` → problems.
+    :param spec: what the step is to make, as plain data (it goes to the node as a Python literal).
+    :param guarded: the change can cut the node off from the controller: a rollback is armed on the
+        node before the first change, and only the controller's confirmation over a new connection,
+        with the probes passing, disarms it.
+    """
+
+    name: str
+    agent: str
+    spec: dict[str, Any]
+    guarded: bool = False

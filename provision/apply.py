@@ -127,8 +127,26 @@ def objects_for(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], d
     return found
 
 
+def node_steps_for(*, nodes: list[Node], decisions, hooks) -> dict[str, list[dict]]:
+    """Each node's node steps (:func:`~provision.hookspecs.provision_apply_node_steps`), as the agent
+    takes them: name, the module's source, spec, guarded."""
+    from provision.render import node_context
+
+    sources: dict[str, str] = {}
+    found = {}
+    for n in nodes:
+        steps = hooks.apply_node_steps(node_context(n, decisions.get(n.name), hooks=hooks), {})
+        for step in steps:
+            if step.agent not in sources:
+                sources[step.agent] = Path(step.agent).read_text()
+        found[n.name] = [{"name": s.name, "source": sources[s.agent], "spec": s.spec, "guarded": s.guarded}
+                         for s in steps]
+    return found
+
+
 def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, Any]], *, check: bool, timeout: float,
-               run: str, force: bool = False, diff: bool = False) -> NodeApply:
+               run: str, force: bool = False, diff: bool = False, steps: list[dict] = (),
+               confirm_timeout: float = 60) -> NodeApply:
     """Plan (and unless ``check``, carry out) one node's libvirt objects and files, in one round trip."""
     from provision.probe import Unreachable, run_program, within
     from provision.secrets import redact_line
@@ -136,19 +154,109 @@ def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, An
     def redact(text: str) -> str:  # libvirt XML holds no secret value; a plugin's comment still might
         return "".join(redact_line(line) for line in text.splitlines(True))
 
-    spec = {"run": run, "check": check, "force": force, "diff": diff, "objects": objects,
+    spec = {"run": run, "check": check, "force": force, "diff": diff, "objects": objects, "steps": list(steps),
+            "confirm_timeout": confirm_timeout,
             "files": [{"target": f.target, "content": f.content, "mode": f.mode} for f in files]}
     start = time.monotonic()
     try:
         answer = within(lambda: run_program(node.spec, agent_program(spec), timeout=timeout), timeout=timeout,
                         name=node.name)
     except Unreachable as exc:
-        return NodeApply(node.name, False, error=str(exc), seconds=time.monotonic() - start)
-    steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"),
-                       redact(s.get("diff") or "")) for s in answer.get("objects", ())) \
+        if check or not _guarded(steps):
+            return NodeApply(node.name, False, error=str(exc), seconds=time.monotonic() - start)
+        # the host network step may have cut the connection the agent answers on: its guard decides
+        from dataclasses import replace
+
+        fresh = replace(node.spec, control_path="none") if node.spec.control_path else node.spec
+        outcome = after_deadline(fresh, run, timeout=timeout, wait=confirm_timeout,
+                                 why=f"the connection was lost during apply ({exc})")
+        return NodeApply(node.name, True, (), outcome or "the connection was lost during apply, but the node "
+                         "confirmed the run", seconds=time.monotonic() - start)
+    error = answer.get("error", "")
+    node_steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"))
+                       for s in answer.get("node_steps", ()))
+    if answer.get("confirm"):
+        outcome = confirm_run(node, run, answer["confirm"], timeout=timeout)
+        if outcome:  # rolled back, or not known to be confirmed: every change of the run is reported so
+            error = outcome
+            answer = {**answer, **{k: [dict(s, action="rolled back") if s["action"] in CHANGES else s
+                                        for s in answer.get(k, ())] for k in ("node_steps", "objects", "steps")}}
+            node_steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"))
+                               for s in answer.get("node_steps", ()))
+    steps = node_steps + tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"),
+                               redact(s.get("diff") or "")) for s in answer.get("objects", ())) \
         + tuple(Step("file", s["target"], s["action"], s.get("why", ""), s.get("seconds")) for s in answer.get("steps", ()))
-    return NodeApply(node.name, True, steps, answer.get("error", ""), tuple(answer.get("recovered", ())),
+    return NodeApply(node.name, True, steps, error, tuple(answer.get("recovered", ())),
                      time.monotonic() - start)
+
+
+def confirm_run(node: Node, run: str, guard: dict[str, Any], *, timeout: float) -> str:
+    """The guarded commit's second half: reach the node again on a new SSH connection (not the old one,
+    which may survive on a stale path) and have it check its probes and disarm its rollback. ``""`` when
+    confirmed; otherwise why not — and the node rolls back by itself at its deadline. After the deadline
+    the controller reconnects to say whether the rollback happened."""
+    from dataclasses import replace
+
+    from provision.probe import Unreachable, run_program, within
+
+    fresh = replace(node.spec, control_path="none") if node.spec.control_path else node.spec
+    # the node's clock said "now" when it armed the guard: the deadline is counted on this machine's
+    deadline = time.monotonic() + guard["deadline"] - guard["now"]
+    reason = ""
+    while time.monotonic() < deadline:
+        try:  # the node's probes take a few seconds at most; a connection that cannot be made fails sooner
+            answer = within(lambda: run_program(fresh, agent_program({"mode": "confirm", "run": run}), timeout=12),
+                            timeout=13, name=node.name)
+        except Unreachable as exc:
+            reason = f"the controller could not reach the node on a new connection: {exc}"
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            continue
+        if answer.get("confirmed"):
+            return ""
+        if answer.get("rolled_back"):
+            return _rolled_back(answer["rolled_back"])
+        reason = answer.get("error") or repr(answer)
+        time.sleep(0.5)
+    return after_deadline(fresh, run, timeout=timeout, why=reason)
+
+
+def after_deadline(fresh, run: str, *, timeout: float, why: str, wait: float = 0.0) -> str:
+    """Past the guard's deadline (``wait`` seconds from now) the node rolls back by itself: reconnect
+    and read what became of the run."""
+    from provision.probe import Unreachable, run_program, within
+
+    reason = why
+    time.sleep(wait)
+    last = "no answer"
+    until = time.monotonic() + max(15.0, min(timeout, 60.0))
+    while time.monotonic() < until:
+        try:
+            answer = within(lambda: run_program(fresh, agent_program({"mode": "status", "run": run}), timeout=5),
+                            timeout=6, name=fresh.name)
+        except Unreachable as exc:
+            last = f"unreachable: {exc}"
+            time.sleep(1)
+            continue
+        if answer.get("rolled_back"):
+            return _rolled_back(answer["rolled_back"], reason)
+        if answer.get("confirmed"):
+            return ""
+        if answer.get("unknown"):
+            return f"{reason}; the node has no record of run {run}: nothing of it was changed"
+        last = "its rollback is still pending"
+        time.sleep(0.5)  # the guard is about to act
+    return f"not confirmed ({reason}); the node rolls back by itself, but after its deadline it says: {last}"
+
+
+def _guarded(steps) -> bool:
+    return any(s.get("guarded") for s in steps)
+
+
+def _rolled_back(record: dict[str, Any], why: str = "") -> str:
+    text = f"rolled back: {record['reason']}" + (f" ({why})" if why else "")
+    if record.get("not_restored"):
+        text += "; not restored: " + "; ".join(record["not_restored"])
+    return text
 
 
 def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=()):
@@ -174,7 +282,8 @@ def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=()):
 
 
 def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], objects: dict[str, list[dict]],
-                check: bool, forks: int, timeout: float, force: bool = False, diff: bool = False, on_done=None) -> list[NodeApply]:
+                check: bool, forks: int, timeout: float, force: bool = False, diff: bool = False, on_done=None,
+                steps: dict[str, list[dict]] | None = None, confirm_timeout: float = 60) -> list[NodeApply]:
     """Every node, ``forks`` at a time; a node that fails does not stop the others. ``on_done`` is called
     with each node's result as it comes (a progress bar)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -183,7 +292,7 @@ def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], o
 
     def one(node: Node) -> NodeApply:
         result = apply_node(node, rendered[node.name], objects[node.name], check=check, timeout=timeout, run=run, force=force,
-                            diff=diff)
+                            diff=diff, steps=(steps or {}).get(node.name, ()), confirm_timeout=confirm_timeout)
         if on_done:
             on_done(result)
         return result
@@ -218,14 +327,16 @@ def verify_report(results: list[NodeApply]) -> Report:
         checks = []
         for s in r.steps:
             if s.action == "unchanged":
-                checks.append(CheckResult(f"apply.{s.kind}", "pass", f"{s.target} is as rendered", {"path": s.target}))
+                checks.append(CheckResult(f"apply.{s.kind.replace('-', '_')}", "pass", f"{s.target} is as rendered",
+                                          {"path": s.target}))
             elif s.action == "release":
                 continue
             else:
-                what = {"create": "is missing" if s.kind == "file" else "is not defined", "update": f"differs ({s.why})",
+                what = {"create": "is missing" if s.kind in ("file", "host-network") else "is not defined",
+                        "update": f"differs ({s.why})",
                         "remove": "is no longer rendered",
                         }.get(s.action, s.why)
-                checks.append(CheckResult(f"apply.{s.kind}", "fail", f"{s.target} {what}", {"path": s.target},
+                checks.append(CheckResult(f"apply.{s.kind.replace('-', '_')}", "fail", f"{s.target} {what}", {"path": s.target},
                                           "provision apply"))
         if r.error and not checks:
             checks.append(CheckResult("apply.file", "fail", r.error))

@@ -562,6 +562,89 @@ def _undo_objects(state, journal):
     return undone
 
 
+# -- node steps: a plugin's code run here (the host network through netlink), planned, applied, undone --
+
+def _module(source, name):
+    """A node step's module, from the source the plugin sent (stdlib and what the node has installed)."""
+    namespace = {"__name__": "provision_step_" + name.replace("-", "_")}
+    exec(compile(source, "<%s>" % name, "exec"), namespace)
+    return namespace
+
+
+def context():
+    """What a node step knows of this run: the address the controller's SSH connection comes from."""
+    connection = os.environ.get("SSH_CONNECTION", "").split()
+    return {"controller": connection[0] if connection else None}
+
+
+def plan_node_steps(state, node_steps):
+    """Each node step's changes and refusals, as report steps of kind ``step["name"]``."""
+    out = []
+    owned = state.setdefault("steps", {})
+    for step in node_steps:
+        try:
+            module = _module(step["source"], step["name"])
+            answer = module["plan"](step["spec"], owned.get(step["name"], {}), context())
+        except Exception as exc:
+            answer = {"changes": [], "refused": [{"target": step["name"], "why": str(exc) or type(exc).__name__}]}
+        for change in answer["changes"]:
+            out.append(dict(change, kind=step["name"], step=step))
+        for refusal in answer["refused"]:
+            out.append(dict(refusal, kind=step["name"], action="failed", step=step))
+        if answer.get("management"):
+            step["management"] = answer["management"]
+    return out
+
+
+def _carry_out_node_steps(state, planned, journal, running, arm):
+    """Each node step with changes: snapshot, journal, (arm the guard), then apply."""
+    done = set()
+    for change in planned:
+        step = change["step"]
+        if change["action"] not in CHANGES or step["name"] in done:
+            continue
+        done.add(step["name"])
+        running[:] = [change]
+        started = time.time()
+        module = _module(step["source"], step["name"])
+        saved = module["snapshot"](step["spec"])
+        journal["steps"].append({"name": step["name"], "source": step["source"], "spec": step["spec"],
+                                 "snapshot": saved, "old_state": state["steps"].get(step["name"]),
+                                 "guarded": bool(step.get("guarded"))})
+        _save_state(state)
+        if step.get("guarded"):
+            arm(journal)
+        state["steps"][step["name"]] = module["apply"](step["spec"], state["steps"].get(step["name"], {}), context())
+        _save_state(state)
+        for other in planned:
+            if other["step"] is step:
+                other["done"] = True
+                other["seconds"] = round(time.time() - started, 4)
+
+
+def _undo_node_steps(state, journal):
+    """Put each node step's snapshot back, newest first; what could not be restored is reported."""
+    undone, problems = [], []
+    for record in reversed(journal.get("steps", [])):
+        try:
+            module = _module(record["source"], record["name"])
+            problems += ["%s: %s" % (record["name"], p) for p in module["restore"](record["snapshot"], record["spec"])]
+        except Exception as exc:
+            problems.append("%s: %s: %s" % (record["name"], type(exc).__name__, exc))
+        if record["old_state"] is None:
+            state.get("steps", {}).pop(record["name"], None)
+        else:
+            state.setdefault("steps", {})[record["name"]] = record["old_state"]
+        undone.append(record["name"])
+    journal["restore_problems"] = problems
+    return undone
+
+
+def _undo_all(state, journal):
+    """Undo a whole run, newest first: files, libvirt objects, then node steps (applied first)."""
+    return _undo(state, journal) + _undo_objects(state, journal) + _undo_node_steps(state, journal)
+
+
 def _carry_out_objects(state, steps, journal, run, running):
     for step in steps:
         if step["action"] in ("create", "update", "remove"):
@@ -572,38 +655,192 @@ def _carry_out_objects(state, steps, journal, run, running):
             step["seconds"] = round(time.time() - started, 4)
 
 
-def _apply_all(state, objects, steps, files, run):
-    """libvirt objects (networks, secrets, pools), then files, as one change. A failure undoes every step
-    of the run, newest first; the journal stays in the state record until that is done, so a run
-    killed even during its rollback is undone by the next one."""
-    journal = {"run": run, "done": [], "objects": []}
+def _apply_all(state, node_steps, objects, steps, files, run, arm):
+    """Node steps (the host network), libvirt objects (networks, secrets, pools), then files, as one
+    change. A failure undoes every step of the run, newest first; the journal stays in the state record
+    until that is done, so a run killed even during its rollback is undone by the next one. A guarded
+    step arms ``arm`` before its first change; its journal then stays until the run is confirmed."""
+    journal = {"run": run, "done": [], "objects": [], "steps": []}
     state["pending"] = journal
     _save_state(state)
     running = []
     try:
+        _carry_out_node_steps(state, node_steps, journal, running, arm)
         _carry_out_objects(state, objects, journal, run, running)
         _carry_out_files(state, steps, files, journal, run, running)
     except BaseException as exc:
-        undone = set(_undo(state, journal)) | set(_undo_objects(state, journal))
+        _disarm(journal)
+        undone = set(_undo_all(state, journal))
         state.pop("pending", None)
         _save_state(state)
         reason = str(exc) if isinstance(exc, VirshError) else "%s: %s" % (type(exc).__name__, exc)
-        for step in objects + steps:
+        for step in node_steps + objects + steps:
             if running and step is running[0]:
                 step["action"], step["why"] = "failed", "%s (this run's other changes were undone)" % reason
-            elif step.get("done") or step.get("key", step["target"]) in undone:
+            elif step.get("done") or step.get("key", step["target"]) in undone or step.get("kind") in undone:
                 step["action"], step["why"] = "rolled back", "undone after the failure of another step"
             elif step["action"] in CHANGES:
                 step["action"], step["why"] = "not done", "an earlier step failed; nothing was changed here"
         return False
+    if journal.get("watchdog"):
+        _save_state(state)
+        return True  # applied; the journal waits for the controller's confirmation
     state.pop("pending", None)
     _save_state(state)
     _prune_backups(state)
     return True
 
 
+# -- the guarded commit: a rollback armed on the node, disarmed only by the controller's confirmation --
+
+def _own_source():
+    """This program's source without its last line (the ``main(...)`` call): it came as ``-c SOURCE``."""
+    with open("/proc/self/cmdline", "rb") as fh:
+        argv = fh.read().split(b"\0")
+    source = argv[argv.index(b"-c") + 1].decode()
+    return source[:source.rindex("\nmain(")]
+
+
+def _arm(confirm_timeout):
+    """The guard of a run: a process of its own session that rolls the run back at the deadline unless
+    the controller confirmed it first. Armed once per run, before the first guarded change."""
+    import subprocess
+
+    def arm(journal):
+        if journal.get("watchdog"):
+            return
+        deadline = time.time() + confirm_timeout
+        program = "%s\nmain(%r)\n" % (_own_source(), {"mode": "watchdog", "run": journal["run"], "deadline": deadline})
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", program], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+                                start_new_session=True)
+        journal["watchdog"] = {"pid": proc.pid, "deadline": deadline, "timeout": confirm_timeout}
+        _save_state(_STATE[0])
+    return arm
+
+
+_STATE = [None]  # the state record the running agent holds (the guard journals its PID into it)
+
+
+def _disarm(journal):
+    """Stop a run's guard (it is ours when its command line names the run)."""
+    import signal
+
+    guard = journal.get("watchdog")
+    if not guard:
+        return
+    try:
+        with open("/proc/%d/cmdline" % guard["pid"], "rb") as fh:
+            if journal["run"].encode() not in fh.read():
+                return
+        os.kill(guard["pid"], signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
+def _lock(blocking_seconds=0):
+    import fcntl
+
+    lock = os.open(STATE_DIR + "/lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    deadline = time.time() + blocking_seconds
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except OSError:
+            if time.time() >= deadline:
+                os.close(lock)
+                return None
+            time.sleep(0.1)
+
+
+def _load_state():
+    data, _ = _read_regular(STATE_DIR + "/state.json")
+    return json.loads(data.decode()) if data else {"files": {}}
+
+
+def _roll_back(state, reason):
+    """Undo the pending run (the guard's deadline passed, or the probes failed) and say so in the record."""
+    journal = state["pending"]
+    undone = _undo_all(state, journal)
+    state["last_rollback"] = {"run": journal["run"], "reason": reason, "undone": undone,
+                              "not_restored": journal.get("restore_problems", []), "at": time.time()}
+    state.pop("pending", None)
+    _save_state(state)
+    return state["last_rollback"]
+
+
+def watchdog(spec):
+    """Sleep until the deadline; then, unless the run was confirmed, roll it back."""
+    while time.time() < spec["deadline"]:
+        time.sleep(min(1.0, max(0.05, spec["deadline"] - time.time())))
+    lock = _lock(blocking_seconds=600)
+    if lock is None:
+        return
+    try:
+        state = _load_state()
+        if (state.get("pending") or {}).get("run") == spec["run"]:
+            _roll_back(state, "not confirmed within %d s of the change" % round(state["pending"]["watchdog"]["timeout"]))
+    finally:
+        os.close(lock)
+
+
+def confirm(spec):
+    """The controller reached the node on a new connection: check the probes chosen before the change,
+    then disarm the guard and close the run (or roll back at once when a probe fails)."""
+    result = {}
+    lock = _lock(blocking_seconds=10)
+    if lock is None:
+        return {"error": "the node's apply lock is held; the guard decides at its deadline"}
+    try:
+        state = _load_state()
+        journal = state.get("pending") or {}
+        if journal.get("run") != spec["run"]:
+            last = state.get("last_rollback") or {}
+            if last.get("run") == spec["run"]:
+                return {"rolled_back": last}
+            return {"error": "run %s does not await confirmation on this node" % spec["run"]}
+        problems = []
+        for record in journal.get("steps", []):
+            if record.get("guarded"):
+                module = _module(record["source"], record["name"])
+                problems += module["confirm"](module["probes"](record["snapshot"]))
+        if problems:
+            _disarm(journal)
+            return {"rolled_back": _roll_back(state, "; ".join(problems))}
+        _disarm(journal)
+        state.pop("pending", None)
+        state["last_confirmed"] = spec["run"]
+        _save_state(state)
+        _prune_backups(state)
+        result["confirmed"] = True
+    finally:
+        os.close(lock)
+    return result
+
+
+def status(spec):
+    """After the deadline: what became of a run (confirmed, rolled back, or still pending)."""
+    state = _load_state()
+    last = state.get("last_rollback") or {}
+    if last.get("run") == spec["run"]:
+        return {"rolled_back": last}
+    if (state.get("pending") or {}).get("run") == spec["run"]:
+        return {"pending": True}
+    if state.get("last_confirmed") == spec["run"]:
+        return {"confirmed": True}
+    return {"unknown": True}
+
+
 def main(spec):
     import fcntl
+
+    mode = spec.get("mode")
+    if mode in ("watchdog", "confirm", "status"):
+        answer = globals()[mode](spec)
+        if mode != "watchdog":
+            sys.stdout.write(repr(answer))
+        return
 
     result = {"steps": [], "recovered": []}
     try:
@@ -619,24 +856,35 @@ def main(spec):
         sys.stdout.write(repr(result))
         return
     try:
-        data, _ = _read_regular(STATE_DIR + "/state.json")
-        state = json.loads(data.decode()) if data else {"files": {}}
+        state = _load_state()
+        _STATE[0] = state
         if state.get("pending") and not spec.get("check"):
-            # a run killed midway: put back what it did before anything else
-            result["recovered"] = _undo(state, state["pending"]) + _undo_objects(state, state["pending"])
+            # a run killed midway, or one whose guard has not fired yet: its guard is stopped, and what it
+            # did is put back before anything else
+            _disarm(state["pending"])
+            result["recovered"] = _undo_all(state, state["pending"])
             state.pop("pending", None)
             _save_state(state)
+        node_steps = plan_node_steps(state, spec.get("steps", []))
         objects = plan_objects(state, spec.get("objects", []), force=spec.get("force", False), diff=spec.get("diff"))
         steps = plan(state, spec["files"])
-        refused = [s for s in objects + steps if s["action"] == "failed"]
+        refused = [s for s in node_steps + objects + steps if s["action"] == "failed"]
         if refused:
             result["error"] = "refused before any change: " + "; ".join(
                 "%s: %s" % (s["target"], s["why"]) for s in refused)
         elif not spec.get("check"):
-            result["applied"] = _apply_all(state, objects, steps, spec["files"], spec["run"])
+            result["applied"] = _apply_all(state, node_steps, objects, steps, spec["files"], spec["run"],
+                                           _arm(spec.get("confirm_timeout", 60)))
             if not result["applied"]:
                 result["error"] = "a step failed; every change of this run was undone"
-        # what the controller reports of each step (an object's definition stays on the node)
+            elif (state.get("pending") or {}).get("watchdog"):
+                guard = state["pending"]["watchdog"]
+                result["confirm"] = {"deadline": guard["deadline"], "timeout": guard["timeout"],
+                                     "now": time.time()}
+        # what the controller reports of each step (an object's definition and a step's code stay here)
+        result["node_steps"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds"))
+                                for s in node_steps]
+        result["management"] = [s["management"] for s in spec.get("steps", []) if s.get("management")]
         result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds", "diff"))
                              for s in objects]
         result["steps"] = steps

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from provision.api import LibvirtObject, RenderContext, RenderedFile
+from provision.api import LibvirtObject, NodeStep, RenderContext, RenderedFile
 
 if TYPE_CHECKING:
     from provision.facts import Facts
@@ -158,6 +158,21 @@ def provision_apply_objects(ctx: RenderContext, files: Mapping[str, RenderedFile
         @hookimpl
         def provision_apply_objects(ctx, files):
             return [LibvirtObject("pool", f"{LIBVIRT_DIR}/pool-{p['name']}.xml") for p in my_pools(ctx.settings)]
+    """
+
+
+@hookspec
+def provision_apply_node_steps(ctx: RenderContext, files: Mapping[str, RenderedFile]) -> list[NodeStep]:
+    """Name changes that ``apply`` makes by running the plugin's own code on the node (the host
+    network, through netlink), before libvirt's objects and the files.
+
+    The step's module is sent with the apply agent; it plans, snapshots, applies and restores (see
+    :class:`~provision.api.NodeStep`). A step that fails, like any other, undoes the whole run. A
+    guarded step is confirmed by the controller over a new connection, or rolled back by the node.
+
+    :param ctx: the node, as :func:`provision_render` saw it.
+    :param files: every file rendered for the node, by target.
+    :return: the plugin's steps. Not firstresult: all collected, run in plugin load order.
     """
 
 

@@ -131,6 +131,9 @@ class Hooks:
     def apply_objects(self, ctx, files) -> list:
         return _in_load_order(self.pm.hook.provision_apply_objects(ctx=ctx, files=files))
 
+    def apply_node_steps(self, ctx, files) -> list:
+        return _in_load_order(self.pm.hook.provision_apply_node_steps(ctx=ctx, files=files))
+
     def network_links(self, settings) -> list[dict]:
         return _in_load_order(self.pm.hook.provision_network_links(settings=settings))
 

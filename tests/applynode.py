@@ -21,6 +21,15 @@ OVERLAID = {"/etc": "etc", "/var/lib": "var-lib", "/var/cache": "var-cache"}
 REAPER = "import os, time\nwhile True:\n    try:\n        os.wait()\n    except ChildProcessError:\n        time.sleep(1)\n"
 
 
+def cmdline(pid: int) -> bytes:
+    """A process's command line, or b"" when it is gone meanwhile."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
 class OverlayNode:
     __test__ = False
 

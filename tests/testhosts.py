@@ -166,6 +166,13 @@ class HostNetwork:
             time.sleep(0.05)
         raise RuntimeError(f"sshd of {name} does not listen on {address}:22")
 
+    def add_managed_node(self, name: str, node) -> tuple[str, str]:
+        """:meth:`add_node`, with the node's default route through the client namespace (its gateway):
+        ``(address, the node's interface that carries it)``, for the host network's guarded commit."""
+        address = self.add_node(name, node)
+        node.sh(f"ip route add default via {self.subnet}.1")
+        return address, f"{self.prefix}{address.rsplit('.', 1)[1]}b"
+
     def add_refusing_host(self, name: str) -> str:
         """A host that answers but has nothing on port 22: connection refused."""
         return self._add_host_namespace(name)[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from provision import installed
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.api import NodeStep, RenderedFile
 
 checks = CheckSet()
 NETPLAN_FILE = "/etc/netplan/60-provision.yaml"
@@ -41,6 +41,23 @@ def provision_validate_settings(settings):
             if name in seen:
                 problems.append((("network", kind, i, key), f"duplicate interface {name!r} (also {seen[name]})"))
             seen.setdefault(name, f"network.{kind}[{i}]")
+    return problems + _vlan_mtu_problems(settings.get("network") or {})
+
+
+def _vlan_mtu_problems(net) -> list:
+    """A VLAN in a bridge takes the bridge's MTU: it must not be larger than its parent's, where the
+    inventory gives the parent's (the node checks the live parent otherwise)."""
+    mtus = {b["name"]: b.get("mtu") for b in net.get("bridges") or []}
+    for b in net.get("bridges") or []:
+        for member in b.get("interfaces") or []:
+            mtus.setdefault(member, b.get("mtu"))
+    problems = []
+    for i, vlan in enumerate(net.get("vlans") or []):
+        mtu, parent = mtus.get(vlan.get("bridge")), mtus.get(vlan.get("link"))
+        if mtu and parent and mtu > parent:
+            problems.append((("network", "vlans", i, "bridge"),
+                             f"{vlan['bridge']}'s MTU {mtu} is larger than the MTU of the VLAN's parent "
+                             f"{vlan['link']} ({parent}): frames that size cannot leave through it"))
     return problems
 
 
@@ -78,6 +95,10 @@ def plan(links: list[dict]) -> dict[str, dict]:
             entry(member)["bridge"] = link["name"]
         if link["kind"] == "vlan":
             entry(link["link"])["vlans"].append(link["name"])
+    for iface in interfaces.values():  # a port smaller than its bridge would drop the bridge's large frames
+        bridge = interfaces.get(iface["bridge"]) if iface["bridge"] else None
+        if bridge and bridge["mtu"]:
+            iface["mtu"] = bridge["mtu"]
     return interfaces
 
 
@@ -109,6 +130,33 @@ def provision_render(ctx):
             files.append(RenderedFile(f"{stem}.netdev", ctx.render("networkd/link.netdev.j2", iface=iface)))
         files.append(RenderedFile(f"{stem}.network", ctx.render("networkd/link.network.j2", iface=iface)))
     return files
+
+
+@hookimpl
+def provision_apply_node_steps(ctx, files):
+    """The host network, live through netlink on the node (netlink_agent.py), guarded: the node rolls it
+    back by itself unless the controller confirms it over a new connection."""
+    from pathlib import Path
+
+    links = ctx.hooks.network_links(ctx.settings)
+    if not links:
+        return []
+    keys = {"bridge": ("name", "interfaces", "addresses", "mtu", "stp"),
+            "vlan": ("name", "id", "link", "mtu", "addresses", "bridge")}
+    spec = {"bridges": [], "vlans": []}
+    for link in links:
+        if link["kind"] in keys:
+            spec[link["kind"] + "s"].append({k: link.get(k) for k in keys[link["kind"]]})
+    mtus = {b["name"]: b["mtu"] for b in spec["bridges"]}
+    for vlan in spec["vlans"]:  # a VLAN in a bridge takes its MTU (the node refuses one above the parent's)
+        vlan["mtu"] = vlan.get("mtu") or mtus.get(vlan.get("bridge"))
+    if ctx.is_local:  # the agent runs under this interpreter: it finds pyroute2 where provision does
+        from importlib.util import find_spec
+
+        found = find_spec("pyroute2")
+        if found and found.submodule_search_locations:
+            spec["pythonpath"] = [str(Path(next(iter(found.submodule_search_locations))).parent)]
+    return [NodeStep("host-network", str(Path(__file__).with_name("netlink_agent.py")), spec, guarded=True)]
 
 
 provision_check_catalog, provision_checks = checks.hooks()

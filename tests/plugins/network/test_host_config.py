@@ -39,3 +39,28 @@ def test_an_ethernet_with_nothing_to_set_is_an_empty_mapping(tmp_path):
     assert '    "eth1": {}\n' in text
     assert yaml.safe_load(text)["network"] == {"version": 2, "renderer": "networkd", "ethernets": {"eth1": {}},
                                                "bridges": {"br0": {"interfaces": ["eth1"], "parameters": {"stp": False}}}}
+
+
+def test_a_bridge_gives_its_mtu_to_its_ports_in_what_netplan_generates(tmp_path):
+    """A bridge of MTU 9000 with a 1500 port passes no jumbo frame: the ports (a VLAN in it too) get 9000."""
+    text = rendered_netplan(tmp_path, {"bridges": [{"name": "br0", "interfaces": ["eth1"], "mtu": 9000},
+                                                   {"name": "br1", "interfaces": ["eth2"], "mtu": 9000}],
+                                       "vlans": [{"name": "v5", "id": 5, "link": "eth2", "bridge": "br0"}]})
+    result = netplan_generate(text, tmp_path / "root")
+    assert result.returncode == 0, result.stderr
+    units = tmp_path / "root" / "run" / "systemd" / "network"
+    for port in ("eth1", "eth2", "v5"):
+        assert "MTUBytes=9000" in (units / f"10-netplan-{port}.network").read_text(), port
+
+
+def test_a_vlan_larger_than_its_parent_is_an_input_error(tmp_path):
+    import pytest
+
+    from provision.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        rendered_netplan(tmp_path, {"bridges": [{"name": "br0", "interfaces": ["eth1"], "mtu": 9000},
+                                                {"name": "br1", "interfaces": ["eth2"], "mtu": 1500}],
+                                    "vlans": [{"name": "v5", "id": 5, "link": "eth2", "bridge": "br0"}]})
+    assert "provision.network.vlans[0].bridge: br0's MTU 9000 is larger than the MTU of the VLAN's parent eth2 " \
+           "(1500)" in str(err.value)
