@@ -4,6 +4,8 @@ Built-in plugins are ordinary plugins, registered from :data:`DEFAULT_PLUGINS`.
 Third-party plugins are found in the ``provision.plugins`` entry-point group,
 unless ``PROVISION_DISABLE_PLUGIN_AUTOLOAD`` is set. ``PROVISION_PLUGINS``
 names extra modules to load (comma-separated), which works with autoload off.
+``PROVISION_DISABLE_PLUGINS`` (or ``provision --disable-plugin NAME``) blocks plugins by name,
+as pytest's ``-p no:NAME``: the registered name, or its last dotted part (``kvm``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from provision.errors import InputError
 ENTRY_POINT_GROUP = "provision.plugins"
 AUTOLOAD_OFF_ENV = "PROVISION_DISABLE_PLUGIN_AUTOLOAD"
 EXTRA_PLUGINS_ENV = "PROVISION_PLUGINS"
+DISABLE_ENV = "PROVISION_DISABLE_PLUGINS"
+
+
+class PluginError(InputError):
+    """The loaded plugins contradict each other (a check id, settings field or probe key twice)."""
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "provision_plugins.hypervisor",
@@ -50,24 +57,47 @@ def make_plugin_manager(*, autoload: bool | None = None, extra: tuple[str, ...] 
     """Build a plugin manager with every hook checked against its spec."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    disabled = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+    found: set[str] = set()
+
+    def blocked(name: str) -> bool:
+        hit = {d for d in disabled if d in (name, name.rpartition(".")[2])}
+        found.update(hit)
+        return bool(hit)
+
     for name in DEFAULT_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
+        if not blocked(name):
+            pm.register(importlib.import_module(name), name=name)
     if autoload is None:
         autoload = not os.environ.get(AUTOLOAD_OFF_ENV)
     if autoload:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if pm.get_plugin(ep.name) is None:
+            if pm.get_plugin(ep.name) is None and not blocked(ep.name):
                 pm.register(ep.load(), name=ep.name)
     named = [n.strip() for n in os.environ.get(EXTRA_PLUGINS_ENV, "").split(",") if n.strip()]
     for name in (*named, *extra):
+        if blocked(name):
+            continue
         if pm.get_plugin(name) is None:
             try:
                 module = importlib.import_module(name)
             except ImportError as exc:
                 raise InputError(f"{EXTRA_PLUGINS_ENV}: cannot import plugin {name!r}: {exc}") from None
             pm.register(module, name=name)
+    if disabled - found:
+        raise InputError(f"{DISABLE_ENV} / --disable-plugin: no plugin named {', '.join(sorted(disabled - found))}; "
+                         "`provision plugins` lists them")
     pm.check_pending()
     return pm
+
+
+def _by_plugin(caller, results: list) -> list[tuple[str, Any]]:
+    """A hook's results with the plugin that gave each, in plugin load order (pluggy calls the last
+    registered first; every implementation of the hooks this is used for returns a value, so results
+    and implementations pair up)."""
+    impls = list(reversed(caller.get_hookimpls()))
+    names = [i.plugin_name for i in impls] if len(impls) == len(results) else ["a plugin"] * len(results)
+    return list(reversed(list(zip(names, results))))
 
 
 def _in_load_order(results: list[list]) -> list:
@@ -86,21 +116,36 @@ class Hooks:
 
     @cached_property
     def probe_operations(self) -> dict[str, dict[str, Any]]:
-        """Every plugin's probe operations; one key asked by several plugins is read once,
-        with their ``keep`` line filters united."""
+        """Every plugin's probe operations; one key asked by several plugins for the same operation is
+        read once, with their ``keep`` line filters united; for different operations it is refused."""
         merged: dict[str, dict[str, Any]] = {}
-        for ops in self.pm.hook.provision_probe():
+        owner: dict[str, str] = {}
+        hook = self.pm.hook.provision_probe
+        for plugin, ops in _by_plugin(hook, hook()):
             for key, op in ops.items():
-                if key in merged and "keep" in op and "keep" in merged[key]:
-                    op = {**op, "keep": sorted(set(merged[key]["keep"]) | set(op["keep"]))}
+                if key in merged:
+                    same = {k: v for k, v in op.items() if k != "keep"} == {
+                        k: v for k, v in merged[key].items() if k != "keep"}
+                    if not same:
+                        raise PluginError(f"probe key {key!r} is gathered differently by {owner[key]} and {plugin}")
+                    if "keep" in op and "keep" in merged[key]:
+                        op = {**op, "keep": sorted(set(merged[key]["keep"]) | set(op["keep"]))}
                 merged[key] = op
+                owner.setdefault(key, plugin)
         return merged
 
     @cached_property
     def check_catalog(self) -> dict[str, str]:
+        """Every plugin's check ids; one id declared by two plugins is refused, naming both."""
         catalog: dict[str, str] = {}
-        for part in self.pm.hook.provision_check_catalog():
-            catalog.update(part)
+        owner: dict[str, str] = {}
+        hook = self.pm.hook.provision_check_catalog
+        for plugin, part in _by_plugin(hook, hook()):
+            for check_id, summary in part.items():
+                if check_id in owner:
+                    raise PluginError(f"check id {check_id!r} is declared by both {owner[check_id]} and {plugin}")
+                owner[check_id] = plugin
+                catalog[check_id] = summary
         return dict(sorted(catalog.items()))
 
     def checks(self, facts, settings):
@@ -114,7 +159,18 @@ class Hooks:
         """The pydantic model of the ``provision`` variable, from every plugin's part."""
         from provision.settings import build_settings_model
 
-        return build_settings_model(list(reversed(self.pm.hook.provision_settings_schema())))
+        hook = self.pm.hook.provision_settings_schema
+        parts = _by_plugin(hook, hook())
+        owner: dict[str, str] = {}
+        for plugin, part in parts:
+            for path in part:
+                if path.endswith("[]"):
+                    continue  # list entries tagged by type: several plugins add to one list
+                clash = next((p for p in owner if p == path or p.startswith(path + ".") or path.startswith(p + ".")), None)
+                if clash:
+                    raise PluginError(f"settings field {path!r} of {plugin} clashes with {clash!r} of {owner[clash]}")
+                owner[path] = plugin
+        return build_settings_model([part for _, part in parts])
 
     def validate_settings(self, settings) -> list[tuple[tuple, str]]:
         return _in_load_order(self.pm.hook.provision_validate_settings(settings=settings))
@@ -147,10 +203,11 @@ class Hooks:
 
 
 def default_hooks() -> Hooks:
-    """The hooks for this process's environment (cached per value of the two variables)."""
-    return _hooks_for(os.environ.get(AUTOLOAD_OFF_ENV, ""), os.environ.get(EXTRA_PLUGINS_ENV, ""))
+    """The hooks for this process's environment (cached per value of the three variables)."""
+    return _hooks_for(os.environ.get(AUTOLOAD_OFF_ENV, ""), os.environ.get(EXTRA_PLUGINS_ENV, ""),
+                      os.environ.get(DISABLE_ENV, ""))
 
 
 @cache
-def _hooks_for(autoload_off: str, extra: str) -> Hooks:
+def _hooks_for(autoload_off: str, extra: str, disabled: str) -> Hooks:
     return Hooks(make_plugin_manager())

@@ -29,8 +29,17 @@ def options(
         "--vault-password-file", help="file with the vault password for -i inventories (repeatable; "
         "ANSIBLE_VAULT_PASSWORD_FILE works too)")] = [],  # noqa: B006
     ask_vault_pass: Annotated[bool, typer.Option("--ask-vault-pass", help="ask for the vault password")] = False,
+    disable_plugin: Annotated[list[str], typer.Option(
+        "--disable-plugin", help="do not load this plugin (its name, or the last part: kvm); repeatable; "
+        "PROVISION_DISABLE_PLUGINS=a,b works too")] = [],  # noqa: B006
 ) -> None:
     """Preflight and provision OpenStack compute nodes: decide KVM or software QEMU, check what will break."""
+    if disable_plugin:
+        import os
+
+        from provision.plugins import DISABLE_ENV
+
+        os.environ[DISABLE_ENV] = ",".join(filter(None, [os.environ.get(DISABLE_ENV, ""), *disable_plugin]))
     if vault_password_file or ask_vault_pass:
         from provision.inventory.load import VaultOptions, set_vault_options
 

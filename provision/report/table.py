@@ -10,8 +10,11 @@ STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
 def to_table(report: Report, *, color: bool | None = None) -> str:
+    """Every text from a node, a plugin or an inventory goes in as :class:`rich.text.Text`: a
+    ``[libvirt]`` in a message is shown as it is, never read as markup."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=bool(color), no_color=not color, width=140, soft_wrap=False)
@@ -22,21 +25,23 @@ def to_table(report: Report, *, color: bool | None = None) -> str:
             summary.add_column(col)
         for host in report.hosts:
             decision = host.decision.virt_type if host.decision else "unreachable"
-            summary.add_row(host.host, decision, str(host.count("fail") + (0 if host.reachable else 1)),
+            summary.add_row(Text(host.host), Text(decision), str(host.count("fail") + (0 if host.reachable else 1)),
                             str(host.count("warn")))
         console.print(summary)
     for host in report.hosts:
         if not host.reachable:
-            console.print(f"[bold red]{host.host}: unreachable[/] - {host.error}")
+            console.print(Text.assemble((f"{host.host}: unreachable", "bold red"), f" - {host.error}"))
             continue
         d = host.decision
-        head = f"{host.host}: virt_type [bold]{d.virt_type}[/], cpu_mode {d.cpu_mode}" if d else host.host
+        head = Text.assemble(f"{host.host}: virt_type ", (d.virt_type, "bold"), f", cpu_mode {d.cpu_mode}") if d \
+            else Text(host.host)
         table = Table(title=head, title_justify="left", expand=False)
         table.add_column("status")
         table.add_column("check")
         table.add_column("message", overflow="fold")
         for c in host.checks:
-            table.add_row(f"[{STYLE[c.status]}]{c.status}[/]", c.id, c.message + (f"\n  remedy: {c.remedy}" if c.remedy and c.status != "pass" else ""))
+            table.add_row(Text(c.status, STYLE[c.status]), Text(c.id),
+                          Text(c.message + (f"\n  remedy: {c.remedy}" if c.remedy and c.status != "pass" else "")))
         console.print(table)
         if d:
             for reason in d.reasons:

@@ -23,6 +23,12 @@ pytestmark = [pytest.mark.libvirt, pytest.mark.netns]
 
 
 
+@pytest.fixture(autouse=True)
+def ports(node):
+    """eth0 and eth1 in the node, for the bridges' ports (the host network step makes the bridges)."""
+    node.sh("ip link add eth0 type veth peer name eth0p && ip link add eth1 type veth peer name eth1p")
+
+
 def inventory(tmp_path, bridges=("br-x",)) -> str:
     provision = {"hypervisor": {"virt_type": "qemu"},
                  "network": {"bridges": [{"name": b, "interfaces": [f"eth{i}"]} for i, b in enumerate(bridges)]}}
