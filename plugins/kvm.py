@@ -166,7 +166,7 @@ def kvm_module(facts: Facts, settings):
                       "modprobe kvm_intel (Intel) or kvm_amd (AMD), after enabling VT-x/AMD-V in the firmware")
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # the default: a plugin replaces it only by being tryfirst itself (registered later)
 def provision_virt_decision(facts: Facts, settings) -> Decision:
     """``kvm`` only with CPU extensions, a usable /dev/kvm and an answering KVM API; else ``qemu``."""
     ext = virt_extension(facts)

@@ -34,7 +34,15 @@ class CheckSet:
         return decorate
 
     def run(self, facts: Facts, settings: dict[str, Any]) -> list[CheckResult]:
-        return [replace(fn(facts, settings), id=check_id) for check_id, (_, fn) in self._checks.items()]
+        """Every check; one that raises is reported as that check's internal error, naming its plugin,
+        and the others still run."""
+        results = []
+        for check_id, (_, fn) in self._checks.items():
+            try:
+                results.append(replace(fn(facts, settings), id=check_id))
+            except Exception as exc:
+                results.append(internal_error(check_id, fn.__module__, exc))
+        return results
 
     def hooks(self):
         """The plugin's ``provision_check_catalog`` and ``provision_checks`` implementations."""
@@ -53,3 +61,13 @@ class CheckSet:
 def wanted_virt_type(settings: dict[str, Any]) -> str:
     """The node's wanted virt_type from its settings: ``auto`` unless an inventory pins it."""
     return (settings.get("hypervisor") or {}).get("virt_type", "auto")
+
+
+INTERNAL_ERROR = "internal_error"  # the evidence key of a check whose plugin raised
+
+
+def internal_error(check_id: str, plugin: str, exc: BaseException) -> CheckResult:
+    """A check whose plugin raised instead of answering: a failure that names the plugin and the exception
+    (the exit code is then :data:`provision.preflight.INTERNAL_ERROR_EXIT`)."""
+    return CheckResult(check_id, "fail", f"internal error in plugin {plugin}: {type(exc).__name__}: {exc}",
+                       {INTERNAL_ERROR: plugin}, "report it to the plugin's authors; --disable-plugin NAME skips it")

@@ -73,8 +73,11 @@ def provision_virt_decision(facts: Facts, settings: dict[str, Any]) -> Decision 
     """Decide the libvirt domain type (``kvm`` or ``qemu``) and CPU mode for a node.
 
     firstresult: the first plugin that returns a :class:`~provision.results.Decision`
-    wins, so a third-party plugin registered later can only add a decision
-    where the built-in one returned ``None``.
+    wins. The built-in decision (``provision_plugins.kvm``) is marked ``tryfirst`` and is the
+    default: an ordinary third-party implementation is only asked where it returned ``None``
+    (it never does), and a plugin replaces it only by declaring ``@hookimpl(tryfirst=True)``
+    itself (pluggy calls the later-registered of two ``tryfirst`` implementations first). The
+    report names the plugin that decided (``decision.plugin`` in JSON).
 
     :param facts: the node's gathered facts.
     :param settings: the node's merged ``provision`` settings.

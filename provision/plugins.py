@@ -149,10 +149,44 @@ class Hooks:
         return dict(sorted(catalog.items()))
 
     def checks(self, facts, settings):
-        return _in_load_order(self.pm.hook.provision_checks(facts=facts, settings=settings))
+        """Every plugin's check results, in load order; a plugin whose hook raises gets one internal-error
+        result per check id it declares, and the other plugins' checks still run."""
+        from provision.checks import internal_error
+
+        results = []
+        for plugin_name, caller in self._subset_callers("provision_checks"):
+            try:
+                for part in caller(facts=facts, settings=settings):  # one plugin's answer, as a list of one
+                    results += part or []
+            except Exception as exc:
+                ids = self._catalog_by_plugin.get(plugin_name) or [plugin_name]
+                results += [internal_error(check_id, plugin_name, exc) for check_id in ids]
+        return results
+
+    @cached_property
+    def _catalog_by_plugin(self) -> dict[str, list[str]]:
+        hook = self.pm.hook.provision_check_catalog
+        return {plugin: list(part) for plugin, part in _by_plugin(hook, hook())}
+
+    @cache
+    def _subset_callers(self, name: str):
+        """(plugin, a caller of hook ``name`` for that plugin alone), in load order: each implementation
+        is still called through pluggy, its own wrappers included."""
+        impls = [i for i in getattr(self.pm.hook, name).get_hookimpls() if not (i.hookwrapper or i.wrapper)]
+        others = [i.plugin for i in impls]  # wrappers stay: they run around each plugin's call
+        return [(i.plugin_name, self.pm.subset_hook_caller(name, [p for p in others if p is not i.plugin]))
+                for i in impls]
 
     def virt_decision(self, facts, settings):
-        return self.pm.hook.provision_virt_decision(facts=facts, settings=settings)
+        """The first decision, in pluggy's order, with the plugin that made it. Each implementation is
+        called through pluggy (a subset caller per plugin), so wrappers and tracing still run."""
+        from dataclasses import replace
+
+        for plugin_name, caller in reversed(self._subset_callers("provision_virt_decision")):  # pluggy's order
+            decision = caller(facts=facts, settings=settings)
+            if decision is not None:
+                return replace(decision, plugin=plugin_name)
+        return None
 
     @cached_property
     def settings_model(self):
@@ -180,9 +214,10 @@ class Hooks:
         return tuple(_in_load_order(self.pm.hook.provision_template_paths()))
 
     def render(self, ctx):
-        """(plugin name, files) for each plugin that renders, in load order."""
-        for impl in self.pm.hook.provision_render.get_hookimpls():  # attribution needs one call each
-            yield impl.plugin_name, impl.function(ctx=ctx) or []
+        """(plugin name, files) for each plugin that renders, in load order; each called through pluggy
+        (a legal implementation that takes fewer arguments works, and wrappers run)."""
+        for plugin_name, caller in self._subset_callers("provision_render"):
+            yield plugin_name, [f for part in caller(ctx=ctx) for f in part or []]
 
     def apply_objects(self, ctx, files) -> list:
         return _in_load_order(self.pm.hook.provision_apply_objects(ctx=ctx, files=files))

@@ -58,8 +58,11 @@ def preflight(
     on_done: Callable[[HostReport], None] | None = None,
 ) -> Report:
     """Check every node, ``forks`` at a time; the report keeps the nodes' order."""
+    from provision.render import with_defaults
+
     hooks = hooks or default_hooks()
     ignored = resolve_ignore(ignore, hooks.check_catalog)
+    nodes = with_defaults(nodes, hooks=hooks)  # hooks get validated settings, defaults filled, with or without -i
 
     def one(node: Node) -> HostReport:
         report = check_host(node, hooks=hooks, timeout=timeout, ignore=ignored)
@@ -73,8 +76,16 @@ def preflight(
         return Report(tuple(pool.map(one, nodes)))
 
 
+INTERNAL_ERROR_EXIT = 4  # a plugin raised (as pytest's INTERNAL_ERROR; 3 is apply --check's "changes pending")
+
+
 def exit_code(report: Report, *, fail_on: str = "fail", ignore: Iterable[str] = ()) -> int:
-    """0 when nothing fails, 1 when a check fails (or warns, with ``fail_on='warn'``)."""
+    """0 when nothing fails, 1 when a check fails (or warns, with ``fail_on='warn'``), 4 when a plugin
+    raised instead of answering."""
+    from provision.checks import INTERNAL_ERROR
+
+    if any(INTERNAL_ERROR in c.evidence for h in report.hosts for c in h.checks):
+        return INTERNAL_ERROR_EXIT
     bad = {"fail", "warn"} if fail_on == "warn" else {"fail"}
     ignored = set(ignore)
     for host in report.hosts:

@@ -275,16 +275,27 @@ def main(spec):
     facts = {"_probe": {"uid": os.geteuid(), "python": sys.version.split()[0],
                         "machine": u.machine, "release": u.release, "nodename": u.nodename}}
     # commands first, so they run while the files are read
-    running = {key: start_run(op) for key, op in spec.items() if op.get("op") == "run"}
+    running = {}
     for key, op in spec.items():
-        if key in running:
+        if op.get("op") == "run":
+            try:
+                running[key] = start_run(op)
+            except Exception as exc:  # a bad operation loses its own fact, never the node's others
+                facts[key] = _err(exc)
+    for key, op in spec.items():
+        if op.get("op") == "run":
             continue
         fn = OPS.get(op.get("op"))
         try:
             facts[key] = fn(op) if fn else {"error": "unknown probe op %r" % op.get("op")}
         except (OSError, ValueError, KeyError, StopIteration, IndexError) as exc:
             facts[key] = _err(exc)
+        except Exception as exc:  # a plugin's operation with a bad argument: its fact says so
+            facts[key] = {"error": "the probe operation failed: %s: %s" % (type(exc).__name__, exc)}
     for key, proc in running.items():
-        facts[key] = finish_run(proc, spec[key])
+        try:
+            facts[key] = finish_run(proc, spec[key])
+        except Exception as exc:
+            facts[key] = {"error": "the probe operation failed: %s: %s" % (type(exc).__name__, exc)}
     sys.stdout.write(repr(facts))
 

@@ -54,9 +54,12 @@ class Decision:
     cpu_mode: str
     reasons: tuple[str, ...]
     cpu_models: tuple[str, ...] = ()
+    plugin: str = ""  # the plugin that decided (filled in by the core)
 
     def as_dict(self) -> dict[str, Any]:
         data = {"virt_type": self.virt_type, "cpu_mode": self.cpu_mode, "reasons": list(self.reasons)}
+        if self.plugin:
+            data["plugin"] = self.plugin
         if self.cpu_models:
             data["cpu_models"] = list(self.cpu_models)
         return data

@@ -33,8 +33,8 @@ def to_table(report: Report, *, color: bool | None = None) -> str:
             console.print(Text.assemble((f"{host.host}: unreachable", "bold red"), f" - {host.error}"))
             continue
         d = host.decision
-        head = Text.assemble(f"{host.host}: virt_type ", (d.virt_type, "bold"), f", cpu_mode {d.cpu_mode}") if d \
-            else Text(host.host)
+        head = Text.assemble(f"{host.host}: virt_type ", (d.virt_type, "bold"), f", cpu_mode {d.cpu_mode}",
+                             f" (decided by {d.plugin})" if d.plugin else "") if d else Text(host.host)
         table = Table(title=head, title_justify="left", expand=False)
         table.add_column("status")
         table.add_column("check")

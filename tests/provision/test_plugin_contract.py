@@ -52,3 +52,65 @@ def test_disable_plugin_blocks_a_plugin_by_name_and_refuses_an_unknown_one():
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == ("provision: error: PROVISION_DISABLE_PLUGINS / --disable-plugin: no plugin named "
                                       "nope; `provision plugins` lists them")
+
+
+def test_the_built_in_decision_is_the_default_and_only_tryfirst_replaces_it():
+    from provision.facts import Facts
+    from tests.fixture_plugins.deciders import Ordinary, Replacing
+
+    pm = make_plugin_manager(autoload=False)
+    pm.register(Ordinary(), name="ordinary")
+    facts = Facts({"cpu.info": {"text": "flags\t\t: fpu\n"}})
+    decision = Hooks(pm).virt_decision(facts, {})
+    assert decision.plugin == "provision_plugins.kvm" and decision.virt_type == "qemu"
+    pm.register(Replacing(), name="replacing")
+    decision = Hooks(pm).virt_decision(facts, {})
+    assert (decision.plugin, decision.cpu_mode, decision.reasons) == ("replacing", "custom",
+                                                                      ("the replacing plugin says so",))
+
+
+def test_hooks_get_settings_with_defaults_without_an_inventory():
+    result = subprocess.run([provision_bin(), "preflight", "-o", "json"], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "PROVISION_PLUGINS": "tests.fixture_plugins.documented",
+                                 "PYTHONPATH": "."})
+    import json
+
+    checks = {c["id"]: c for c in json.loads(result.stdout)["hosts"][0]["checks"]}
+    assert checks["documented.virt_type"]["message"] == "the settings ask for auto", result.stderr
+
+
+def test_a_plugin_that_raises_is_its_checks_internal_error_and_the_rest_still_run():
+    import json
+
+    env = {"PATH": "/usr/bin:/bin", "PROVISION_PLUGINS": "tests.fixture_plugins.faulty", "PYTHONPATH": "."}
+    result = subprocess.run([provision_bin(), "preflight", "-o", "json"], capture_output=True, text=True, env=env)
+    assert result.returncode == 4, result.stderr
+    host = json.loads(result.stdout)["hosts"][0]
+    assert host["reachable"] is True  # a bad probe operation loses its own fact, not the node
+    checks = {c["id"]: c for c in host["checks"]}
+    assert checks["faulty.raises"]["status"] == "fail"
+    assert checks["faulty.raises"]["message"] == ("internal error in plugin tests.fixture_plugins.faulty: "
+                                                  "RuntimeError: the [plugin] fell over")
+    assert checks["faulty.reads"]["message"].startswith("probe said: ")
+    assert "kvm.device" in checks and "Traceback" not in result.stderr
+    table = subprocess.run([provision_bin(), "preflight"], capture_output=True, text=True, env=env)
+    assert table.returncode == 4 and "the [plugin] fell over" in table.stdout
+
+
+def test_render_is_called_through_pluggy_so_fewer_arguments_and_wrappers_work(tmp_path):
+    import yaml
+
+    from provision.inventory.select import select_nodes
+    from provision.render import render_node
+    from tests.fixture_plugins import argless_render
+
+    pm = make_plugin_manager(autoload=False, extra=("tests.fixture_plugins.argless_render",))
+    pm.register(argless_render.Wrapper(), name="wrapper")
+    hooks = Hooks(pm)
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"provision": {"hypervisor": {"virt_type": "qemu"}}}}}}))
+    node, = select_nodes(inventory=str(inv), hooks=hooks).nodes
+    files = {f.target: f for f in render_node(node, None, hooks=hooks)}
+    assert files["/etc/argless.conf"].plugin == "tests.fixture_plugins.argless_render"
+    assert "/etc/nova/nova.conf.d/50-provision-libvirt.conf" in files
+    assert argless_render.SEEN  # the wrapper ran around the plugins' calls

@@ -1,0 +1,14 @@
+"""A plugin written from the hook documentation's example: it reads settings["hypervisor"]["virt_type"]."""
+
+from provision.checks import CheckSet, passed
+from provision.hookspecs import hookimpl
+
+checks = CheckSet()
+
+
+@checks.register("documented.virt_type", "says which virt_type the settings ask for (test plugin)")
+def virt_type(facts, settings):
+    return passed(f"the settings ask for {settings['hypervisor']['virt_type']}", {})
+
+
+provision_check_catalog, provision_checks = checks.hooks()
