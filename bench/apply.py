@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from render import cpu_reference  # noqa: E402
+
 from tests.applynode import OverlayNode  # noqa: E402
 
 NAT = {"name": "benchnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1",
@@ -108,7 +109,8 @@ def main() -> None:
         print(f"no-op apply of a converged node  median {a:.3f} s; runs {', '.join(f'{t:.2f}' for t in noops)}\n"
               f"  virsh net-list, pool-list, secret-list  median {b:.3f} s; ratio {a / b:.1f}; "
               f"target < 1 s: {'met' if a < 1 else 'NOT met'}\n"
-              f"first apply (NAT network, iscsi-direct pool with its CHAP secret, files)  median {c:.3f} s; runs {', '.join(f'{t:.2f}' for t in firsts)}\n"
+              f"first apply (NAT network, iscsi-direct pool with its CHAP secret, files)  median {c:.3f} s; "
+              f"runs {', '.join(f'{t:.2f}' for t in firsts)}\n"
               f"  the same objects by hand with virsh  median {d:.3f} s; ratio {c / d:.1f}")
         if args.hosts:
             fleet(work, provision, args.hosts, args.runs)

@@ -125,7 +125,8 @@ def measure(label: str, base: Path, hosts: int, runs: int) -> None:
         files = sum(1 for p in (work / "out0").rglob("*") if p.is_file())
         render, copy = statistics.median(renders), statistics.median(copies)
         print(f"{label}: {hosts} hosts, {files} files\n"
-              f"  provision render  median {render:.3f} s ({render / hosts * 1000:.2f} ms per host); runs {', '.join(f'{t:.2f}' for t in renders)}\n"
+              f"  provision render  median {render:.3f} s ({render / hosts * 1000:.2f} ms per host); "
+              f"runs {', '.join(f'{t:.2f}' for t in renders)}\n"
               f"  cp -a of the tree median {copy:.3f} s; runs {', '.join(f'{t:.2f}' for t in copies)}\n"
               f"  ratio render/cp {render / copy:.1f}; target < 2 s: {'met' if render < 2 else 'NOT met'}")
     finally:

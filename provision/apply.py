@@ -268,7 +268,7 @@ def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=()):
 
     report = preflight(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
     passed, decisions, refused = [], {}, []
-    for node, host in zip(nodes, report.hosts):
+    for node, host in zip(nodes, report.hosts, strict=True):
         failing = [c for c in host.checks if c.status == "fail"]
         if not host.reachable:
             refused.append(NodeApply(node.name, False, error=host.error, seconds=host.seconds))

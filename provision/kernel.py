@@ -15,7 +15,6 @@ from typing import Literal
 from provision.facts import Facts
 
 
-
 @dataclass(frozen=True)
 class Needs:
     """What a kernel feature is known by: config symbols, module names, filesystem names."""

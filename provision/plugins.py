@@ -97,7 +97,7 @@ def _by_plugin(caller, results: list) -> list[tuple[str, Any]]:
     and implementations pair up)."""
     impls = list(reversed(caller.get_hookimpls()))
     names = [i.plugin_name for i in impls] if len(impls) == len(results) else ["a plugin"] * len(results)
-    return list(reversed(list(zip(names, results))))
+    return list(reversed(list(zip(names, results, strict=True))))
 
 
 def _in_load_order(results: list[list]) -> list:
@@ -113,6 +113,7 @@ class Hooks:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
+        self._callers: dict[str, list] = {}
 
     @cached_property
     def probe_operations(self) -> dict[str, dict[str, Any]]:
@@ -168,14 +169,17 @@ class Hooks:
         hook = self.pm.hook.provision_check_catalog
         return {plugin: list(part) for plugin, part in _by_plugin(hook, hook())}
 
-    @cache
     def _subset_callers(self, name: str):
         """(plugin, a caller of hook ``name`` for that plugin alone), in load order: each implementation
-        is still called through pluggy, its own wrappers included."""
+        is still called through pluggy, its own wrappers included. Made once per hook."""
+        if name in self._callers:
+            return self._callers[name]
         impls = [i for i in getattr(self.pm.hook, name).get_hookimpls() if not (i.hookwrapper or i.wrapper)]
         others = [i.plugin for i in impls]  # wrappers stay: they run around each plugin's call
-        return [(i.plugin_name, self.pm.subset_hook_caller(name, [p for p in others if p is not i.plugin]))
-                for i in impls]
+        callers = [(i.plugin_name, self.pm.subset_hook_caller(name, [p for p in others if p is not i.plugin]))
+                   for i in impls]
+        self._callers[name] = callers
+        return callers
 
     def virt_decision(self, facts, settings):
         """The first decision, in pluggy's order, with the plugin that made it. Each implementation is

@@ -15,8 +15,6 @@ from provision.probe import Unreachable, gather_facts_within
 from provision.results import CheckResult, HostReport, Report
 
 
-
-
 def resolve_ignore(ignore: Iterable[str], catalog: dict[str, str]) -> frozenset[str]:
     """Check ids named by ``--ignore`` (``all`` for every one); an unknown id is an InputError."""
     ids = {i.strip() for item in ignore for i in item.split(",") if i.strip()}

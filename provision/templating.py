@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-
 DICT_MEMBERS = frozenset(dir(dict))
 
 

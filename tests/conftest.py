@@ -17,7 +17,7 @@ VENV_BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="session")
 def hooks():
-    from provision.plugins import make_plugin_manager, Hooks
+    from provision.plugins import Hooks, make_plugin_manager
 
     return Hooks(make_plugin_manager(autoload=False))
 

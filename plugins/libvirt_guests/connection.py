@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from xml.etree import ElementTree as ET
 from urllib.parse import urlparse
+from xml.etree import ElementTree as ET
 
 from provision.errors import InputError
 from provision.guests import GuestError, GuestInfo

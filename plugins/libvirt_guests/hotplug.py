@@ -110,5 +110,6 @@ class HotPlug:
             while dom.info()[2] != mib * 1024 and time.monotonic() < deadline:
                 time.sleep(0.1)
             if dom.info()[2] != mib * 1024:
-                how, why = "live, requested", f"the guest holds {dom.info()[2] // 1024} MiB: it has not ballooned (no virtio_balloon driver?)"
+                how, why = "live, requested", (f"the guest holds {dom.info()[2] // 1024} MiB: it has not ballooned "
+                                               "(no virtio_balloon driver?)")
         return Change(name, f"{mib} MiB", how, why)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from provision import kernel
+from provision.api import LibvirtObject, RenderedFile
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision.api import LibvirtObject, RenderedFile
 from provision_plugins.network.names import network_file
 
 checks = CheckSet()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from provision import installed
+from provision.api import NodeStep, RenderedFile
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision.api import NodeStep, RenderedFile
 
 checks = CheckSet()
 NETPLAN_FILE = "/etc/netplan/60-provision.yaml"
@@ -85,7 +85,8 @@ def plan(links: list[dict]) -> dict[str, dict]:
     interfaces: dict[str, dict] = {}
 
     def entry(name: str) -> dict:
-        return interfaces.setdefault(name, {"name": name, "kind": "ethernet", **{k: (v.copy() if isinstance(v, list) else v) for k, v in LINK_DEFAULTS.items()}})
+        defaults = {k: (v.copy() if isinstance(v, list) else v) for k, v in LINK_DEFAULTS.items()}
+        return interfaces.setdefault(name, {"name": name, "kind": "ethernet", **defaults})
 
     for link in links:
         iface = entry(link["name"])

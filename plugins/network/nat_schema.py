@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from provision.fields import LibvirtName
 from provision.settings import StrictModel
 from provision_plugins.network.addresses import IPv4Address, IPv4Network
 from provision_plugins.network.names import IfName
-from provision.fields import LibvirtName
 
 
 class DhcpRange(StrictModel):

@@ -42,7 +42,7 @@ def _iproute(spec):
             from pyroute2 import IPRoute
         except ImportError:
             raise Refused("pyroute2 is not installed on the node (apt-get install python3-pyroute2, "
-                          "or dnf install python3-pyroute2)")
+                          "or dnf install python3-pyroute2)") from None
     return IPRoute()
 
 

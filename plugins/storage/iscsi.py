@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from provision import installed, kernel
+from provision.api import LibvirtObject
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.names import host_port
-from provision.api import LibvirtObject
-from provision_plugins.storage.pools import entries, host_needs, pool_objects, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
+from provision_plugins.storage.pools import (
+    entries,
+    host_needs,
+    libvirt_backend,
+    pool_file,
+    pool_objects,
+    secret_file,
+    software_with_qemu_driver,
+)
 
 checks = CheckSet()
 ISCSI_TCP = kernel.Needs(config=("CONFIG_ISCSI_TCP",), modules=("iscsi_tcp",))

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, field_validator
 
+from provision.fields import AbsPath, LibvirtName, Text
 from provision.settings import StrictModel
 from provision_plugins.storage.names import host_port
-from provision.fields import AbsPath, LibvirtName, Text
 
 # the pattern libvirt's storage pool schema gives initiator IQNs (RFC 3720 names)
 IQN = re.compile(r"iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-zA-Z0-9.\-]+(:.+)?")

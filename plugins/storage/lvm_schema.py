@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from provision.settings import StrictModel
 from provision.fields import AbsPath, LibvirtName
+from provision.settings import StrictModel
+
 
 class LvmPool(StrictModel):
     type: Literal["lvm"]

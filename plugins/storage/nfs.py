@@ -6,7 +6,7 @@ from provision import installed, kernel
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
-from provision_plugins.storage.pools import host_needs, pool_objects, libvirt_backend, pool_file, uses
+from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, pool_objects, uses
 
 checks = CheckSet()
 NFS = kernel.Needs(config=("CONFIG_NFS_FS",), modules=("nfs", "nfsv4"), filesystems=("nfs", "nfs4"))

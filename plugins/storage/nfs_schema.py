@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import field_validator
 
+from provision.fields import AbsPath, LibvirtName
 from provision.settings import StrictModel
 from provision_plugins.storage.names import host_address
-from provision.fields import AbsPath, LibvirtName
+
 
 class NfsPool(StrictModel):
     type: Literal["nfs"]

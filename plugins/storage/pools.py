@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from provision.hookspecs import hookimpl
 from provision.api import LIBVIRT_DIR, LibvirtObject
+from provision.hookspecs import hookimpl
 
 
 def pool_file(name: str) -> str:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from provision import installed, kernel
+from provision.api import LibvirtObject
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 from provision_plugins.storage.names import host_port
-from provision.api import LibvirtObject
-from provision_plugins.storage.pools import entries, host_needs, pool_objects, images_on, libvirt_backend, pool_file, secret_file, software_with_qemu_driver
+from provision_plugins.storage.pools import (
+    entries,
+    host_needs,
+    images_on,
+    libvirt_backend,
+    pool_file,
+    pool_objects,
+    secret_file,
+    software_with_qemu_driver,
+)
 
 checks = CheckSet()
 RBD = kernel.Needs(config=("CONFIG_BLK_DEV_RBD",), modules=("rbd",))

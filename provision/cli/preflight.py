@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import (HostOpt, InventoryOpt, LimitOpt, Output, progress, select, stdout_is_terminal,
-                                  user_errors)
+from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, progress, select, stdout_is_terminal, user_errors
 
 
 class FailOn(str, Enum):

@@ -17,7 +17,8 @@ def render_cli(
     out: Annotated[Optional[Path], typer.Option("--out", help="folder for DIR/<host>/...")] = None,  # noqa: UP007
     diff: Annotated[bool, typer.Option("--diff", help="print a unified diff against the files on each node")] = False,
     forks: Annotated[int, typer.Option(min=1)] = 8,
-    timeout: Annotated[float, typer.Option(min=0.1, max=86400, help="seconds a node may take (--diff, auto), or to wait for another render into --out")] = 30,
+    timeout: Annotated[float, typer.Option(
+        min=0.1, max=86400, help="seconds a node may take (--diff, auto), or to wait for another render into --out")] = 30,
 ) -> None:
     """Render hypervisor, storage and network configuration for each node."""
     from provision.plugins import default_hooks

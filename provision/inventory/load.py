@@ -127,9 +127,8 @@ def _origin_text(obj) -> str:
 
 
 def _loader():
-    from ansible.parsing.dataloader import DataLoader
-
     from ansible.errors import AnsibleParserError
+    from ansible.parsing.dataloader import DataLoader
 
     from provision.inventory.model import bounded
 

@@ -12,7 +12,6 @@ from provision.errors import InputError
 from provision.inventory.load import SETTINGS_VAR
 from provision.inventory.model import CONNECTION_VARS, Inventory, InventoryHost
 
-
 _PATHS: dict[str, Path] = {}
 
 

@@ -11,7 +11,6 @@ from provision.inventory.model import Inventory
 from provision.secrets import REDACTED, holds_secret
 
 
-
 @dataclass(frozen=True)
 class Selection:
     nodes: list[Node]

@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 
 from provision.results import Report
 
-
 # what XML 1.0 cannot hold at all, not even escaped: control characters other than tab and new lines
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 

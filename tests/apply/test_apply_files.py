@@ -11,7 +11,6 @@ import stat
 import pytest
 import yaml
 
-
 NOVA = "/etc/nova/nova.conf.d/50-provision-libvirt.conf"
 NETPLAN = "/etc/netplan/60-provision.yaml"
 BRIDGE_XML = "/etc/provision/libvirt/network-br-x.xml"

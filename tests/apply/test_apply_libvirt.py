@@ -11,7 +11,6 @@ import json
 import pytest
 import yaml
 
-
 pytestmark = [pytest.mark.libvirt, pytest.mark.netns]
 NAT = {"name": "guestnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1",
        "dhcp": {"start": "192.168.177.20", "end": "192.168.177.200"}}

@@ -4,9 +4,9 @@ and renderer come from this one module, and nothing in provision/ knows of it.""
 from pathlib import Path
 from typing import Literal
 
+from provision.api import LibvirtObject, RenderedFile
 from provision.checks import CheckSet, failed, passed
 from provision.hookspecs import hookimpl
-from provision.api import LibvirtObject, RenderedFile
 from provision.settings import StrictModel
 
 checks = CheckSet()

@@ -1,7 +1,6 @@
 """A plugin written from the hook documentation's example: it reads settings["hypervisor"]["virt_type"]."""
 
 from provision.checks import CheckSet, passed
-from provision.hookspecs import hookimpl
 
 checks = CheckSet()
 

@@ -18,20 +18,20 @@ def clashing():
 
 def test_a_check_id_declared_twice_is_refused_naming_both_plugins(clashing):
     with pytest.raises(PluginError) as err:
-        clashing.check_catalog
+        _ = clashing.check_catalog
     assert str(err.value) == f"check id 'kvm.device' is declared by both provision_plugins.kvm and {CLASH}"
 
 
 def test_a_settings_field_declared_twice_is_refused_naming_both_plugins(clashing):
     with pytest.raises(PluginError) as err:
-        clashing.settings_model
+        _ = clashing.settings_model
     assert str(err.value) == (f"settings field 'hypervisor.virt_type' of {CLASH} clashes with 'hypervisor' of "
                               "provision_plugins.hypervisor")
 
 
 def test_a_probe_key_gathered_differently_is_refused_naming_both_plugins(clashing):
     with pytest.raises(PluginError) as err:
-        clashing.probe_operations
+        _ = clashing.probe_operations
     assert str(err.value) == f"probe key 'cpu.info' is gathered differently by provision_plugins.cpu and {CLASH}"
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from provision.errors import InputError
-from provision.inventory.select import describe_host, select_nodes
 from provision.inventory.load import load_inventory
+from provision.inventory.select import describe_host, select_nodes
 from tests.conftest import ROOT
 from tests.unprivileged import as_nobody
 
