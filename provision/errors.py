@@ -7,6 +7,11 @@ class ProvisionError(Exception):
     exit_code = 1
 
 
+class Unreachable(ProvisionError):
+    """A node could not be reached, or its probe or agent could not run there (exit 1, as a failed
+    check); the text says which node and why. The one unreachable-node error of every command."""
+
+
 class InputError(ProvisionError):
     """Bad input: an option, a file or a field (exit 2). Its text names what is wrong."""
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlparse
 
-from provision.errors import InputError
+from provision.errors import InputError, Unreachable
 from provision.guests import DEFAULT_URI
 from provision.hosts import HostSpec, Node, parse_host_spec
 from provision.results import Decision
 
-
-class NodeUnreachable(InputError):
-    """The node could not be probed, so its virt_type is unknown."""
-
+NodeUnreachable = Unreachable  # the node could not be probed, so its virt_type is unknown
 
 @dataclass(frozen=True)
 class GuestTarget:

@@ -8,12 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from provision.errors import Unreachable  # noqa: F401  (re-exported: the one unreachable-node error)
 from provision.facts import Facts
 from provision.hosts import HostSpec, connect
-
-
-class Unreachable(Exception):
-    """The node could not be reached or the probe could not run; the text says why."""
 
 
 @cache

@@ -7,7 +7,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from provision.api import LIBVIRT_DIR, RenderContext, RenderedFile  # noqa: F401  (plugins' imports, as before)
-from provision.errors import InputError, SettingsError
+from provision.errors import InputError, SettingsError, Unreachable
 from provision.hosts import Node
 from provision.results import Decision
 
@@ -84,12 +84,9 @@ def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> di
     report = preflight(nodes=wanted, hooks=hooks, forks=forks, timeout=timeout)
     down = [h for h in report.hosts if not h.reachable]
     if down:
-        raise Unreachable("; ".join(f"{h.host}: {h.error}" for h in down))
+        raise Unreachable("virt_type auto needs each node's preflight decision: "
+                          + "; ".join(f"{h.host}: {h.error}" for h in down))
     return {h.host: h.decision for h in report.hosts}
-
-
-class Unreachable(Exception):
-    """A node whose virt_type is auto could not be probed, so nothing can be rendered."""
 
 
 def prepare(nodes: list[Node], *, hooks, forks: int = 8, timeout: float = 30) -> tuple[list[Node], dict[str, Decision]]:

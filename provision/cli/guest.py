@@ -105,7 +105,7 @@ def info_cli(name: str, output: Annotated[Output, typer.Option("--output", "-o")
 def console_cli(name: str, connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Print the guest's serial console log so far."""
     from provision.errors import InputError
-    from provision.probe import Unreachable, gather_facts
+    from provision.probe import Unreachable, gather_facts  # provision.errors.Unreachable: exit 1
 
     with backend(connect, inventory, limit) as (guests, target, _):
         path = guests.info(name).console_log
@@ -116,7 +116,7 @@ def console_cli(name: str, connect: ConnectOpt = None, inventory: InventoryOpt =
     try:
         facts = gather_facts(target.node.spec, {"log": {"op": "read", "path": path}})
     except Unreachable as exc:
-        raise InputError(f"cannot read {path} on {target.node.name}: {exc}") from None
+        raise Unreachable(f"cannot read {path} on {target.node.name}: {exc}") from None
     if facts.error("log"):
         raise InputError(f"cannot read {path} on {target.node.name}: {facts.error('log')}")
     typer.echo(facts.text("log"), nl=False)

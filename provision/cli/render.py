@@ -21,9 +21,9 @@ def render_cli(
         min=0.1, max=86400, help="seconds a node may take (--diff, auto), or to wait for another render into --out")] = 30,
 ) -> None:
     """Render hypervisor, storage and network configuration for each node."""
+    from provision.errors import Unreachable
     from provision.plugins import default_hooks
-    from provision.probe import Unreachable as NodeUnreachable
-    from provision.render import Unreachable, diff_against_nodes, prepare, render_all
+    from provision.render import diff_against_nodes, prepare, render_all
     from provision.tree import render_tree
 
     if out is None and not diff:
@@ -40,8 +40,6 @@ def render_cli(
         if rendered is not None:
             typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks), nl=False)
     except Unreachable as exc:
-        typer.echo(f"provision: error: virt_type auto needs each node's preflight decision: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except NodeUnreachable as exc:
-        typer.echo(f"provision: error: cannot read the node's files for --diff: {exc}", err=True)
-        raise typer.Exit(1) from None
+        if "virt_type auto" in str(exc):
+            raise
+        raise Unreachable(f"cannot read the node's files for --diff: {exc}") from None

@@ -52,3 +52,14 @@ def test_an_unreachable_node_says_why_and_what_to_pass(tmp_path, hooks):
         target.decision(hooks, timeout=5)
     assert str(err.value).startswith("cannot decide virt_type for n1: ")
     assert "Connection refused" in str(err.value) and str(err.value).endswith("; pass --virt-type qemu")
+
+
+def test_an_unreachable_node_is_exit_1_for_guest_commands_as_for_every_other(tmp_path, cli):
+    from provision import errors, probe, render
+
+    assert NodeUnreachable is probe.Unreachable is render.Unreachable is errors.Unreachable
+    assert errors.Unreachable.exit_code == 1
+    inv = inventory(tmp_path, "    n1: {ansible_host: 127.0.0.1, ansible_port: 1}\n")
+    result = cli("guest", "create", "pvtest-unreach", "--kernel", "/nonexistent", "-i", inv)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("provision: error: ") and "Connection refused" in result.output
