@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from provision import kernel
-from provision.checks import CheckSet, failed, passed, wanted_virt_type, warned
+from provision.checks import CheckSet, failed, passed, skipped, wanted_virt_type, warned
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
 from provision.results import Decision
@@ -31,6 +31,7 @@ def provision_probe():
         "kvm.device": {"op": "stat", "path": "/dev/kvm"},
         "kvm.api": {"op": "ioctl", "path": "/dev/kvm",
                     "calls": [[KVM_GET_API_VERSION, 0, False], [KVM_CREATE_VM, 0, True]]},
+        "kvm.run": {"op": "kvm_run", "path": "/dev/kvm", "timeout": 0.5},
         "kvm.qemu_conf": {"op": "read", "path": "/etc/libvirt/qemu.conf"},
         "kvm.passwd": {"op": "read", "path": "/etc/passwd"},
         "kvm.group": {"op": "read", "path": "/etc/group"},
@@ -132,6 +133,39 @@ def kvm_api(facts: Facts, settings):
     return _shortfall(settings, detail, evidence, "load the KVM modules and check dmesg for 'kvm: disabled by bios'")
 
 
+KVM_RUN_PORT, KVM_RUN_BYTE = 0x3F8, 0x42  # what the probe's real-mode guest writes before it halts
+
+
+def kvm_run_result(facts: Facts) -> tuple[str, str]:
+    """``("pass"|"fail"|"skip", detail)`` of the probe's vCPU run (``kvm_run``): a VM with one page of
+    real-mode code that writes 0x42 to port 0x3f8, then halts; each KVM_RUN bounded by 0.5 s."""
+    ans = facts.answer("kvm.run")
+    if not ans:
+        return "skip", "no vCPU run was recorded for this node"
+    if "skipped" in ans:
+        return "skip", ans["skipped"]
+    exits = ans.get("exits", [])
+    if "error" in ans and not exits:
+        return "skip", f"no vCPU could be made: {ans['error']}"
+    shown = ", ".join(f"out 0x{e['port']:x} = 0x{e['byte']:02x}" if e["kind"] == "io" else e["kind"] for e in exits)
+    expected = [{"kind": "io", "port": KVM_RUN_PORT, "out": True, "byte": KVM_RUN_BYTE}, {"kind": "hlt"}]
+    if exits == expected:
+        return "pass", f"a vCPU ran real-mode code: {shown}, in {ans.get('ms', '?')} ms"
+    why = ans.get("error") or "the exits were not the expected out 0x3f8 = 0x42, hlt"
+    return "fail", f"a vCPU did not run as expected ({shown or 'no exit'}): {why}"
+
+
+@checks.register("kvm.run", "a vCPU runs a few real-mode instructions under KVM (out to a port, then hlt), within 0.5 s")
+def kvm_run(facts: Facts, settings):
+    status, detail = kvm_run_result(facts)
+    evidence = {"KVM_RUN": detail}
+    if status == "pass":
+        return passed(detail, evidence)
+    if status == "skip":
+        return skipped(f"not run: {detail}", evidence)
+    return _shortfall(settings, detail, evidence, "check dmesg for KVM errors; a nested set-up may need nested=1 on its host")
+
+
 def vendor_modules(facts: Facts) -> list[str]:
     present = set(facts.answer("kernel.sys_module").get("names", []))
     present |= {line.split()[0] for line in (facts.text("kernel.modules") or "").splitlines() if line.strip()}
@@ -180,7 +214,10 @@ def provision_virt_decision(facts: Facts, settings) -> Decision:
     reasons.append(api_detail if api_ok else f"KVM API: {api_detail}")
     if device.status != "pass":
         reasons.append(device.message)
-    if ext and api_ok and device.status == "pass":
+    run_status, run_detail = kvm_run_result(facts)
+    if run_status != "skip":
+        reasons.append(f"kvm.run: {run_detail}")
+    if ext and api_ok and device.status == "pass" and run_status != "fail":
         mode = "host-passthrough" if facts.machine == "aarch64" else "host-model"
         return Decision("kvm", mode, tuple(reasons))
     if api_ok and not ext:

@@ -234,6 +234,85 @@ def op_ioctl(spec):
     return {"path": spec["path"], "results": results}
 
 
+KVM_RUN_CODE = bytes([0xBA, 0xF8, 0x03, 0xB0, 0x42, 0xEE, 0xF4])  # mov dx,0x3f8; mov al,0x42; out dx,al; hlt
+
+
+def op_kvm_run(spec):
+    """Run a vCPU: a VM with one page holding KVM_RUN_CODE (real mode at 0x1000), each KVM_RUN bounded
+    by an interval timer; returns the exits seen (kind, and for I/O the port and byte). x86_64 only.
+    Every descriptor and mapping is closed in every case."""
+    import fcntl
+    import mmap
+    import signal
+    import struct
+    import time
+
+    if os.uname().machine != "x86_64":
+        return {"skipped": "the vCPU test is written for x86_64"}
+    limit = float(spec.get("timeout", 0.5))
+
+    class Late(Exception):
+        pass
+
+    def late(signum, frame):
+        raise Late()
+
+    started = time.time()
+    opened, maps, exits = [], [], []
+    old = signal.signal(signal.SIGALRM, late)
+    try:
+        kvm = os.open(spec.get("path", "/dev/kvm"), os.O_RDWR | os.O_CLOEXEC)
+        opened.append(kvm)
+        vm = fcntl.ioctl(kvm, 0xAE01, 0)  # KVM_CREATE_VM
+        opened.append(vm)
+        memory = mmap.mmap(-1, 0x1000)
+        maps.append(memory)
+        memory[0:len(KVM_RUN_CODE)] = KVM_RUN_CODE
+        import ctypes
+        address = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+        fcntl.ioctl(vm, 0x4020AE46, struct.pack("IIQQQ", 0, 0, 0x1000, 0x1000, address))  # SET_USER_MEMORY_REGION
+        vcpu = fcntl.ioctl(vm, 0xAE41, 0)  # KVM_CREATE_VCPU
+        opened.append(vcpu)
+        size = fcntl.ioctl(kvm, 0xAE04, 0)  # KVM_GET_VCPU_MMAP_SIZE
+        run = mmap.mmap(vcpu, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        maps.append(run)
+        sregs = bytearray(fcntl.ioctl(vcpu, 0x8138AE83, bytes(312)))  # KVM_GET_SREGS
+        struct.pack_into("QIH", sregs, 0, 0, 0xFFFF, 0)  # cs: base 0, selector 0
+        fcntl.ioctl(vcpu, 0x4138AE84, bytes(sregs))  # KVM_SET_SREGS
+        regs = bytearray(144)
+        struct.pack_into("QQ", regs, 16 * 8, 0x1000, 0x2)  # rip, rflags
+        fcntl.ioctl(vcpu, 0x4090AE82, bytes(regs))  # KVM_SET_REGS
+        for _ in range(4):
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            try:
+                fcntl.ioctl(vcpu, 0xAE80, 0)  # KVM_RUN
+            except Late:
+                exits.append({"kind": "timeout"})
+                break
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            reason = struct.unpack_from("I", run, 8)[0]
+            if reason == 2:  # KVM_EXIT_IO
+                direction, width, port, count, offset = struct.unpack_from("BBHIQ", run, 32)
+                exits.append({"kind": "io", "port": port, "out": direction == 1, "byte": run[offset]})
+            elif reason == 5:  # KVM_EXIT_HLT
+                exits.append({"kind": "hlt"})
+                break
+            else:
+                exits.append({"kind": "exit %d" % reason})
+                break
+        return {"exits": exits, "ms": round((time.time() - started) * 1000, 2)}
+    except OSError as exc:
+        return dict(_err(exc), exits=exits)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        for m in reversed(maps):
+            m.close()
+        for fd in reversed(opened):
+            os.close(fd)
+
+
 def op_adjtimex(spec):
     import ctypes
     import ctypes.util

@@ -1,6 +1,6 @@
 import pytest
 
-from provision_plugins.kvm import kvm_api, kvm_device, kvm_module, provision_virt_decision
+from provision_plugins.kvm import kvm_api, kvm_device, kvm_module, kvm_run, provision_virt_decision
 from tests.nodes import ENOENT, PASSWD, healthy_node
 
 AUTO = {"hypervisor": {"virt_type": "auto"}}
@@ -91,6 +91,11 @@ def test_kvm_module_reports_nested_and_pvm():
         ("x86_64", "intel_vtx", {"kvm.device": dev(0o600, gid=0)}, "qemu", "none", "not read-write"),
         ("x86_64", "intel_vtx", {"kvm.api": {"path": "/dev/kvm", "results": [{"ret": 12}, {"error": "EBUSY: x"}]}},
          "qemu", "none", "KVM_CREATE_VM failed"),
+        # vmx shown, the API answers, but a vCPU does not run (firmware-disabled VT-x, a broken nested set-up)
+        ("x86_64", "intel_vtx", {"kvm.run": {"exits": [{"kind": "timeout"}], "ms": 500.4}}, "qemu", "none",
+         "a vCPU did not run as expected (timeout)"),
+        ("x86_64", "intel_vtx", {"kvm.run": {"exits": [{"kind": "exit 8"}], "ms": 0.2}}, "qemu", "none",
+         "a vCPU did not run as expected (exit 8)"),
     ],
 )
 def test_virt_decision(machine, cpu, overrides, virt_type, cpu_mode, reason):
@@ -103,3 +108,48 @@ def test_decision_says_when_a_pinned_kvm_cannot_be_met():
     decision = provision_virt_decision(healthy_node(cpu="vm_noflags"), KVM)
     assert decision.virt_type == "qemu"
     assert "the inventory pins virt_type kvm, which this node cannot run" in decision.reasons
+
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "message"),
+    [
+        (None, "pass", "a vCPU ran real-mode code: out 0x3f8 = 0x42, hlt, in 1.1 ms"),
+        ({"exits": [{"kind": "io", "port": 0x3F8, "out": True, "byte": 0x42}, {"kind": "timeout"}], "ms": 501.0},
+         "warn", "a vCPU did not run as expected (out 0x3f8 = 0x42, timeout): the exits were not the expected "
+                 "out 0x3f8 = 0x42, hlt"),
+        ({"error": "EINTR: Interrupted system call", "exits": [{"kind": "exit 17"}]}, "warn",
+         "a vCPU did not run as expected (exit 17): EINTR: Interrupted system call"),
+        ({"error": "ENOENT: No such file or directory", "exits": []}, "skip",
+         "not run: no vCPU could be made: ENOENT: No such file or directory"),
+        ({"skipped": "the vCPU test is written for x86_64"}, "skip", "not run: the vCPU test is written for x86_64"),
+    ],
+)
+def test_kvm_run_reads_the_exits_of_the_vcpu(answer, status, message):
+    """With virt_type auto a vCPU that does not run is a warning (the node falls back to qemu); a pinned
+    kvm makes it a failure, as for kvm.api."""
+    facts = healthy_node() if answer is None else healthy_node(**{"kvm.run": answer})
+    result = kvm_run(facts, AUTO)
+    assert (result.status, result.message) == (status, message)
+
+
+def test_kvm_run_on_this_machine_runs_the_vcpu_or_says_why_not():
+    """The real probe operation, here: /dev/kvm runs the guest (this PVM host does) or is not there."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "provision"))
+    import probe_script
+
+    answer = probe_script.op_kvm_run({"path": "/dev/kvm", "timeout": 0.5})
+    if not os.path.exists("/dev/kvm"):
+        assert "error" in answer and answer["exits"] == []
+    else:
+        assert answer["exits"] == [{"kind": "io", "port": 0x3F8, "out": True, "byte": 0x42}, {"kind": "hlt"}], answer
+    assert probe_script.op_kvm_run({"path": "/dev/null"})["error"].startswith("ENOTTY")
+
+
+
+def test_a_vcpu_that_does_not_run_fails_a_pinned_kvm():
+    result = kvm_run(healthy_node(**{"kvm.run": {"exits": [{"kind": "timeout"}], "ms": 500.0}}), KVM)
+    assert result.status == "fail" and result.message.startswith("a vCPU did not run as expected (timeout)")
