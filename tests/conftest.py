@@ -62,3 +62,18 @@ def libvirtd(kvm_permissions):
             return "qemu:///system"
         time.sleep(0.2)
     pytest.fail("libvirtd did not answer on qemu:///system within 20 s")
+
+
+# markers follow the fixtures a test uses (the whole closure: ``canary`` brings ``libvirtd``), so
+# ``-m "not libvirt and not netns"`` starts no daemon and makes no namespace node
+FIXTURE_MARKERS = {"libvirtd": ("libvirt",), "node": ("libvirt", "netns"), "managed": ("libvirt", "netns")}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marks in FIXTURE_MARKERS.items():
+            if fixture in used:
+                for mark in marks:
+                    if item.get_closest_marker(mark) is None:
+                        item.add_marker(mark)
