@@ -179,3 +179,19 @@ def test_on_a_terminal_there_is_colour_and_a_progress_bar(tmp_path):
     assert "\x1b[" in proc.stdout  # colour
     assert "preflight " in proc.stdout and "━" in proc.stdout  # the progress bar (on the terminal's stderr)
     assert "preflight summary" in proc.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/kvm") or os.geteuid() != 0,
+                    reason="needs root and a /dev/kvm to cover (without one, every test here runs that way)")
+def test_without_a_usable_dev_kvm_the_vcpu_run_is_skipped_and_the_decision_is_qemu():
+    """/dev/null bound over /dev/kvm in a private mount namespace: the API does not answer, no vCPU
+    is made (kvm.run skipped with that reason), and the node decides qemu, here and on a KVM host."""
+    script = 'mount --bind /dev/null /dev/kvm && exec "$@"'
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", provision_bin(),
+                             "preflight", "-o", "json"], capture_output=True, text=True)
+    host = json.loads(result.stdout)["hosts"][0]
+    checks = {c["id"]: c for c in host["checks"]}
+    assert checks["kvm.run"]["status"] == "skip"
+    assert checks["kvm.run"]["message"].startswith("not run: no vCPU could be made: ENOTTY")
+    assert checks["kvm.api"]["status"] == "warn" and "ENOTTY" in checks["kvm.api"]["message"]
+    assert host["decision"]["virt_type"] == "qemu"
