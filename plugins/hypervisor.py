@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from provision.checks import CheckSet, failed, passed, skipped, wanted_virt_type
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
+
+checks = CheckSet()
+CPU_MAP = "/usr/share/libvirt/cpu_map"  # libvirt's CPU model names, on this machine (the controller)
+PASSTHROUGH_REFUSED = ("libvirt refuses it for qemu (TCG) domains: \"CPU mode 'host-passthrough' for x86_64 qemu "
+                       "domain on x86_64 host is not supported by hypervisor\"")
 
 NOVA_DROP_IN = "/etc/nova/nova.conf.d/50-provision-libvirt.conf"
 # images_type -> the storage entry type that must back it
@@ -29,11 +35,79 @@ def provision_validate_settings(settings):
                          f"only allowed with cpu_mode custom (cpu_mode is {hv.get('cpu_mode')!r})"))
     if hv.get("cpu_mode") == "custom" and not hv.get("cpu_models"):
         problems.append((("hypervisor", "cpu_models"), "cpu_mode custom needs at least one CPU model"))
+    if hv.get("cpu_mode") == "host-passthrough" and hv.get("virt_type") == "qemu":
+        problems.append((("hypervisor", "cpu_mode"), "host-passthrough needs virt_type kvm; " + PASSTHROUGH_REFUSED))
+    known = libvirt_cpu_models()
+    for i, model in enumerate(hv.get("cpu_models") or []):
+        if known and model not in known:
+            import difflib
+
+            close = difflib.get_close_matches(model, sorted(known), n=3, cutoff=0.6)
+            problems.append((("hypervisor", "cpu_models", i), f"{model!r} is not a CPU model libvirt knows"
+                             + (f" (did you mean {', '.join(close)}?)" if close else f" (see {CPU_MAP})")))
     backing = IMAGES_BACKING.get(hv.get("images_type"))
     if backing and not _storage_of(settings, backing):
         problems.append((("hypervisor", "images_type"),
                          f"images_type {hv['images_type']} needs a storage entry of type {backing}"))
     return problems
+
+
+def libvirt_cpu_models() -> frozenset[str]:
+    """The CPU model names in this machine's libvirt cpu_map (every architecture); empty without libvirt
+    here, and then the node's own check is the judge."""
+    import os
+
+    try:
+        names = os.listdir(CPU_MAP)
+    except OSError:
+        return frozenset()
+    return frozenset(n.split("_", 1)[1][:-4] for n in names if n.endswith(".xml") and "_" in n)
+
+
+@hookimpl
+def provision_probe():
+    return {"nova.cpu_models": {"op": "qemu_cpu_models"}}
+
+
+@checks.register("nova.cpu_models", "cpu_mode and each custom cpu_models entry can run on the node under its virt type "
+                 "(libvirt's QEMU capabilities)")
+def cpu_models_check(facts, settings):
+    hv = settings.get("hypervisor") or {}
+    mode, models = hv.get("cpu_mode", "auto"), hv.get("cpu_models") or []
+    accel = _accel(facts, settings)
+    if mode == "host-passthrough" and accel == "tcg":
+        return failed("cpu_mode host-passthrough on a node that runs guests under qemu (TCG): " + PASSTHROUGH_REFUSED,
+                      {"accelerator": accel}, "use cpu_mode host-model, custom or none, or a node with KVM")
+    if mode != "custom":
+        return skipped(f"cpu_mode {mode}: no custom CPU model to check", {"accelerator": accel})
+    ans = facts.answer("nova.cpu_models")
+    if "error" in ans:
+        return failed(f"cannot check the CPU models: {ans['error']}", facts.evidence("nova.cpu_models"),
+                      "start libvirtd on the node once, so it writes its QEMU capabilities")
+    known = ans.get("models", {}).get(accel, {})
+    evidence = {"capabilities": ans.get("path", ""), "accelerator": accel}
+    problems = []
+    for model in models:
+        if model not in known:
+            problems.append(f"{model} is not known to the node's QEMU")
+        elif known[model]:
+            problems.append(f"{model} is not usable under {accel}: the node lacks {', '.join(known[model])}")
+    if problems:
+        return failed("; ".join(problems), evidence, "choose a model the node can run (virsh domcapabilities lists them)")
+    return passed(f"{', '.join(models)} usable under {accel}", evidence)
+
+
+def _accel(facts, settings) -> str:
+    """The accelerator guests will run under: the pinned virt_type, else what the node decides."""
+    wanted = wanted_virt_type(settings)
+    if wanted != "auto":
+        return "kvm" if wanted == "kvm" else "tcg"
+    from provision_plugins.kvm import provision_virt_decision  # the built-in decision, on the same facts
+
+    return "kvm" if provision_virt_decision(facts, settings).virt_type == "kvm" else "tcg"
+
+
+provision_check_catalog, provision_checks = checks.hooks()
 
 
 def _storage_of(settings, kind: str) -> dict | None:

@@ -234,6 +234,38 @@ def op_ioctl(spec):
     return {"path": spec["path"], "results": results}
 
 
+def op_qemu_cpu_models(spec):
+    """The CPU models libvirt's QEMU capabilities cache lists for the node's own architecture, per
+    accelerator: {"kvm": {model: [blockers]}, "tcg": {...}} (no blockers: usable). Parsed here, so only
+    the names travel."""
+    import re
+
+    folder = spec.get("path", "/var/cache/libvirt/qemu/capabilities")
+    arch = os.uname().machine
+    cpu = re.compile(r"<cpu type='(\w+)' name='([^']+)'[^>]*usable='(\w+)'")
+    blocker = re.compile(r"<blocker name='([^']+)'")
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".xml"):
+            continue
+        models, current, own = {}, None, False
+        with open(os.path.join(folder, name)) as fh:
+            for line in fh:
+                if "<arch>" in line:
+                    own = line.strip() == "<arch>%s</arch>" % arch
+                m = cpu.search(line)
+                if m:
+                    current = models.setdefault(m.group(1), {}).setdefault(m.group(2), [])
+                    if m.group(3) == "yes":
+                        current = None
+                    continue
+                b = blocker.search(line) if current is not None else None
+                if b:
+                    current.append(b.group(1))
+        if own:
+            return {"path": os.path.join(folder, name), "models": models}
+    return {"error": "no QEMU capabilities for %s in %s (libvirtd writes them when it starts)" % (arch, folder)}
+
+
 KVM_RUN_CODE = bytes([0xBA, 0xF8, 0x03, 0xB0, 0x42, 0xEE, 0xF4])  # mov dx,0x3f8; mov al,0x42; out dx,al; hlt
 
 

@@ -55,12 +55,12 @@ def test_plain_variables_are_replaced_not_merged(tmp_path, hooks):
 def test_lists_in_provision_are_replaced(tmp_path, hooks):
     inv = write(tmp_path, {"hosts.yml": """
         all:
-          vars: {provision: {hypervisor: {cpu_mode: custom, cpu_models: [a, b]}}}
+          vars: {provision: {hypervisor: {cpu_mode: custom, cpu_models: [Haswell, Broadwell]}}}
           hosts:
-            n1: {ansible_connection: local, provision: {hypervisor: {cpu_models: [c]}}}
+            n1: {ansible_connection: local, provision: {hypervisor: {cpu_models: [Skylake-Client]}}}
         """})
     (node,) = select_nodes(inventory=str(inv), hooks=hooks).nodes
-    assert node.settings["hypervisor"]["cpu_models"] == ["c"]
+    assert node.settings["hypervisor"]["cpu_models"] == ["Skylake-Client"]
     assert node.settings["hypervisor"]["cpu_mode"] == "custom"
 
 
