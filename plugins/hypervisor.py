@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from provision.checks import CheckSet, failed, passed, skipped, wanted_virt_type
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
@@ -52,9 +54,10 @@ def provision_validate_settings(settings):
     return problems
 
 
+@cache
 def libvirt_cpu_models() -> frozenset[str]:
     """The CPU model names in this machine's libvirt cpu_map (every architecture); empty without libvirt
-    here, and then the node's own check is the judge."""
+    here, and then the node's own check is the judge. Read once per process, not once per host."""
     import os
 
     try:

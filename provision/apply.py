@@ -165,29 +165,29 @@ def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, An
         if check or not _guarded(steps):
             return NodeApply(node.name, False, error=str(exc), seconds=time.monotonic() - start)
         # the host network step may have cut the connection the agent answers on: its guard decides
-        from dataclasses import replace
-
-        fresh = replace(node.spec, control_path="none") if node.spec.control_path else node.spec
-        outcome = after_deadline(fresh, run, timeout=timeout, wait=confirm_timeout,
+        outcome = after_deadline(_fresh(node), run, timeout=timeout, wait=confirm_timeout,
                                  why=f"the connection was lost during apply ({exc})")
         return NodeApply(node.name, True, (), outcome or "the connection was lost during apply, but the node "
                          "confirmed the run", seconds=time.monotonic() - start)
     error = answer.get("error", "")
-    node_steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"))
-                       for s in answer.get("node_steps", ()))
-    if answer.get("confirm"):
-        outcome = confirm_run(node, run, answer["confirm"], timeout=timeout)
-        if outcome:  # rolled back, or not known to be confirmed: every change of the run is reported so
-            error = outcome
-            answer = {**answer, **{k: [dict(s, action="rolled back") if s["action"] in CHANGES else s
-                                        for s in answer.get(k, ())] for k in ("node_steps", "objects", "steps")}}
-            node_steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"))
-                               for s in answer.get("node_steps", ()))
-    steps = node_steps + tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"),
-                               redact(s.get("diff") or "")) for s in answer.get("objects", ())) \
-        + tuple(Step("file", s["target"], s["action"], s.get("why", ""), s.get("seconds")) for s in answer.get("steps", ()))
+    rolled_back = False
+    outcome = confirm_run(node, run, answer["confirm"], timeout=timeout) if answer.get("confirm") else ""
+    if outcome:  # rolled back, or not known to be confirmed: every change of the run is reported so
+        error, rolled_back = outcome, True
+    steps = tuple(
+        Step(s.get("kind", "file"), s["target"], "rolled back" if rolled_back and s["action"] in CHANGES else s["action"],
+             s.get("why") or "", s.get("seconds"), redact(s.get("diff") or ""))
+        for key in ("node_steps", "objects", "steps") for s in answer.get(key, ()))
     return NodeApply(node.name, True, steps, error, tuple(answer.get("recovered", ())),
                      time.monotonic() - start)
+
+
+def _fresh(node: Node):
+    """The node's spec for a new SSH connection: no shared master connection, which may survive on a
+    stale path after the host network changed."""
+    from dataclasses import replace
+
+    return replace(node.spec, control_path="none") if node.spec.control_path else node.spec
 
 
 def confirm_run(node: Node, run: str, guard: dict[str, Any], *, timeout: float) -> str:
@@ -195,11 +195,9 @@ def confirm_run(node: Node, run: str, guard: dict[str, Any], *, timeout: float) 
     which may survive on a stale path) and have it check its probes and disarm its rollback. ``""`` when
     confirmed; otherwise why not — and the node rolls back by itself at its deadline. After the deadline
     the controller reconnects to say whether the rollback happened."""
-    from dataclasses import replace
-
     from provision.probe import Unreachable, run_program, within
 
-    fresh = replace(node.spec, control_path="none") if node.spec.control_path else node.spec
+    fresh = _fresh(node)
     # the node's clock said "now" when it armed the guard: the deadline is counted on this machine's
     deadline = time.monotonic() + guard["deadline"] - guard["now"]
     reason = ""

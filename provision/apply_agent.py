@@ -701,7 +701,7 @@ def _own_source():
     return source[:source.rindex("\nmain(")]
 
 
-def _arm(confirm_timeout):
+def _arm(confirm_timeout, state):
     """The guard of a run: a process of its own session that rolls the run back at the deadline unless
     the controller confirmed it first. Armed once per run, before the first guarded change."""
     import subprocess
@@ -715,11 +715,8 @@ def _arm(confirm_timeout):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
                                 start_new_session=True)
         journal["watchdog"] = {"pid": proc.pid, "deadline": deadline, "timeout": confirm_timeout}
-        _save_state(_STATE[0])
+        _save_state(state)  # the journal (in the state record) names the guard before any change
     return arm
-
-
-_STATE = [None]  # the state record the running agent holds (the guard journals its PID into it)
 
 
 def _disarm(journal):
@@ -833,8 +830,6 @@ def status(spec):
 
 
 def main(spec):
-    import fcntl
-
     mode = spec.get("mode")
     if mode in ("watchdog", "confirm", "status"):
         answer = globals()[mode](spec)
@@ -848,16 +843,13 @@ def main(spec):
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise
-    lock = os.open(STATE_DIR + "/lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    lock = _lock()
+    if lock is None:
         result["error"] = "another provision apply is running on this node (%s/lock is held)" % STATE_DIR
         sys.stdout.write(repr(result))
         return
     try:
         state = _load_state()
-        _STATE[0] = state
         if state.get("pending") and not spec.get("check"):
             # a run killed midway, or one whose guard has not fired yet: its guard is stopped, and what it
             # did is put back before anything else
@@ -874,7 +866,7 @@ def main(spec):
                 "%s: %s" % (s["target"], s["why"]) for s in refused)
         elif not spec.get("check"):
             result["applied"] = _apply_all(state, node_steps, objects, steps, spec["files"], spec["run"],
-                                           _arm(spec.get("confirm_timeout", 60)))
+                                           _arm(spec.get("confirm_timeout", 60), state))
             if not result["applied"]:
                 result["error"] = "a step failed; every change of this run was undone"
             elif (state.get("pending") or {}).get("watchdog"):

@@ -106,16 +106,21 @@ def _routes(ipr, links):
     return sorted(routes, key=lambda r: (r["family"], r["dst"], r["dev"] or "", r["gateway"] or ""))
 
 
+def _read(ipr):
+    """The live state a plan, apply or restore works from: links, static addresses, routes."""
+    links = _links(ipr)
+    return {"links": links, "addresses": _addresses(ipr, links), "routes": _routes(ipr, links)}
+
+
 def snapshot(spec):
     ipr = _iproute(spec)
     try:
-        links = _links(ipr)
-        return {"links": links, "addresses": _addresses(ipr, links), "routes": _routes(ipr, links)}
+        return _read(ipr)
     finally:
         ipr.close()
 
 
-def _management(ipr, controller):
+def _management(ipr, controller, links):
     """(interface, source address) that carry packets to the controller, as the node routes them."""
     if not controller:
         return None, None
@@ -123,8 +128,8 @@ def _management(ipr, controller):
         answer = ipr.route("get", dst=controller)[0]
     except Exception:
         return None, None
-    links = dict((link["index"], name) for name, link in _links(ipr).items())
-    return links.get(answer.get_attr("RTA_OIF")), answer.get_attr("RTA_PREFSRC")
+    names = dict((link["index"], name) for name, link in links.items())
+    return names.get(answer.get_attr("RTA_OIF")), answer.get_attr("RTA_PREFSRC")
 
 
 def _has_8021q():
@@ -209,11 +214,9 @@ def _want(spec, state, owned, management):
             for other, held in addresses.items():
                 if other not in ours and any(a.split("/")[0] == ip for a in held):
                     refused.append({"target": name, "why": "address %s is already used on %s" % (address, other)})
-        if moved_routes and wanted and not bridge.get("addresses"):
+        if moved_routes:
             why.append("move routes %s" % ", ".join("%s via %s" % (r["dst"], r["gateway"]) if r["gateway"]
                                                     else r["dst"] for r in moved_routes))
-        elif moved_routes:
-            why.append("move routes %s" % ", ".join(r["dst"] for r in moved_routes))
         changes.append({"target": name, "action": ("create" if link is None else "update") if why else "unchanged",
                         "why": "; ".join(why)})
         wants.append({"bridge": bridge, "addresses": wanted, "routes": moved_routes, "mac": mac})
@@ -268,9 +271,8 @@ def plan(spec, owned, context):
     """``{"changes": [...], "refused": [...], "management": ...}``: each change with target, action, why."""
     ipr = _iproute(spec)
     try:
-        links = _links(ipr)
-        state = {"links": links, "addresses": _addresses(ipr, links), "routes": _routes(ipr, links)}
-        interface, source = _management(ipr, context.get("controller"))
+        state = _read(ipr)
+        interface, source = _management(ipr, context.get("controller"), state["links"])
     finally:
         ipr.close()
     changes, refused, _ = _want(spec, state, owned, interface)
@@ -306,9 +308,8 @@ def apply(spec, owned, context):
     ipr = _iproute(spec)
     owned = {"bridges": dict(owned.get("bridges", {}))}
     try:
-        links = _links(ipr)
-        state = {"links": links, "addresses": _addresses(ipr, links), "routes": _routes(ipr, links)}
-        management, _ = _management(ipr, context.get("controller"))
+        state = _read(ipr)
+        management, _ = _management(ipr, context.get("controller"), state["links"])
         changes, refused, wants = _want(spec, state, owned, management)
         if refused:
             raise Refused("; ".join("%s: %s" % (r["target"], r["why"]) for r in refused))
@@ -445,8 +446,7 @@ def restore(saved, spec):
         for route in saved["routes"]:
             if route not in current and route["dev"] in now:
                 _add_route(ipr, route, now[route["dev"]]["index"])
-        links = _links(ipr)
-        after = {"links": links, "addresses": _addresses(ipr, links), "routes": _routes(ipr, links)}
+        after = _read(ipr)
     finally:
         ipr.close()
     return _differences(saved, after)
