@@ -39,7 +39,19 @@ def redact_line(line: str) -> str:
     return SECRET_LINE.sub(rf"\1{REDACTED}", line.rstrip("\n")) + ("\n" if line.endswith("\n") else "")
 
 
-def secret_files(settings: dict, path: tuple = ()) -> dict[str, tuple]:
+def _paths(value, path: tuple = ()):
+    """(settings path, value) of every string that is an absolute path: the values that may name a file."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*path, i))
+    elif isinstance(value, str) and value.startswith("/"):
+        yield path, value
+
+
+def secret_files(settings: dict, paths: list | None = None) -> dict[str, tuple]:
     """{file path: settings path} of every file the settings name as holding a secret (``key_file``,
     ``password_file``): the files whose text no output may show.
 
@@ -47,32 +59,16 @@ def secret_files(settings: dict, path: tuple = ()) -> dict[str, tuple]:
     {'/etc/ceph/k': ('storage', 0, 'key_file')}
     """
     found: dict[str, tuple] = {}
-    items = settings.items() if isinstance(settings, dict) else enumerate(settings) if isinstance(settings, list) else ()
-    for key, value in items:
-        here = (*path, key)
-        if isinstance(value, str) and value.startswith("/") and points_at_secret(here):
-            found.setdefault(value, here)
-        elif isinstance(value, dict | list):
-            found.update((k, v) for k, v in secret_files(value, here).items() if k not in found)
+    for path, value in _paths(settings) if paths is None else paths:
+        if points_at_secret(path):
+            found.setdefault(value, path)
     return found
 
 
 def secret_file_problems(settings: dict) -> list[tuple[tuple, str]]:
     """A setting that is not a secret's but names a secret file (a ceph_conf equal to the key_file):
     provision would write or show that file. ``[(path, message)]``."""
-    secrets = secret_files(settings)
-    problems: list[tuple[tuple, str]] = []
-
-    def walk(value, path: tuple) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, (*path, k))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                walk(v, (*path, i))
-        elif isinstance(value, str) and value in secrets and not points_at_secret(path):
-            problems.append((path, f"names the secret file of {field(secrets[value])}; a secret file is never "
-                                   "written or shown"))
-
-    walk(settings, ())
-    return problems
+    paths = list(_paths(settings))
+    secrets = secret_files(settings, paths)
+    return [(path, f"names the secret file of {field(secrets[value])}; a secret file is never written or shown")
+            for path, value in paths if value in secrets and not points_at_secret(path)]

@@ -42,21 +42,28 @@ def native(value: Any) -> Any:
     return str(value)
 
 
-def plain(value: Any, path: tuple, origins: dict[tuple, Path], render) -> Any:
+def plain(value: Any, path: tuple, origins: dict[tuple, Path], render, parent: Path | None = None) -> Any:
     """``value`` as plain data, each string that may be a template (or is vaulted) rendered by ``render``,
-    recording the file of each path. Only those strings go through Ansible's templating, which costs
-    more than reading the whole inventory when it walks every value."""
+    recording the file of each path where it differs from its parent's (:meth:`InventoryHost.file_of`
+    looks up the nearest parent). Only strings that may be templates go through Ansible's templating,
+    which costs more than reading the whole inventory when it walks every value."""
+    if isinstance(value, str) and "{" not in value:
+        where = origin_path(value)
+        if where is not None and where is not parent:
+            origins[path] = where
+        return str(value)
     where = origin_path(value)
-    if where is not None:
+    if where is not None and where is not parent:
         origins[path] = where
+    where = where or parent
     if isinstance(value, dict):
-        return {str(k): plain(v, (*path, str(k)), origins, render) for k, v in value.items()}
+        return {str(k): plain(v, (*path, str(k)), origins, render, where) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [plain(v, (*path, i), origins, render) for i, v in enumerate(value)]
+        return [plain(v, (*path, i), origins, render, where) for i, v in enumerate(value)]
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, str):
-        return native(render(value)) if "{" in value else str(value)
+        return native(render(value))
     if isinstance(value, int | float):
         return native(value)
     return native(render(value))  # a vaulted string: opened by templating

@@ -32,6 +32,7 @@ def validate_inventory(inv: Inventory, names: list[str], hooks,
         if settings is not None:
             problems = hooks.validate_settings(settings) + secret_file_problems(settings)
             host.settings = settings
+            host.provision = {}  # validated into settings; not sent back from a worker
         errors += SettingsError(problems).lines(host.name, lambda path: host.file_of(path) or inv.source)
         try:
             spec = host_spec_for(host)
