@@ -166,6 +166,63 @@ def kvm_run(facts: Facts, settings):
     return _shortfall(settings, detail, evidence, "check dmesg for KVM errors; a nested set-up may need nested=1 on its host")
 
 
+@hookimpl
+def provision_probe_functional(canary):
+    return {"kvm.boot": {"op": "canary_boot", "kernel": canary.kernel, "initrd": canary.initrd, "cmdline": canary.cmdline,
+                         "marker": canary.marker, "accels": [["kvm", canary.timeout], ["tcg", canary.timeout]],
+                         "unavailable": canary.unavailable}}
+
+
+def _boot_text(run: dict) -> str:
+    accel = "KVM" if run["accel"] == "kvm" else "TCG"
+    if "skipped" in run:
+        return f"{accel}: not tried ({run['skipped']})"
+    if run["ok"]:
+        return f"{accel}: booted in {run['seconds']:.2f} s"
+    return f"{accel}: no boot ({run['why']}, {run['seconds']:.2f} s)"
+
+
+def kvm_boot_result(facts: Facts) -> tuple[str, str, dict[str, str]]:
+    """``("pass"|"fail"|"skip", detail, evidence)`` of the canary boots (``canary_boot``): ``pass`` when it
+    booted under KVM; ``fail`` when KVM was tried and did not boot it. Not run without ``--functional``."""
+    ans = facts.answer("kvm.boot")
+    if not facts.gathered("kvm.boot"):
+        return "skip", "not run: give provision preflight --functional (provision smoke always runs it)", {}
+    if "skipped" in ans:
+        return "skip", f"not run: {ans['skipped']}", {}
+    if "error" in ans:
+        return "skip", f"no canary boot: {ans['error']}", {}
+    runs = {run["accel"]: run for run in ans["runs"]}
+    evidence = {f"boot under {accel}": _boot_text(run) for accel, run in runs.items()}
+    for run in runs.values():
+        if not run.get("ok") and run.get("console"):
+            evidence[f"console under {run['accel']}"] = " | ".join(run["console"])
+    kvm, tcg = runs.get("kvm", {}), runs.get("tcg")
+    if kvm.get("ok"):
+        return "pass", f"the canary booted under KVM in {kvm['seconds']:.2f} s", evidence
+    tcg_text = "" if tcg is None else (f"; under TCG it booted in {tcg['seconds']:.2f} s" if tcg.get("ok")
+                                       else f"; under TCG it did not boot either ({tcg['why']})")
+    if "skipped" in kvm:
+        return "skip", f"not run under KVM: {kvm['skipped']}{tcg_text}", evidence
+    return "fail", f"the canary did not boot under KVM ({kvm['why']}){tcg_text}", evidence
+
+
+@checks.register("kvm.boot", "the canary guest boots under KVM with QEMU itself (preflight --functional, smoke); "
+                             "on failure, under TCG")
+def kvm_boot(facts: Facts, settings):
+    status, detail, evidence = kvm_boot_result(facts)
+    if status == "pass":
+        return passed(detail, evidence)
+    if status == "skip":
+        return skipped(detail, evidence)
+    tcg = (facts.answer("kvm.boot") or {}).get("runs", [])[-1:]
+    if not (tcg and tcg[0]["accel"] == "tcg" and tcg[0].get("ok")):
+        return failed(detail + ": this node cannot run guests at all", evidence,
+                      "check QEMU on the node (qemu-system-* and its firmware) and the console lines in the evidence")
+    return _shortfall(settings, detail + ": guests run only under software emulation (virt_type qemu)", evidence,
+                      "use a node with working VT-x/AMD-V, or virt_type qemu")
+
+
 def vendor_modules(facts: Facts) -> list[str]:
     present = set(facts.answer("kernel.sys_module").get("names", []))
     present |= {line.split()[0] for line in (facts.text("kernel.modules") or "").splitlines() if line.strip()}
@@ -202,7 +259,8 @@ def kvm_module(facts: Facts, settings):
 
 @hookimpl(tryfirst=True)  # the default: a plugin replaces it only by being tryfirst itself (registered later)
 def provision_virt_decision(facts: Facts, settings) -> Decision:
-    """``kvm`` only with CPU extensions, a usable /dev/kvm and an answering KVM API; else ``qemu``."""
+    """``kvm`` only with CPU extensions, a usable /dev/kvm, an answering KVM API, a vCPU that ran (where
+    kvm.run ran) and a canary that booted under KVM (where kvm.boot ran); else ``qemu``."""
     ext = virt_extension(facts)
     api_ok, api_detail = kvm_api_answers(facts)
     device = kvm_device(facts, settings)
@@ -217,7 +275,10 @@ def provision_virt_decision(facts: Facts, settings) -> Decision:
     run_status, run_detail = kvm_run_result(facts)
     if run_status != "skip":
         reasons.append(f"kvm.run: {run_detail}")
-    if ext and api_ok and device.status == "pass" and run_status != "fail":
+    boot_status, boot_detail, _ = kvm_boot_result(facts)
+    if boot_status != "skip":
+        reasons.append(f"kvm.boot: {boot_detail}")
+    if ext and api_ok and device.status == "pass" and run_status != "fail" and boot_status != "fail":
         mode = "host-passthrough" if facts.machine == "aarch64" else "host-model"
         return Decision("kvm", mode, tuple(reasons))
     if api_ok and not ext:

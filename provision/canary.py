@@ -118,3 +118,99 @@ def build_canary(*, force: bool = False) -> Canary:
         shutil.move(work / "initrd.gz", folder / "initrd.gz")
         (folder / "SOURCE").write_text(f"kernel: {deb.name}\nbusybox: {BUSYBOX}\n")
     return find_canary()
+
+
+@dataclass(frozen=True)
+class NodeCanary:
+    """The canary as a node sees it, for the probe's boot operation (``provision_probe_functional``):
+    the paths of its kernel and initramfs on the node, how to boot it and what marks a boot, and how long
+    one boot may take. ``unavailable`` says why it could not be put on the node (then no path is set)."""
+
+    kernel: str = ""
+    initrd: str = ""
+    cmdline: str = Canary.cmdline
+    marker: str = MARKER
+    timeout: float = 15
+    unavailable: str | None = None
+
+
+# the node's cache: root's beside the system's, another user's in its home; one folder per canary version
+_NODE_CACHE = ('if [ "$(id -u)" = 0 ]; then d=/var/cache/provision/canary/$1; '
+               'else d=${XDG_CACHE_HOME:-$HOME/.cache}/provision/canary/$1; fi')
+_NODE_SUMS = _NODE_CACHE + '; cd "$d" 2>/dev/null && sha256sum vmlinuz initrd.gz 2>/dev/null; echo "folder $d"'
+_NODE_PUT = _NODE_CACHE + '; umask 022 && mkdir -p "$d" && cat > "$d/.$2.part" && mv -f "$d/.$2.part" "$d/$2"'
+_sums: dict[tuple, dict[str, str]] = {}
+
+
+def file_sums(canary: Canary) -> dict[str, str]:
+    """{node file name: sha256} of the canary's two files (kept while their size and time are the same)."""
+    import hashlib
+
+    key = tuple((p, p.stat().st_size, p.stat().st_mtime_ns) for p in (canary.kernel, canary.initrd))
+    if key not in _sums:
+        _sums[key] = {name: hashlib.sha256(path.read_bytes()).hexdigest()
+                      for name, path in (("vmlinuz", canary.kernel), ("initrd.gz", canary.initrd))}
+    return _sums[key]
+
+
+def on_node(spec, *, timeout: float, boot_timeout: float = 15) -> NodeCanary:
+    """Put the canary on the node behind ``spec`` (a HostSpec) unless the node has this version
+    already (checked by sha256 on the node, before and after a copy), and say where it is. The local
+    node uses the local cache as it is; an ssh:// node gets a copy over ssh, whole files or none (each
+    written beside its name, then renamed). Any other transport, or a failure, sets ``unavailable``."""
+    try:
+        canary = find_canary()
+    except InputError as exc:
+        return NodeCanary(timeout=boot_timeout, unavailable=str(exc))
+    if spec.is_local:
+        return NodeCanary(str(canary.kernel), str(canary.initrd), canary.cmdline, timeout=boot_timeout)
+    if spec.scheme != "ssh":
+        return NodeCanary(timeout=boot_timeout, unavailable=f"the canary is sent to local and ssh:// nodes only, "
+                                                            f"not over {spec.scheme}://")
+    sums = file_sums(canary)
+    version = version_of(sums)
+    try:
+        folder, found = _node_sums(spec, version, timeout)
+        for name, local in (("vmlinuz", canary.kernel), ("initrd.gz", canary.initrd)):
+            if found.get(name) != sums[name]:
+                _ssh(spec, _NODE_PUT, [version, name], timeout, stdin=local)
+        folder, found = _node_sums(spec, version, timeout)
+    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+        return NodeCanary(timeout=boot_timeout, unavailable=f"cannot copy the canary to the node: {exc}")
+    if found != sums:
+        return NodeCanary(timeout=boot_timeout, unavailable=f"the canary's copy in {folder} on the node does not "
+                                                            "match its sha256 after the copy")
+    return NodeCanary(f"{folder}/vmlinuz", f"{folder}/initrd.gz", canary.cmdline, timeout=boot_timeout)
+
+
+def version_of(sums: dict[str, str]) -> str:
+    """The canary version's folder name on a node: 16 hex digits of a hash of both files' hashes."""
+    import hashlib
+
+    return hashlib.sha256("".join(sums[k] for k in sorted(sums)).encode()).hexdigest()[:16]
+
+
+def _node_sums(spec, version: str, timeout: float) -> tuple[str, dict[str, str]]:
+    out = _ssh(spec, _NODE_SUMS, [version], timeout)
+    found, folder = {}, ""
+    for line in out.splitlines():
+        if line.startswith("folder "):
+            folder = line[len("folder "):]
+        elif len(words := line.split()) == 2:
+            found[words[1]] = words[0]
+    return folder, found
+
+
+def _ssh(spec, script: str, args: list[str], timeout: float, stdin: Path | None = None) -> str:
+    """``sh -c script sh ARGS...`` on the node over ssh (every argument quoted for its shell)."""
+    from shlex import quote
+
+    from provision.ssh import ArgvSshBackend
+
+    command = " ".join(quote(w) for w in ("sh", "-c", script, "sh", *args))
+    argv = ArgvSshBackend(spec, timeout=max(1, int(timeout))).argv(command)
+    with open(stdin, "rb") if stdin else open(os.devnull, "rb") as source:
+        proc = subprocess.run(argv, stdin=source, capture_output=True, timeout=timeout + 60)
+    if proc.returncode:
+        raise RuntimeError((proc.stderr.decode(errors="replace").strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+    return proc.stdout.decode(errors="replace")

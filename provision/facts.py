@@ -30,6 +30,10 @@ class Facts(Mapping):
         value = self._answers.get(key)
         return value if isinstance(value, dict) else {"error": f"fact {key!r} was not gathered"}
 
+    def gathered(self, key: str) -> bool:
+        """Whether the probe answered ``key`` (a functional operation is asked for only on request)."""
+        return key in self._answers
+
     def error(self, key: str) -> str | None:
         return self.answer(key).get("error")
 

@@ -21,9 +21,10 @@ class GuestTarget:
     def virt_type(self, hooks, *, timeout: float = 30) -> str:
         return self.decision(hooks, timeout=timeout).virt_type
 
-    def decision(self, hooks, *, timeout: float = 30) -> Decision:
+    def decision(self, hooks, *, timeout: float = 30, functional: float | None = None) -> Decision:
         """qemu when pinned so; otherwise the node's preflight decision, and a pinned kvm must match it:
-        never kvm on a node that decided qemu."""
+        never kvm on a node that decided qemu. ``functional``: the preflight boots the canary too (each
+        boot bounded by that many seconds), and the decision takes the boots into account."""
         pinned = self.pinned_virt_type if self.pinned_virt_type != "auto" else None
         if pinned == "qemu":
             return Decision("qemu", "none", ("virt_type is pinned to qemu",))
@@ -31,7 +32,7 @@ class GuestTarget:
 
         if self.node is None:
             raise InputError(f"cannot probe the node behind {self.uri} to decide virt_type: pass --virt-type qemu")
-        host = preflight(nodes=[self.node], hooks=hooks, timeout=timeout).hosts[0]
+        host = preflight(nodes=[self.node], hooks=hooks, timeout=timeout, functional=functional).hosts[0]
         if not host.reachable:
             raise NodeUnreachable(f"cannot decide virt_type for {self.node.name}: {host.error}; pass --virt-type qemu")
         if pinned == "kvm" and host.decision.virt_type != "kvm":

@@ -15,6 +15,7 @@ import pluggy
 from provision.api import LibvirtObject, NodeStep, RenderContext, RenderedFile
 
 if TYPE_CHECKING:
+    from provision.canary import NodeCanary
     from provision.facts import Facts
     from provision.results import CheckResult, Decision
 
@@ -30,8 +31,9 @@ def provision_probe() -> dict[str, dict[str, Any]]:
     All plugins' operations are merged and run on the node in one round trip
     by one probe script; the answers come back as :class:`~provision.facts.Facts`.
     An operation is a dict with an ``op`` key, one of ``read``, ``read_first``,
-    ``stat``, ``listdir``, ``exists``, ``run``, ``processes``, ``statvfs``, ``ioctl``,
-    ``adjtimex``, ``listening`` (see ``provision/probe_script.py``).
+    ``node_file``, ``stat``, ``listdir``, ``exists``, ``installed``, ``run``,
+    ``processes``, ``statvfs``, ``ioctl``, ``kvm_run``, ``qemu_cpu_models``,
+    ``adjtimex``, ``listening``, ``canary_boot`` (see ``provision/probe_script.py``).
 
     :return: fact key (prefix it with the plugin's area, e.g. ``kvm.device``)
         mapped to the operation that gathers it. Not firstresult: all merged.
@@ -41,6 +43,33 @@ def provision_probe() -> dict[str, dict[str, Any]]:
         @hookimpl
         def provision_probe():
             return {"cpu.info": {"op": "read", "path": "/proc/cpuinfo"}}
+    """
+
+
+@hookspec
+def provision_probe_functional(canary: NodeCanary) -> dict[str, dict[str, Any]]:
+    """Name probe operations that prove the node works by running something on it.
+
+    Called only for ``provision preflight --functional`` and ``provision smoke``;
+    the operations join :func:`provision_probe`'s in the same round trip and are
+    merged the same way.
+
+    :param canary: a :class:`~provision.canary.NodeCanary`: where the canary
+        guest's kernel and initramfs are on that node (the core copied them
+        there, checked by sha256), how to boot it, which console line marks a
+        boot and how long one boot may take; ``canary.unavailable`` says why it
+        could not be put there (then no path is set, and an operation should
+        report that reason as skipped).
+    :return: fact key mapped to the operation that gathers it. Not firstresult: all merged.
+
+    Example::
+
+        @hookimpl
+        def provision_probe_functional(canary):
+            return {"kvm.boot": {"op": "canary_boot", "kernel": canary.kernel, "initrd": canary.initrd,
+                                 "cmdline": canary.cmdline, "marker": canary.marker,
+                                 "accels": [["kvm", canary.timeout], ["tcg", canary.timeout]],
+                                 "unavailable": canary.unavailable}}
     """
 
 

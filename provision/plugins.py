@@ -105,6 +105,24 @@ def _in_load_order(results: list[list]) -> list:
     return [item for part in reversed(results) for item in part]
 
 
+def _merge_operations(by_plugin: list[tuple[str, dict]]) -> dict[str, dict[str, Any]]:
+    """Probe operations of several plugins as one: one key asked by several plugins for the same
+    operation is read once, with their ``keep`` line filters united; for different operations it is refused."""
+    merged: dict[str, dict[str, Any]] = {}
+    owner: dict[str, str] = {}
+    for plugin, ops in by_plugin:
+        for key, op in ops.items():
+            if key in merged:
+                same = {k: v for k, v in op.items() if k != "keep"} == {k: v for k, v in merged[key].items() if k != "keep"}
+                if not same:
+                    raise PluginError(f"probe key {key!r} is gathered differently by {owner[key]} and {plugin}")
+                if "keep" in op and "keep" in merged[key]:
+                    op = {**op, "keep": sorted(set(merged[key]["keep"]) | set(op["keep"]))}
+            merged[key] = op
+            owner.setdefault(key, plugin)
+    return merged
+
+
 class Hooks:
     """A small typed façade over the hooks, so the core never calls ``pm.hook`` itself.
 
@@ -117,23 +135,15 @@ class Hooks:
 
     @cached_property
     def probe_operations(self) -> dict[str, dict[str, Any]]:
-        """Every plugin's probe operations; one key asked by several plugins for the same operation is
-        read once, with their ``keep`` line filters united; for different operations it is refused."""
-        merged: dict[str, dict[str, Any]] = {}
-        owner: dict[str, str] = {}
+        """Every plugin's probe operations, merged (:func:`_merge_operations`)."""
         hook = self.pm.hook.provision_probe
-        for plugin, ops in _by_plugin(hook, hook()):
-            for key, op in ops.items():
-                if key in merged:
-                    same = {k: v for k, v in op.items() if k != "keep"} == {
-                        k: v for k, v in merged[key].items() if k != "keep"}
-                    if not same:
-                        raise PluginError(f"probe key {key!r} is gathered differently by {owner[key]} and {plugin}")
-                    if "keep" in op and "keep" in merged[key]:
-                        op = {**op, "keep": sorted(set(merged[key]["keep"]) | set(op["keep"]))}
-                merged[key] = op
-                owner.setdefault(key, plugin)
-        return merged
+        return _merge_operations(_by_plugin(hook, hook()))
+
+    def functional_operations(self, canary) -> dict[str, dict[str, Any]]:
+        """Every plugin's probe operations and every plugin's functional ones for ``canary`` (a
+        :class:`~provision.canary.NodeCanary`), merged into one round trip."""
+        probe, functional = self.pm.hook.provision_probe, self.pm.hook.provision_probe_functional
+        return _merge_operations([*_by_plugin(probe, probe()), *_by_plugin(functional, functional(canary=canary))])
 
     @cached_property
     def check_catalog(self) -> dict[str, str]:

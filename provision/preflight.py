@@ -34,11 +34,20 @@ def evaluate(facts: Facts, settings: dict[str, Any], *, hooks: Hooks, ignore: fr
     return tuple(results), hooks.virt_decision(facts, settings)
 
 
-def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[str]) -> HostReport:
-    """One node: one probe round trip, bounded by ``timeout``, then pure evaluation."""
+def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[str],
+               functional: float | None = None) -> HostReport:
+    """One node: one probe round trip, bounded by ``timeout``, then pure evaluation. With ``functional``
+    (one boot's time limit), the canary is put on the node first and the plugins' functional operations
+    join the probe, which may then take two boots longer."""
     start = time.monotonic()
+    operations = hooks.probe_operations
+    if functional is not None:
+        from provision.canary import on_node
+
+        operations = hooks.functional_operations(on_node(node.spec, timeout=timeout, boot_timeout=functional))
+        timeout += 2 * functional + 5
     try:
-        facts = gather_facts_within(node.spec, hooks.probe_operations, timeout=timeout)
+        facts = gather_facts_within(node.spec, operations, timeout=timeout)
     except Unreachable as exc:
         return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
     seconds = time.monotonic() - start
@@ -54,8 +63,10 @@ def preflight(
     timeout: float = 30,
     ignore: Iterable[str] = (),
     on_done: Callable[[HostReport], None] | None = None,
+    functional: float | None = None,
 ) -> Report:
-    """Check every node, ``forks`` at a time; the report keeps the nodes' order."""
+    """Check every node, ``forks`` at a time; the report keeps the nodes' order. ``functional``: also
+    boot the canary on each node, each boot bounded by that many seconds (``preflight --functional``)."""
     from provision.render import with_defaults
 
     hooks = hooks or default_hooks()
@@ -63,7 +74,7 @@ def preflight(
     nodes = with_defaults(nodes, hooks=hooks)  # hooks get validated settings, defaults filled, with or without -i
 
     def one(node: Node) -> HostReport:
-        report = check_host(node, hooks=hooks, timeout=timeout, ignore=ignored)
+        report = check_host(node, hooks=hooks, timeout=timeout, ignore=ignored, functional=functional)
         if on_done:
             on_done(report)
         return report

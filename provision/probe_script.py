@@ -345,6 +345,93 @@ def op_kvm_run(spec):
             os.close(fd)
 
 
+def _kvm_usable(path):
+    """True, or why QEMU could not use ``path`` as KVM (absent, not read-write, no KVM API)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        return "%s cannot be opened read-write: %s" % (path, _err(exc)["error"])
+    try:
+        version = fcntl.ioctl(fd, 0xAE00, 0)  # KVM_GET_API_VERSION
+    except OSError as exc:
+        return "%s does not answer the KVM API: %s" % (path, _err(exc)["error"])
+    finally:
+        os.close(fd)
+    return True if version == 12 else "%s answers KVM API version %d, not 12" % (path, version)
+
+
+def _boot(qemu, accel, timeout, spec):
+    """One boot of the canary under ``accel``: ok when the marker appears on the serial console
+    within ``timeout`` seconds. QEMU is killed in every case."""
+    import select
+    import subprocess
+    import time
+
+    argv = [qemu, "-accel", accel, "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
+            "-serial", "stdio", "-m", str(spec.get("memory_mb", 256)), "-smp", "1", "-no-reboot",
+            "-kernel", spec["kernel"], "-initrd", spec["initrd"], "-append", spec["cmdline"]]
+    marker = spec["marker"].encode()
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen, why = b"", None
+    try:
+        while True:
+            left = started + timeout - time.monotonic()
+            if left <= 0:
+                why = "no marker on the console within %gs" % timeout
+                break
+            ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+            if not ready:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                proc.wait()
+                why = "QEMU exited with %s before the marker" % proc.returncode
+                break
+            seen = (seen + chunk)[-65536:]
+            if marker in seen:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    seconds = round(time.monotonic() - started, 2)
+    lines = [ln.strip() for ln in seen.decode("utf-8", "replace").splitlines() if ln.strip()]
+    if why is None:
+        return {"accel": accel, "ok": True, "seconds": seconds,
+                "console": next(ln for ln in lines if spec["marker"] in ln)[:300]}
+    return {"accel": accel, "ok": False, "seconds": seconds, "why": why, "console": [ln[:300] for ln in lines[-3:]]}
+
+
+def op_canary_boot(spec):
+    """Boot the canary guest (its kernel and initramfs already on the node) with QEMU itself, under
+    each ``accels`` entry ``[accel, timeout]`` in turn until one boot shows ``marker``: KVM first, then
+    TCG tells whether the node runs guests at all. KVM is not tried where /dev/kvm is unusable."""
+    if spec.get("unavailable"):
+        return {"skipped": spec["unavailable"]}
+    machine = os.uname().machine
+    qemu = _which("qemu-system-" + machine)
+    if qemu is None:
+        return {"error": "ENOENT: qemu-system-%s is not installed" % machine}
+    for path in (spec["kernel"], spec["initrd"]):
+        os.stat(path)
+    runs = []
+    for accel, timeout in spec["accels"]:
+        if accel == "kvm":
+            usable = _kvm_usable(spec.get("device", "/dev/kvm"))
+            if usable is not True:
+                runs.append({"accel": "kvm", "skipped": usable})
+                continue
+        run = _boot(qemu, accel, float(timeout), spec)
+        runs.append(run)
+        if run["ok"]:
+            break
+    return {"qemu": qemu, "runs": runs}
+
+
 def op_adjtimex(spec):
     import ctypes
     import ctypes.util

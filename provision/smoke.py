@@ -12,13 +12,17 @@ from provision.guests import GuestError, open_backend
 from provision.hosts import Node
 from provision.results import CheckResult, HostReport, Report
 
+BOOT_TIMEOUT = 15  # seconds for each of the preflight's canary boots (under KVM, then TCG)
+
 
 def smoke_node(node: Node, canary: Canary, *, hooks, timeout: float) -> HostReport:
     """One node: its virt_type (pinned or decided), one canary boot through its libvirt."""
     start = time.monotonic()
     target = GuestTarget(uri_for(node.spec), node, (node.settings.get("hypervisor") or {}).get("virt_type"))
     try:
-        decision = target.decision(hooks, timeout=timeout)
+        # the preflight behind an unpinned decision boots the canary with QEMU itself first (kvm.boot):
+        # never a libvirt guest under KVM on a node where QEMU's own KVM boot fails
+        decision = target.decision(hooks, timeout=timeout, functional=BOOT_TIMEOUT)
     except NodeUnreachable as exc:
         return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
     except InputError as exc:  # e.g. kvm pinned on a node that decided qemu: no canary is booted

@@ -106,8 +106,9 @@ class HostNetwork:
             time.sleep(0.05)
         raise RuntimeError(f"nothing listens on {address}:22 in {ns}")
 
-    def add_sshd_host(self, name: str, cpuinfo: Path | None = None) -> str:
-        """A host running sshd; with ``cpuinfo``, sshd sees that file as /proc/cpuinfo (private mount ns)."""
+    def add_sshd_host(self, name: str, cpuinfo: Path | None = None, tmpfs: tuple[str, ...] = ()) -> str:
+        """A host running sshd; with ``cpuinfo``, sshd sees that file as /proc/cpuinfo, and each ``tmpfs``
+        folder as an empty tmpfs (a private mount namespace: what the host writes there stays its own)."""
         ns, address = self._add_host_namespace(name)
         config = self.dir / f"sshd_{name}.conf"
         config.write_text(textwrap.dedent(f"""\
@@ -125,10 +126,13 @@ class HostNetwork:
             MaxStartups 200
             """))
         sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)]
-        if cpuinfo is not None:
-            script = 'mount --bind "$1" /proc/cpuinfo && shift && exec "$@"'
+        if cpuinfo is not None or tmpfs:
+            mounts = [f"mkdir -p {folder} && mount -t tmpfs tmpfs {folder}" for folder in tmpfs]
+            if cpuinfo is not None:
+                mounts.append(f"mount --bind {Path(cpuinfo).resolve()} /proc/cpuinfo")
+            script = " && ".join(mounts) + ' && exec "$@"'
             argv = ["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script,
-                    "sh", str(Path(cpuinfo).resolve()), *sshd]
+                    "sh", *sshd]
         else:
             argv = ["ip", "netns", "exec", ns, *sshd]
         self._start(argv)

@@ -28,9 +28,12 @@ def test_smoke_on_the_local_node(cli, libvirtd):
     assert 0 < check["evidence"]["boot_seconds"] < 60
     assert MARKER in check["evidence"]["console"]
     assert host["decision"]["virt_type"] == json.loads(cli("preflight", "-o", "json").stdout)["hosts"][0]["decision"]["virt_type"]
+    # the decision behind the libvirt boot took QEMU's own boots into account (kvm.boot)
+    assert any(r.startswith("kvm.boot: the canary ") for r in host["decision"]["reasons"]), host["decision"]
     assert result.exit_code == 0 and leftovers() == []
 
 
+@pytest.mark.netns
 def test_smoke_over_ssh_and_an_unreachable_node(libvirtd, tmp_path):
     with HostNetwork("pvs", subnet="10.216.0") as net:
         net.add_sshd_host("node1")
