@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "provision_plugins.cpu",
     "provision_plugins.kvm",
     "provision_plugins.host",
+    "provision_plugins.pci",
     "provision_plugins.qemu",
     "provision_plugins.libvirt",
     "provision_plugins.libvirt_guests",

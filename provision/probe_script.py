@@ -432,6 +432,42 @@ def op_canary_boot(spec):
     return {"qemu": qemu, "runs": runs}
 
 
+def _link_name(folder, name):
+    """The name a sysfs link points to (``driver`` -> ``vfio-pci``), or the recorded ``NAME.name`` file
+    of a copied tree, or None."""
+    try:
+        return os.path.basename(os.readlink(os.path.join(folder, name)))
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(folder, name + ".name")) as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def op_pci_devices(spec):
+    """Every PCI device under ``path`` (/sys/bus/pci/devices): ids, class, the driver bound, its IOMMU
+    group, SR-IOV totals, and the physical function of a virtual function."""
+    root = spec.get("path", "/sys/bus/pci/devices")
+    devices = []
+    for address in sorted(os.listdir(root)):
+        folder = os.path.join(root, address)
+        device = {"address": address}
+        for name in ("vendor", "device", "class", "sriov_totalvfs", "sriov_numvfs", "numa_node"):
+            try:
+                with open(os.path.join(folder, name)) as fh:
+                    device[name] = fh.read().strip()
+            except OSError:
+                pass
+        for name in ("driver", "iommu_group", "physfn"):
+            value = _link_name(folder, name)
+            if value is not None:
+                device[name] = value
+        devices.append(device)
+    return {"path": root, "devices": devices}
+
+
 def op_adjtimex(spec):
     import ctypes
     import ctypes.util

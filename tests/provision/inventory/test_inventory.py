@@ -145,7 +145,7 @@ BAD = [
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_typo: kvm}}}\n",
      r"host n1: provision\.hypervisor\.virt_typo: unknown key; known keys: cpu_mode, cpu_models, images_type, libvirt, remote, tls, virt_type"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisr: {}}}\n",
-     r"host n1: provision\.hypervisr: unknown key; known keys: hypervisor, network, storage"),
+     r"host n1: provision\.hypervisr: unknown key; known keys: hypervisor, network, pci, storage"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {cpu_models: x}}}\n",
      r"host n1: provision\.hypervisor\.cpu_models: input should be a valid list \(got 'x'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {cpu_models: [a]}}}\n",
