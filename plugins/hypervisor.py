@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from provision.checks import CheckSet, failed, passed, skipped, wanted_virt_type
+from provision.checks import CheckSet, failed, passed, skipped, wanted_virt_type, warned
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
 
@@ -81,12 +81,14 @@ def cpu_models_check(facts, settings):
     if mode == "host-passthrough" and accel == "tcg":
         return failed("cpu_mode host-passthrough on a node that runs guests under qemu (TCG): " + PASSTHROUGH_REFUSED,
                       {"accelerator": accel}, "use cpu_mode host-model, custom or none, or a node with KVM")
-    if mode != "custom":
+    if mode not in ("custom", "host-model"):
         return skipped(f"cpu_mode {mode}: no custom CPU model to check", {"accelerator": accel})
     ans = facts.answer("nova.cpu_models")
     if "error" in ans:
         return failed(f"cannot check the CPU models: {ans['error']}", facts.evidence("nova.cpu_models"),
                       "start libvirtd on the node once, so it writes its QEMU capabilities")
+    if mode == "host-model":
+        return host_model_check(ans, accel)
     known = ans.get("models", {}).get(accel, {})
     evidence = {"capabilities": ans.get("path", ""), "accelerator": accel}
     problems = []
@@ -98,6 +100,27 @@ def cpu_models_check(facts, settings):
     if problems:
         return failed("; ".join(problems), evidence, "choose a model the node can run (virsh domcapabilities lists them)")
     return passed(f"{', '.join(models)} usable under {accel}", evidence)
+
+
+def host_model_check(ans: dict, accel: str):
+    """host-model needs libvirt's host-model CPU for the accelerator. Under TCG it is an emulated CPU:
+    the features the node's KVM host-model has and TCG's lacks are dropped for guests (a warning)."""
+    hosts = ans.get("host_model", {})
+    evidence = {"capabilities": ans.get("path", ""), "accelerator": accel}
+    if accel not in hosts:
+        return failed(f"cpu_mode host-model: libvirt reports no host-model CPU for {accel} on this node", evidence,
+                      "use cpu_mode custom with a model the node can run, or none")
+    if accel == "tcg" and "kvm" in hosts:
+        # kvm-*, kvmclock*: KVM's paravirtual interfaces, not features of the CPU; they exist only under KVM
+        dropped = sorted(f for f in set(hosts["kvm"]) - set(hosts["tcg"]) if not f.startswith("kvm"))
+        if dropped:
+            shown = ", ".join(dropped[:12]) + (f" and {len(dropped) - 12} more" if len(dropped) > 12 else "")
+            evidence["dropped under tcg"] = ", ".join(dropped)
+            return warned(f"cpu_mode host-model under qemu (TCG): guests get libvirt's emulated host CPU, without "
+                          f"{len(dropped)} features of this node's CPU ({shown})", evidence,
+                          "expected under software emulation; use a node with KVM where guests need them")
+    return passed(f"cpu_mode host-model: libvirt has a host-model CPU for {accel} "
+                  f"({len(hosts[accel])} features on)", evidence)
 
 
 def _accel(facts, settings) -> str:

@@ -244,14 +244,29 @@ def op_qemu_cpu_models(spec):
     arch = os.uname().machine
     cpu = re.compile(r"<cpu type='(\w+)' name='([^']+)'[^>]*usable='(\w+)'")
     blocker = re.compile(r"<blocker name='([^']+)'")
+    host_cpu = re.compile(r"<hostCPU type='(\w+)'")
+    enabled = re.compile(r"<property name='([^']+)' type='boolean' value='true'")
     for name in sorted(os.listdir(folder)):
         if not name.endswith(".xml"):
             continue
         models, current, own = {}, None, False
+        hosts, host = {}, None  # the host-model CPU per accelerator: its boolean features that are on
         with open(os.path.join(folder, name)) as fh:
             for line in fh:
                 if "<arch>" in line:
                     own = line.strip() == "<arch>%s</arch>" % arch
+                h = host_cpu.search(line)
+                if h:
+                    host = hosts.setdefault(h.group(1), [])
+                    continue
+                if "</hostCPU>" in line:
+                    host = None
+                    continue
+                if host is not None:
+                    e = enabled.search(line)
+                    if e:
+                        host.append(e.group(1))
+                    continue
                 m = cpu.search(line)
                 if m:
                     current = models.setdefault(m.group(1), {}).setdefault(m.group(2), [])
@@ -262,7 +277,7 @@ def op_qemu_cpu_models(spec):
                 if b:
                     current.append(b.group(1))
         if own:
-            return {"path": os.path.join(folder, name), "models": models}
+            return {"path": os.path.join(folder, name), "models": models, "host_model": hosts}
     return {"error": "no QEMU capabilities for %s in %s (libvirtd writes them when it starts)" % (arch, folder)}
 
 

@@ -1,7 +1,6 @@
 """nova's CPU settings against what libvirt and the node accept: recorded capabilities for the check,
 this machine's libvirt cpu_map for validation, and the real libvirtd as the judge of the mode rule."""
 
-import os
 import platform
 import subprocess
 
@@ -13,7 +12,8 @@ from tests.nodes import healthy_node
 # libvirt's QEMU capabilities as the probe returns them (recorded from this PVM machine, cut down)
 CAPS = {"path": "/var/cache/libvirt/qemu/capabilities/x.xml", "models": {
     "tcg": {"qemu64": [], "Cascadelake-Server-noTSX": ["pcid", "x2apic", "avx512f"]},
-    "kvm": {"qemu64": [], "Cascadelake-Server-noTSX": []}}}
+    "kvm": {"qemu64": [], "Cascadelake-Server-noTSX": []}},
+    "host_model": {"kvm": ["cmov", "mmx", "avx2", "avx512f", "pcid", "kvm-pv-eoi"], "tcg": ["cmov", "mmx", "pcid"]}}
 
 
 def settings(virt_type="qemu", mode="custom", models=("qemu64",)):
@@ -34,7 +34,15 @@ def settings(virt_type="qemu", mode="custom", models=("qemu64",)):
          "Cascadelake-Server-noTSX usable under kvm"),
         (settings(virt_type="auto", mode="host-passthrough", models=()), {"cpu": "vm_noflags"}, "fail",
          "cpu_mode host-passthrough on a node that runs guests under qemu (TCG): " + PASSTHROUGH_REFUSED),
-        (settings(mode="host-model", models=()), {}, "skip", "cpu_mode host-model: no custom CPU model to check"),
+        (settings(mode="none", models=()), {}, "skip", "cpu_mode none: no custom CPU model to check"),
+        (settings(virt_type="kvm", mode="host-model", models=()), {}, "pass",
+         "cpu_mode host-model: libvirt has a host-model CPU for kvm (6 features on)"),
+        (settings(mode="host-model", models=()), {}, "warn",
+         "cpu_mode host-model under qemu (TCG): guests get libvirt's emulated host CPU, without 2 features of this "
+         "node's CPU (avx2, avx512f)"),
+        (settings(mode="host-model", models=()),
+         {"nova.cpu_models": {**CAPS, "host_model": {"kvm": ["cmov"]}}}, "fail",
+         "cpu_mode host-model: libvirt reports no host-model CPU for tcg on this node"),
         (settings(), {"nova.cpu_models": {"error": "no QEMU capabilities for x86_64"}}, "fail",
          "cannot check the CPU models: no QEMU capabilities for x86_64"),
     ],
@@ -83,13 +91,11 @@ def test_the_real_libvirtd_refuses_passthrough_for_qemu_and_takes_host_model(lib
 
 
 def test_the_real_probe_reads_this_nodes_qemu_capabilities():
-    import sys
-
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "provision"))
-    import probe_script
+    from provision import probe_script
 
     answer = probe_script.op_qemu_cpu_models({})
     if "error" in answer:
         assert "no QEMU capabilities" in answer["error"] or "No such file" in answer["error"]
         pytest.skip(answer["error"])
     assert answer["models"]["tcg"]["qemu64"] == []  # QEMU's own default model runs under TCG anywhere
+    assert "cmov" in answer["host_model"]["tcg"]  # libvirt's host-model CPU for TCG, as this libvirtd probed it

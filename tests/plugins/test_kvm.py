@@ -136,10 +136,8 @@ def test_kvm_run_reads_the_exits_of_the_vcpu(answer, status, message):
 def test_kvm_run_on_this_machine_runs_the_vcpu_or_says_why_not():
     """The real probe operation, here: /dev/kvm runs the guest (this PVM host does) or is not there."""
     import os
-    import sys
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "provision"))
-    import probe_script
+    from provision import probe_script
 
     answer = probe_script.op_kvm_run({"path": "/dev/kvm", "timeout": 0.5})
     if not os.path.exists("/dev/kvm"):
