@@ -1,4 +1,4 @@
-"""The hypervisor: settings (virt_type, CPU, images_type, remote libvirt), nova's [libvirt] and libvirtd.conf."""
+"""The hypervisor: settings (CPU, images_type, remote libvirt), nova's [libvirt] and libvirtd.conf."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def provision_validate_settings(settings):
                          f"only allowed with cpu_mode custom (cpu_mode is {hv.get('cpu_mode')!r})"))
     if hv.get("cpu_mode") == "custom" and not hv.get("cpu_models"):
         problems.append((("hypervisor", "cpu_models"), "cpu_mode custom needs at least one CPU model"))
-    if hv.get("cpu_mode") == "host-passthrough" and hv.get("virt_type") == "qemu":
+    if hv.get("cpu_mode") == "host-passthrough" and settings.get("virt_type") == "qemu":
         problems.append((("hypervisor", "cpu_mode"), "host-passthrough needs virt_type kvm; " + PASSTHROUGH_REFUSED))
     known = libvirt_cpu_models()
     for i, model in enumerate(hv.get("cpu_models") or []):
@@ -143,8 +143,9 @@ def _storage_of(settings, kind: str) -> dict | None:
 def nova_options(ctx) -> dict[str, dict[str, str]]:
     """The nova.conf sections and options this node gets, as strings."""
     hv = ctx.settings["hypervisor"]
-    libvirt = {"virt_type": ctx.virt_type, "cpu_mode": ctx.cpu_mode}
-    if ctx.cpu_mode == "custom":
+    cpu_mode = hv["cpu_mode"] if hv["cpu_mode"] != "auto" else ctx.decided_cpu_mode
+    libvirt = {"virt_type": ctx.virt_type, "cpu_mode": cpu_mode}
+    if cpu_mode == "custom":
         libvirt["cpu_models"] = ",".join(hv["cpu_models"])
     sections = {"libvirt": libvirt}
     images_type = hv["images_type"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from provision.fields import ConfPath, ConfWord
 from provision.settings import StrictModel
@@ -18,8 +18,13 @@ class TlsFiles(StrictModel):
     key_file: ConfPath = "/etc/pki/libvirt/private/serverkey.pem"
 
 
+def _moved(value: object) -> None:
+    raise ValueError("moved to provision.virt_type (a core setting now)")
+
+
 class HypervisorSettings(StrictModel):
-    virt_type: Literal["auto", "kvm", "qemu"] = "auto"
+    # until 0.x inventories are migrated: the old place names the new one instead of "unknown key"
+    virt_type: Annotated[None, BeforeValidator(_moved)] = Field(default=None, exclude=True)
     cpu_mode: Literal["auto", "host-model", "host-passthrough", "custom", "none"] = "auto"
     cpu_models: list[ConfWord] = Field(default_factory=list)
     libvirt: Literal["host", "container"] = "host"

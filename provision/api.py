@@ -46,15 +46,12 @@ class RenderContext:
     @property
     def virt_type(self) -> str:
         """``virt_type`` as pinned by the inventory, else as the node's preflight decided."""
-        pinned = self.settings["hypervisor"]["virt_type"]
+        pinned = self.settings["virt_type"]
         return self.decision.virt_type if pinned == "auto" and self.decision else pinned
 
     @property
-    def cpu_mode(self) -> str:
-        """``cpu_mode`` as set, else the decision's when it decided this virt_type, else nova's default for it."""
-        mode = self.settings["hypervisor"]["cpu_mode"]
-        if mode != "auto":
-            return mode
+    def decided_cpu_mode(self) -> str:
+        """The decision's ``cpu_mode`` when it decided this ``virt_type``, else nova's default for it."""
         if self.decision and self.decision.virt_type == self.virt_type:
             return self.decision.cpu_mode
         return "host-model" if self.virt_type == "kvm" else "none"

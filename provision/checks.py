@@ -60,7 +60,7 @@ class CheckSet:
 
 def wanted_virt_type(settings: dict[str, Any]) -> str:
     """The node's wanted virt_type from its settings: ``auto`` unless an inventory pins it."""
-    return (settings.get("hypervisor") or {}).get("virt_type", "auto")
+    return settings.get("virt_type", "auto")
 
 
 INTERNAL_ERROR = "internal_error"  # the evidence key of a check whose plugin raised

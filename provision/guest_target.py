@@ -88,7 +88,7 @@ def resolve_target(*, connect: str | None, inventory: str | None, limit: str | N
             raise InputError(f"-i/-l must select exactly one node for a guest command (selected {len(nodes)}: "
                              f"{', '.join(n.name for n in nodes[:10])}); narrow it with --limit")
         node = nodes[0]
-        pinned = virt_type if virt_type not in (None, "auto") else node.settings["hypervisor"]["virt_type"]
+        pinned = virt_type if virt_type not in (None, "auto") else node.settings["virt_type"]
         return GuestTarget(uri_for(node.spec), node, pinned)
     uri = connect or DEFAULT_URI
     spec = spec_for_uri(uri)

@@ -92,7 +92,7 @@ def provision_checks(facts: Facts, settings: dict[str, Any]) -> list[CheckResult
 
     :param facts: the node's gathered facts.
     :param settings: the node's merged ``provision`` settings (inventory),
-        e.g. ``settings["hypervisor"]["virt_type"]`` is ``auto``, ``kvm`` or ``qemu``.
+        e.g. ``settings["virt_type"]`` (the core's own setting) is ``auto``, ``kvm`` or ``qemu``.
     :return: one result per check the plugin ran. Not firstresult: all collected.
     """
 
@@ -164,7 +164,7 @@ def provision_render(ctx: RenderContext) -> list[RenderedFile]:
     Rendering is pure: it reads the node's settings (and its preflight decision, when
     ``virt_type`` is ``auto``), never the node itself, and never a secret's value.
 
-    :param ctx: the node's name, validated settings, effective ``virt_type``/``cpu_mode``
+    :param ctx: the node's name, validated settings, effective ``virt_type``, the decision's ``cpu_mode``
         and ``ctx.render(template, **values)`` over the shared Jinja2 environment
         (StrictUndefined; ``*.xml.j2`` autoescaped).
     :return: the files, each with its target path on the node and mode. Not firstresult:

@@ -206,10 +206,10 @@ class Hooks:
     @cached_property
     def settings_model(self):
         """The pydantic model of the ``provision`` variable, from every plugin's part."""
-        from provision.settings import build_settings_model
+        from provision.settings import CORE_SETTINGS, build_settings_model
 
         hook = self.pm.hook.provision_settings_schema
-        parts = _by_plugin(hook, hook())
+        parts = [("provision (core)", CORE_SETTINGS), *_by_plugin(hook, hook())]
         owner: dict[str, str] = {}
         for plugin, part in parts:
             for path in part:

@@ -78,7 +78,7 @@ def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> di
     """Preflight decisions of the nodes whose virt_type is ``auto`` (one probe each)."""
     from provision.preflight import preflight
 
-    wanted = [n for n in nodes if n.settings["hypervisor"]["virt_type"] == "auto"]
+    wanted = [n for n in nodes if n.settings["virt_type"] == "auto"]
     if not wanted:
         return {}
     report = preflight(nodes=wanted, hooks=hooks, forks=forks, timeout=timeout)

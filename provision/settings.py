@@ -14,6 +14,10 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+VIRT_TYPES = ("auto", "kvm", "qemu")
+# the core's own part: the one setting the core reads itself (for the decision, render and guests)
+CORE_SETTINGS: dict[str, Any] = {"virt_type": (typing.Literal[VIRT_TYPES], "auto")}
+
 
 class StrictModel(BaseModel):
     """Base for settings models: unknown keys are errors."""
@@ -144,4 +148,4 @@ def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
         current = _step(current, part)
         if current is None:
             return []
-    return sorted({k for m in current for k in m.model_fields})
+    return sorted({k for m in current for k, f in m.model_fields.items() if not f.exclude})  # not moved keys

@@ -29,7 +29,7 @@ def ports(node):
 
 
 def inventory(tmp_path, bridges=("br-x",)) -> str:
-    provision = {"hypervisor": {"virt_type": "qemu"},
+    provision = {"virt_type": "qemu",
                  "network": {"bridges": [{"name": b, "interfaces": [f"eth{i}"]} for i, b in enumerate(bridges)]}}
     path = tmp_path / "site.yml"
     path.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local"}},
@@ -170,7 +170,7 @@ def test_two_applies_on_one_node_do_not_run_together(node, tmp_path):
 def test_on_a_terminal_a_fleet_apply_shows_a_progress_bar(node, tmp_path):
     inv = tmp_path / "two.yml"
     inv.write_text(yaml.safe_dump({"all": {"hosts": {"a": {"ansible_connection": "local"}, "b": {"ansible_connection": "local"}},
-                                           "vars": {"provision": {"hypervisor": {"virt_type": "qemu"}}}}}))
+                                           "vars": {"provision": {"virt_type": "qemu"}}}}))
     from tests.conftest import provision_bin
 
     # script(1) gives the command a pseudo-terminal, as an operator's shell does

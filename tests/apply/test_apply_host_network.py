@@ -37,7 +37,7 @@ def managed(tmp_path, kvm_permissions):
 
 def inventory(net, interface, **bridge):
     data = net.inventory_data()
-    data["all"]["vars"]["provision"] = {"hypervisor": {"virt_type": "qemu"},
+    data["all"]["vars"]["provision"] = {"virt_type": "qemu",
                                         "network": {"bridges": [{"name": BRIDGE, "interfaces": [interface], **bridge}]}}
     return str(net.write_inventory(data))
 

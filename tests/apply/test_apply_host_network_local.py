@@ -32,7 +32,7 @@ def wired(node):
 def inventory(tmp_path, bridges=(), vlans=()) -> str:
     path = tmp_path / "site.yml"
     path.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local"}}, "vars": {"provision": {
-        "hypervisor": {"virt_type": "qemu"}, "network": {"bridges": list(bridges), "vlans": list(vlans)}}}}}))
+        "virt_type": "qemu", "network": {"bridges": list(bridges), "vlans": list(vlans)}}}}}))
     return str(path)
 
 

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.libvirt, pytest.mark.netns]
 
 
 def inventory(tmp_path, with_pool: bool) -> str:
-    provision = {"hypervisor": {"virt_type": "qemu"}, "network": {"nat": [
+    provision = {"virt_type": "qemu", "network": {"nat": [
         {"name": "guestnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1"}]}}
     if with_pool:
         provision["storage"] = [{"name": "san1", "type": "iscsi", "direct": True, "portal": "127.0.0.1:3260",

@@ -37,7 +37,7 @@ def inventory(tmp_path) -> str:
             "chap": {"username": "provision", "password_file": "/etc/provision/chap"}}
     path = tmp_path / "site.yml"
     path.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local"}}, "vars": {"provision": {
-        "hypervisor": {"virt_type": "qemu"}, "storage": [pool]}}}}))
+        "virt_type": "qemu", "storage": [pool]}}}}))
     return str(path)
 
 

@@ -24,7 +24,7 @@ NARROWED = ("update", "its definition differs: network/ip/dhcp/range@end is 192.
 def inventory(tmp_path, **provision) -> str:
     path = tmp_path / "site.yml"
     path.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local"}},
-                                            "vars": {"provision": {"hypervisor": {"virt_type": "qemu"}, **provision}}}}))
+                                            "vars": {"provision": {"virt_type": "qemu", **provision}}}}))
     return str(path)
 
 
@@ -232,7 +232,7 @@ def test_an_unreachable_node_is_reported_and_the_others_go_on(node, tmp_path):
     inv = tmp_path / "two.yml"
     inv.write_text(yaml.safe_dump({"all": {
         "hosts": {"n1": {"ansible_connection": "local"}, "gone": {"ansible_host": "127.0.0.1", "ansible_port": 1}},
-        "vars": {"provision": {"hypervisor": {"virt_type": "qemu"}, "network": {"nat": [NAT]}}}}}, sort_keys=False))
+        "vars": {"provision": {"virt_type": "qemu", "network": {"nat": [NAT]}}}}}, sort_keys=False))
     result, data = apply(node, str(inv), "--timeout", "10")
     assert result.returncode == 1
     hosts = {h["host"]: h for h in data["hosts"]}

@@ -29,7 +29,7 @@ def inventory(tmp_path, device=None) -> str:
     storage = [{"name": "pvtest-vg", "type": "lvm", "devices": [device]}] if device else []
     path = tmp_path / "site.yml"
     path.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local"}}, "vars": {"provision": {
-        "hypervisor": {"virt_type": "qemu"}, "storage": storage}}}}))
+        "virt_type": "qemu", "storage": storage}}}}))
     return str(path)
 
 

@@ -23,7 +23,7 @@ def test_apply_to_two_nodes_over_ssh(tmp_path, kvm_permissions):
             for name, node in nodes.items():
                 net.add_node(name, node)
             data = net.inventory_data(groups={"compute": list(nodes)})
-            data["all"]["vars"]["provision"] = {"hypervisor": {"virt_type": "qemu"}, "network": {"nat": [
+            data["all"]["vars"]["provision"] = {"virt_type": "qemu", "network": {"nat": [
                 {"name": "guestnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1"}]}}
             inv = net.write_inventory(data)
             argv = net.client_argv(provision_bin(), "apply", "-i", str(inv), "-o", "json")

@@ -48,8 +48,8 @@ def test_fleet_decides_per_node_and_cuts_off_dead_and_hung_ones(fleet):
 def test_pinned_kvm_fails_on_a_node_that_cannot(fleet):
     inv = fleet.write_inventory(fleet.inventory_data(
         groups={"compute": ["node1", "intel1"]},
-        host_vars={"node1": {"provision": {"hypervisor": {"virt_type": "kvm"}}},
-                   "intel1": {"provision": {"hypervisor": {"virt_type": "kvm"}}}}), name="pinned.yml")
+        host_vars={"node1": {"provision": {"virt_type": "kvm"}},
+                   "intel1": {"provision": {"virt_type": "kvm"}}}), name="pinned.yml")
     proc, data = run_preflight(fleet, inv, "--ignore", "all")
     hosts = {h["host"]: h for h in data["hosts"]}
     cpu = {h: next(c for c in hosts[h]["checks"] if c["id"] == "cpu.virt_extensions") for h in hosts}

@@ -239,14 +239,14 @@ def test_image_boots_through_an_overlay_in_the_pool(cli, pool, tmp_path):
 
 def test_guest_from_an_inventory_node_uses_its_pinned_virt_type(cli, canary, tmp_path):
     inv = tmp_path / "site.yml"
-    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {hypervisor: {virt_type: kvm}}}\n")
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {virt_type: kvm}}\n")
     result = cli(*boot_args(canary, f"{PREFIX}inv"), "-i", str(inv))
     if decided_virt_type(cli) == "kvm":
         assert result.exit_code == 0 and etree.fromstring(virsh("dumpxml", f"{PREFIX}inv").stdout.encode()).get("type") == "kvm"
     else:  # pinned kvm on a node that decided qemu: refused before anything is defined
         assert result.exit_code == 2 and "virt_type kvm was asked for, but n1 decided qemu" in result.stderr
         assert domains() == []
-    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {hypervisor: {virt_type: qemu}}}\n")
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {virt_type: qemu}}\n")
     result = cli(*boot_args(canary, f"{PREFIX}inv"), "-i", str(inv), "--print-xml")
     assert etree.fromstring(result.stdout.encode()).get("type") == "qemu"
 

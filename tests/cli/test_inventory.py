@@ -18,7 +18,7 @@ def test_show(cli):
     data = json.loads(result.stdout)
     assert data["connection"] == "ssh://ops@192.0.2.12:2202"
     assert data["groups"] == ["compute", "rack1"]
-    assert data["provision"]["hypervisor"]["virt_type"] == "kvm"
+    assert data["provision"]["virt_type"] == "kvm"
 
 
 def test_show_unknown_host(cli):
@@ -30,10 +30,10 @@ def test_show_unknown_host(cli):
 def test_validate(cli, tmp_path):
     assert cli("inventory", "validate", "-i", EXAMPLE).stdout.strip() == f"{EXAMPLE}: valid, 6 hosts"
     bad = tmp_path / "site.yml"
-    bad.write_text("all:\n  hosts:\n    node3: {provision: {hypervisor: {virt_type: kvmm}}}\n")
+    bad.write_text("all:\n  hosts:\n    node3: {provision: {virt_type: kvmm}}\n")
     result = cli("inventory", "validate", "-i", str(bad))
     assert result.exit_code == 2
-    assert (f"{bad}: host node3: provision.hypervisor.virt_type: must be one of auto, kvm, qemu (got 'kvmm')"
+    assert (f"{bad}: host node3: provision.virt_type: must be one of auto, kvm, qemu (got 'kvmm')"
             in result.stderr)
     assert "Traceback" not in result.output
 

@@ -21,7 +21,7 @@ def inventory(tmp_path: Path, provision: dict, hosts=("n1",), extra_host=None) -
     return str(path)
 
 
-PINNED = {"hypervisor": {"virt_type": "qemu"}}
+PINNED = {"virt_type": "qemu"}
 
 
 BAD = [
@@ -73,11 +73,11 @@ BAD = [
      "provision.storage[0].type: must be one of iscsi, lvm, nfs, rbd (got 'xfs')"),
     ({"storage": [{"name": "x", "type": "nfs", "server": "nfs..bad", "export": "/e", "mountpoint": "/m"}]},
      "provision.storage[0].server: must be a host name or an IPv4/IPv6 address"),
-    ({"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}},
+    ({"virt_type": "qemu", "hypervisor": {"images_type": "rbd"}},
      "provision.hypervisor.images_type: images_type rbd needs a storage entry of type rbd"),
-    ({"hypervisor": {"virt_type": "qemu", "images_type": "lvm"}},
+    ({"virt_type": "qemu", "hypervisor": {"images_type": "lvm"}},
      "provision.hypervisor.images_type: images_type lvm needs a storage entry of type lvm"),
-    ({"hypervisor": {"virt_type": "qemu", "cpu_mode": "custom"}},
+    ({"virt_type": "qemu", "hypervisor": {"cpu_mode": "custom"}},
      "provision.hypervisor.cpu_models: cpu_mode custom needs at least one CPU model"),
     ({"storage": [{"name": "san", "type": "iscsi", "portal": "192.0.2.50:70000", "target": "iqn.2026-01.com.example:x",
                    "initiator": "iqn.2026-01.com.example:n1"}]},
@@ -87,13 +87,13 @@ BAD = [
                    "ceph_conf": "/etc/ceph/../../tmp/x.conf"}]},
      "provision.storage[0].ceph_conf: must be an absolute path without '.' or '..' parts (got '/etc/ceph/../../tmp/x.conf')"),
     # values written into nova.conf, ceph.conf or libvirtd.conf cannot end their line or their quoted string
-    ({"hypervisor": {"virt_type": "qemu", "cpu_mode": "custom", "cpu_models": ["Skylake\n[DEFAULT]"]}},
+    ({"virt_type": "qemu", "hypervisor": {"cpu_mode": "custom", "cpu_models": ["Skylake\n[DEFAULT]"]}},
      "provision.hypervisor.cpu_models[0]: must be letters, digits, '_', '.', '+' or '-', starting with a letter or digit "
      "(it is written bare into nova.conf or ceph.conf) (got 'Skylake\\n[DEFAULT]')"),
     ({"storage": [{"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova admin",
                    "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k"}]},
      "provision.storage[0].user: must be letters, digits, '_', '.', '+' or '-', starting with a letter or digit"),
-    ({"hypervisor": {"virt_type": "qemu", "remote": "tls", "tls": {"ca_file": '/etc/pki/x".pem'}}},
+    ({"virt_type": "qemu", "hypervisor": {"remote": "tls", "tls": {"ca_file": '/etc/pki/x".pem'}}},
      "provision.hypervisor.tls.ca_file: must not contain '\"' or '\\' (it is written into a quoted string of libvirtd.conf)"),
     ({"storage": [{"name": "-bad", "type": "lvm", "devices": ["/dev/sdb"]}]},
      "provision.storage[0].name: must be 1-64 letters, digits, '_', '.', '+' or '-', starting with a letter or digit (got '-bad')"),
@@ -103,8 +103,7 @@ BAD = [
 @pytest.mark.parametrize(("provision", "message"), BAD, ids=[m[:50] for _, m in BAD])
 def test_bad_input_is_exit_2_naming_file_host_field_and_writes_nothing(cli, tmp_path, provision, message):
     out = tmp_path / "out"
-    merged = {"hypervisor": {"virt_type": "qemu"}, **provision}
-    merged["hypervisor"] = {**PINNED["hypervisor"], **provision.get("hypervisor", {})}
+    merged = {**PINNED, **provision}
     # n0 is valid: it must not be rendered either
     inv = inventory(tmp_path, merged, hosts=("n1",), extra_host={"n0": {**LOCAL, "provision": {"storage": []}}})
     result = cli("render", "-i", inv, "--out", str(out))
@@ -140,7 +139,7 @@ def test_secrets_never_reach_files_manifest_or_output(cli, tmp_path):
     key.write_text(SECRET)
     chap = tmp_path / "chap"
     chap.write_text(CHAP)
-    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}, "storage": [
+    inv = inventory(tmp_path, {"virt_type": "qemu", "hypervisor": {"images_type": "rbd"}, "storage": [
         {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
          "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": str(key)},
         {"name": "san1", "type": "iscsi", "portal": "192.0.2.50", "target": "iqn.2026-01.com.example:san1",
@@ -167,7 +166,7 @@ def test_xml_special_characters_are_escaped_and_survive_a_round_trip(cli, tmp_pa
 
 
 def test_ipv6_nfs_server_and_monitor(cli, tmp_path):
-    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}, "storage": [
+    inv = inventory(tmp_path, {"virt_type": "qemu", "hypervisor": {"images_type": "rbd"}, "storage": [
         {"name": "instances", "type": "nfs", "server": "2001:db8::5", "export": "/srv/nova",
          "mountpoint": "/var/lib/nova/instances", "nfs_version": 4.2},
         {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["[2001:db8::61]:3300", "192.0.2.62"], "user": "nova",
@@ -198,7 +197,7 @@ def test_nftables_nat_is_accepted_by_nft(cli, tmp_path):
 
 
 def test_auto_virt_type_takes_the_nodes_preflight_decision(cli, tmp_path, kvm_permissions):
-    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "auto"}})
+    inv = inventory(tmp_path, {"virt_type": "auto"})
     out = tmp_path / "out"
     assert cli("render", "-i", inv, "--out", str(out)).exit_code == 0
     decision = json.loads(cli("preflight", "-i", inv, "-o", "json").stdout)["hosts"][0]["decision"]
@@ -207,7 +206,7 @@ def test_auto_virt_type_takes_the_nodes_preflight_decision(cli, tmp_path, kvm_pe
 
 
 def test_auto_virt_type_on_an_unreachable_node_renders_nothing(cli, tmp_path):
-    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "auto"}},
+    inv = inventory(tmp_path, {"virt_type": "auto"},
                     extra_host={"gone": {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "nobody"}})
     out = tmp_path / "out"
     result = cli("render", "-i", inv, "--out", str(out), "--timeout", "5")
@@ -219,7 +218,7 @@ def test_auto_virt_type_on_an_unreachable_node_renders_nothing(cli, tmp_path):
 def test_diff_compares_with_the_files_on_the_node_and_changes_nothing(cli, tmp_path):
     conf = tmp_path / "ceph.conf"
     conf.write_text(f"[global]\nmon_host = 192.0.2.99:6789\n[client.nova]\nkey = {SECRET}\n")
-    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "images_type": "rbd"}, "storage": [
+    inv = inventory(tmp_path, {"virt_type": "qemu", "hypervisor": {"images_type": "rbd"}, "storage": [
         {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
          "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k", "ceph_conf": str(conf)}]})
     result = cli("render", "-i", inv, "--diff")
@@ -276,7 +275,7 @@ def test_render_needs_out_or_diff(cli):
 
 
 def test_iscsi_direct_and_libvirtd_over_tcp_with_sasl(cli, tmp_path):
-    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "remote": "tcp"}, "storage": [
+    inv = inventory(tmp_path, {"virt_type": "qemu", "hypervisor": {"remote": "tcp"}, "storage": [
         {"name": "san2", "type": "iscsi", "portal": "[2001:db8::50]:3260", "target": "iqn.2026-01.com.example:san2",
          "initiator": "iqn.2026-01.com.example:n1", "direct": True}]})
     out = tmp_path / "out"
@@ -291,7 +290,7 @@ def test_iscsi_direct_and_libvirtd_over_tcp_with_sasl(cli, tmp_path):
     assert "listen_tcp = 1" in conf and 'auth_tcp = "sasl"' in conf and "listen_tls = 0" in conf
     assert "mech_list: scram-sha-256" in (root / "sasl2" / "libvirt.conf").read_text()
     # ssh and the unix socket need no daemon settings
-    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu", "remote": "ssh"}})
+    inv = inventory(tmp_path, {"virt_type": "qemu", "hypervisor": {"remote": "ssh"}})
     assert cli("render", "-i", inv, "--out", str(tmp_path / "ssh")).exit_code == 0
     assert not (tmp_path / "ssh" / "n1" / "etc" / "libvirt").exists()
 
@@ -349,7 +348,7 @@ def test_a_plugin_target_that_climbs_out_of_the_tree_is_refused(cli, tmp_path):
 
 
 def test_a_secret_pasted_into_a_file_field_is_refused_without_echoing_it(cli, tmp_path):
-    inv = inventory(tmp_path, {"hypervisor": {"virt_type": "qemu"}, "storage": [
+    inv = inventory(tmp_path, {"virt_type": "qemu", "storage": [
         {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
          "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": SECRET},
         {"name": "san1", "type": "iscsi", "portal": "192.0.2.50", "target": "iqn.2026-01.com.example:san1",

@@ -62,7 +62,7 @@ def test_smoke_refuses_kvm_pinned_on_a_node_that_decided_qemu(cli, libvirtd, tmp
     if decided == "kvm":
         pytest.skip("this node can run KVM")
     inv = tmp_path / "site.yml"
-    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {hypervisor: {virt_type: kvm}}}\n")
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local, provision: {virt_type: kvm}}\n")
     result = cli("smoke", "-i", str(inv), "-o", "json")
     (check,) = json.loads(result.stdout)["hosts"][0]["checks"]
     assert check["status"] == "fail" and "virt_type kvm was asked for, but n1 decided qemu" in check["message"]

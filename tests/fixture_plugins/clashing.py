@@ -13,7 +13,7 @@ def provision_probe():
 
 @hookimpl
 def provision_settings_schema():
-    return {"hypervisor.virt_type": (str, "kvm")}
+    return {"virt_type": (str, "kvm")}
 
 
 @checks.register("kvm.device", "a second kvm.device (test plugin)")

@@ -3,8 +3,8 @@ import pytest
 from provision_plugins.cpu import virt_extensions
 from tests.nodes import ENOENT, healthy_node
 
-AUTO = {"hypervisor": {"virt_type": "auto"}}
-KVM = {"hypervisor": {"virt_type": "kvm"}}
+AUTO = {"virt_type": "auto"}
+KVM = {"virt_type": "kvm"}
 
 
 @pytest.mark.parametrize(

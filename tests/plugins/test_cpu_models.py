@@ -17,7 +17,7 @@ CAPS = {"path": "/var/cache/libvirt/qemu/capabilities/x.xml", "models": {
 
 
 def settings(virt_type="qemu", mode="custom", models=("qemu64",)):
-    return {"hypervisor": {"virt_type": virt_type, "cpu_mode": mode, "cpu_models": list(models)}}
+    return {"virt_type": virt_type, "hypervisor": {"cpu_mode": mode, "cpu_models": list(models)}}
 
 
 @pytest.mark.parametrize(
@@ -60,14 +60,14 @@ needs_cpu_map = pytest.mark.skipif(not libvirt_cpu_models(), reason="libvirt's c
 @needs_cpu_map
 def test_a_misspelt_model_and_passthrough_under_qemu_are_input_errors(tmp_path, cli):
     inv = tmp_path / "site.yml"
-    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local}\n  vars:\n    provision:\n      hypervisor:\n"
-                   "        virt_type: qemu\n        cpu_mode: custom\n        cpu_models: [Cascadlake-Server-noTSX]\n")
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local}\n  vars:\n    provision:\n      virt_type: qemu\n"
+                   "      hypervisor:\n        cpu_mode: custom\n        cpu_models: [Cascadlake-Server-noTSX]\n")
     result = cli("render", "-i", str(inv), "--diff")
     assert result.exit_code == 2
     assert (f"{inv}: host n1: provision.hypervisor.cpu_models[0]: 'Cascadlake-Server-noTSX' is not a CPU model "
             "libvirt knows (did you mean Cascadelake-Server-noTSX") in result.output
-    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local}\n  vars:\n    provision:\n      hypervisor:\n"
-                   "        virt_type: qemu\n        cpu_mode: host-passthrough\n")
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_connection: local}\n  vars:\n    provision:\n      virt_type: qemu\n"
+                   "      hypervisor:\n        cpu_mode: host-passthrough\n")
     result = cli("render", "-i", str(inv), "--diff")
     assert result.exit_code == 2
     assert "provision.hypervisor.cpu_mode: host-passthrough needs virt_type kvm; libvirt refuses it" in result.output

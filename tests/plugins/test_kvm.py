@@ -3,8 +3,8 @@ import pytest
 from provision_plugins.kvm import kvm_api, kvm_device, kvm_module, kvm_run, provision_virt_decision
 from tests.nodes import ENOENT, PASSWD, healthy_node
 
-AUTO = {"hypervisor": {"virt_type": "auto"}}
-KVM = {"hypervisor": {"virt_type": "kvm"}}
+AUTO = {"virt_type": "auto"}
+KVM = {"virt_type": "kvm"}
 PVM_MODULES = {"path": "/sys/module", "names": ["kvm", "kvm_pvm"]}
 
 

@@ -7,8 +7,8 @@ from provision.hosts import parse_host_spec
 from provision_plugins.kvm import kvm_boot, provision_probe_functional, provision_virt_decision
 from tests.nodes import healthy_node
 
-AUTO = {"hypervisor": {"virt_type": "auto"}}
-KVM = {"hypervisor": {"virt_type": "kvm"}}
+AUTO = {"virt_type": "auto"}
+KVM = {"virt_type": "kvm"}
 QEMU = "/usr/bin/qemu-system-x86_64"
 KVM_BOOTED = {"accel": "kvm", "ok": True, "seconds": 0.61, "console": "provision-canary: ready cpus=1 mem_kb=223632"}
 KVM_HUNG = {"accel": "kvm", "ok": False, "seconds": 15.0, "why": "no marker on the console within 15s",

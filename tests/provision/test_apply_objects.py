@@ -15,7 +15,7 @@ PINNED = {"cmp1"}  # example hosts whose virt_type is pinned (no preflight neede
 
 def rendered(hooks, limit="cmp1"):
     nodes = select_nodes(inventory=EXAMPLE, limit=limit, hooks=hooks).nodes
-    assert nodes[0].settings["hypervisor"]["virt_type"] != "auto"
+    assert nodes[0].settings["virt_type"] != "auto"
     return nodes, render_all(nodes=nodes, decisions={}, hooks=hooks)
 
 

@@ -25,8 +25,22 @@ def test_a_check_id_declared_twice_is_refused_naming_both_plugins(clashing):
 def test_a_settings_field_declared_twice_is_refused_naming_both_plugins(clashing):
     with pytest.raises(PluginError) as err:
         _ = clashing.settings_model
-    assert str(err.value) == (f"settings field 'hypervisor.virt_type' of {CLASH} clashes with 'hypervisor' of "
-                              "provision_plugins.hypervisor")
+    # the core's own setting is refused first: no plugin can redefine virt_type
+    assert str(err.value) == f"settings field 'virt_type' of {CLASH} clashes with 'virt_type' of provision (core)"
+
+
+def test_a_settings_field_inside_another_plugins_part_is_refused():
+    from types import SimpleNamespace
+
+    from provision.hookspecs import hookimpl
+
+    pm = make_plugin_manager(autoload=False)
+    pm.register(SimpleNamespace(provision_settings_schema=hookimpl(lambda: {"hypervisor.cpu_mode": (str, "x")})),
+                name="nested")
+    with pytest.raises(PluginError) as err:
+        _ = Hooks(pm).settings_model
+    assert str(err.value) == "settings field 'hypervisor.cpu_mode' of nested clashes with 'hypervisor' of " \
+        "provision_plugins.hypervisor"
 
 
 def test_a_probe_key_gathered_differently_is_refused_naming_both_plugins(clashing):
@@ -108,7 +122,7 @@ def test_render_is_called_through_pluggy_so_fewer_arguments_and_wrappers_work(tm
     pm.register(argless_render.Wrapper(), name="wrapper")
     hooks = Hooks(pm)
     inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"provision": {"hypervisor": {"virt_type": "qemu"}}}}}}))
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"provision": {"virt_type": "qemu"}}}}}))
     node, = select_nodes(inventory=str(inv), hooks=hooks).nodes
     files = {f.target: f for f in render_node(node, None, hooks=hooks)}
     assert files["/etc/argless.conf"].plugin == "tests.fixture_plugins.argless_render"

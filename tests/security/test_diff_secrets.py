@@ -20,7 +20,7 @@ def settings(tmp_path, conf, key=None, chap=None):
         key.write_text(f"[client.nova]\n\tkey = {SECRET}\n")
     if not chap.exists():
         chap.write_text(CHAP + "\n")
-    return {"hypervisor": {"virt_type": "qemu"}, "storage": [
+    return {"virt_type": "qemu", "storage": [
         {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
          "secret_uuid": UUID, "key_file": str(key), "ceph_conf": str(conf)},
         {"name": "san1", "type": "iscsi", "portal": "192.0.2.50", "target": "iqn.2026-01.com.example:san1",

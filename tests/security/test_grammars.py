@@ -43,7 +43,7 @@ HOSTILE = [
     ({"storage": [{**RBD, "user": "nova\n[global]"}]}, "storage[0].user", "written bare into nova.conf or ceph.conf"),
     # paths that are not a file's
     ({"storage": [{**RBD, "ceph_conf": "/etc/ceph/"}]}, "storage[0].ceph_conf", "without a trailing '/'"),
-    ({"hypervisor": {"virt_type": "qemu", "cpu_mode": "custom", "cpu_models": ["Haswell\n[DEFAULT]"]}},
+    ({"virt_type": "qemu", "hypervisor": {"cpu_mode": "custom", "cpu_models": ["Haswell\n[DEFAULT]"]}},
      "hypervisor.cpu_models[0]", "written bare into nova.conf"),
 ]
 

@@ -16,8 +16,8 @@ from tests.unprivileged import as_nobody
 
 def alias_bomb(levels: int = 9) -> str:
     """A few hundred bytes that expand to 9**9 values when every alias is followed."""
-    lines = ["all:", "  hosts:", "    n1:", "      provision:", "        hypervisor:",
-             "          virt_type: qemu", "          cpu_mode: custom", "          cpu_models: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines = ["all:", "  hosts:", "    n1:", "      provision:", "        virt_type: qemu", "        hypervisor:",
+             "          cpu_mode: custom", "          cpu_models: &a0 [x, x, x, x, x, x, x, x, x]"]
     refs = "\n".join(f"        l{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1))
     return "\n".join(lines) + "\n      vars_bomb:\n" + refs.replace("        l", "        l") + \
         f"\n      provision_bomb: *a{levels}\n"

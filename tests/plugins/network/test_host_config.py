@@ -15,7 +15,7 @@ ODD = {"bridges": [{"name": "_br.1-x", "interfaces": ["0e_1.2-"], "addresses": [
 def rendered_netplan(tmp_path, network):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_host": "192.0.2.9", "provision": {
-        "hypervisor": {"virt_type": "qemu"}, "network": network}}}}}))
+        "virt_type": "qemu", "network": network}}}}}))
     hooks = default_hooks()
     node, = select_nodes(inventory=str(inventory), hooks=hooks).nodes
     files = {f.target: f.content for f in render_node(node, None, hooks=hooks)}

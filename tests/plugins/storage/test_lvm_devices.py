@@ -82,7 +82,7 @@ def test_render_refuses_a_formatted_local_device_naming_file_host_and_field(cli,
     subprocess.run(["mkfs.ext4", "-q", loop_device], check=True)
     inv = tmp_path / "site.yml"
     inv.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local", "provision": {
-        "hypervisor": {"virt_type": "qemu"}, "storage": [{"name": "vg", "type": "lvm", "devices": [loop_device, "/dev/no-such-disk"]}]}}}}}))
+        "virt_type": "qemu", "storage": [{"name": "vg", "type": "lvm", "devices": [loop_device, "/dev/no-such-disk"]}]}}}}}))
     result = cli("render", "-i", str(inv), *([mode, str(tmp_path / "out")] if mode == "--out" else [mode]))
     assert result.exit_code == 2
     assert f"{inv}: host n1: provision.storage[0].devices[0]: {loop_device} has a ext4 signature" in result.stderr

@@ -29,10 +29,10 @@ def test_example_merges_provision_key_by_key(hooks):
     nodes = {n.name: n for n in select_nodes(inventory=str(EXAMPLE), hooks=hooks).nodes}
     # group_vars/all < compute < rack2 < the host's own inline vars
     hv = nodes["cmp4"].settings["hypervisor"]
-    assert (hv["virt_type"], hv["cpu_mode"], hv["cpu_models"], hv["libvirt"]) == (
+    assert (nodes["cmp4"].settings["virt_type"], hv["cpu_mode"], hv["cpu_models"], hv["libvirt"]) == (
         "qemu", "custom", ["Cascadelake-Server-noTSX"], "host")
-    assert nodes["cmp1"].settings["hypervisor"]["virt_type"] == "kvm"
-    assert nodes["ctl1"].settings["hypervisor"]["virt_type"] == "auto"
+    assert nodes["cmp1"].settings["virt_type"] == "kvm"
+    assert nodes["ctl1"].settings["virt_type"] == "auto"
     assert nodes["cmp2"].spec.spec == "ssh://ops@192.0.2.12:2202"
     assert nodes["cmp1"].spec.spec == "ssh://ops@192.0.2.11:22"  # host_vars/cmp1.yml
     assert nodes["cmp1"].spec.ssh_args == ("-o", "StrictHostKeyChecking=accept-new")
@@ -67,11 +67,11 @@ def test_lists_in_provision_are_replaced(tmp_path, hooks):
 def test_group_vars_folder_and_extensionless_files(tmp_path, hooks):
     write(tmp_path, {
         "inv": "all:\n  children:\n    compute:\n      hosts:\n        n1: {ansible_connection: local}\n",
-        "group_vars/compute/10-hv": "provision: {hypervisor: {virt_type: kvm}}\n",
+        "group_vars/compute/10-hv": "provision: {virt_type: kvm}\n",
         "group_vars/compute/20-libvirt.yaml": "provision: {hypervisor: {libvirt: container}}\n",
     })
     (node,) = select_nodes(inventory=str(tmp_path / "inv"), hooks=hooks).nodes
-    assert node.settings["hypervisor"]["virt_type"] == "kvm"
+    assert node.settings["virt_type"] == "kvm"
     assert node.settings["hypervisor"]["libvirt"] == "container"
 
 
@@ -87,12 +87,12 @@ def test_child_group_beats_parent_and_same_depth_goes_by_name(tmp_path, hooks):
               hosts: {n1: {}}
               children:
                 c_child:
-                  vars: {provision: {hypervisor: {virt_type: qemu}}}
+                  vars: {provision: {virt_type: qemu}}
                   hosts: {n1: {}}
         """})
     (node,) = select_nodes(inventory=str(tmp_path / "hosts.yml"), hooks=hooks).nodes
     assert node.settings["hypervisor"]["cpu_mode"] == "none"  # b_group sorts after a_group
-    assert node.settings["hypervisor"]["virt_type"] == "qemu"
+    assert node.settings["virt_type"] == "qemu"
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,7 @@ def test_show_redacts_secrets(tmp_path, hooks):
         """})
     data = describe_host(inventory=str(inv), host="n1", hooks=hooks)
     assert (data["host"], data["connection"], data["groups"]) == ("n1", "local://", ["ungrouped"])  # as Ansible's group_names
-    assert data["provision"]["hypervisor"]["virt_type"] == "auto"
+    assert data["provision"]["virt_type"] == "auto"
     assert data["provision"]["storage"] == [] and data["provision"]["network"]["renderer"] == "netplan"
     from provision.inventory.select import redact
 
@@ -140,12 +140,14 @@ def test_show_redacts_secrets(tmp_path, hooks):
 BAD = [
     ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_connection: local\n",
      r"hosts\.yml: not an inventory Ansible can read:\n  yaml plugin: YAML parsing failed: While parsing a flow mapping did not find expected ',' or '}'"),
-    ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_type: kvmm}}}\n",
-     r"hosts\.yml: host n1: provision\.hypervisor\.virt_type: must be one of auto, kvm, qemu \(got 'kvmm'\)"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {virt_type: kvmm}}\n",
+     r"hosts\.yml: host n1: provision\.virt_type: must be one of auto, kvm, qemu \(got 'kvmm'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_typo: kvm}}}\n",
-     r"host n1: provision\.hypervisor\.virt_typo: unknown key; known keys: cpu_mode, cpu_models, images_type, libvirt, remote, tls, virt_type"),
+     r"host n1: provision\.hypervisor\.virt_typo: unknown key; known keys: cpu_mode, cpu_models, images_type, libvirt, remote, tls(\n|$)"),
+    ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_type: kvm}}}\n",
+     r"host n1: provision\.hypervisor\.virt_type: moved to provision\.virt_type \(a core setting now\) \(got 'kvm'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisr: {}}}\n",
-     r"host n1: provision\.hypervisr: unknown key; known keys: hypervisor, network, pci, storage"),
+     r"host n1: provision\.hypervisr: unknown key; known keys: hypervisor, network, pci, storage, virt_type"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {cpu_models: x}}}\n",
      r"host n1: provision\.hypervisor\.cpu_models: input should be a valid list \(got 'x'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {cpu_models: [a]}}}\n",
@@ -174,8 +176,8 @@ def test_bad_inventories_name_file_host_and_field(tmp_path, hooks, name, text, m
 
 def test_error_names_the_group_vars_file_that_set_the_value(tmp_path, hooks):
     write(tmp_path, {"hosts.yml": "all:\n  children:\n    compute:\n      hosts:\n        n1: {}\n",
-                     "group_vars/compute.yml": "provision: {hypervisor: {virt_type: kvmm}}\n"})
-    with pytest.raises(InputError, match=r"group_vars/compute\.yml: host n1: provision\.hypervisor\.virt_type"):
+                     "group_vars/compute.yml": "provision: {virt_type: kvmm}\n"})
+    with pytest.raises(InputError, match=r"group_vars/compute\.yml: host n1: provision\.virt_type"):
         select_nodes(inventory=str(tmp_path / "hosts.yml"), hooks=hooks)
 
 
@@ -183,12 +185,12 @@ def test_every_error_is_reported_at_once(tmp_path, hooks):
     inv = write(tmp_path, {"hosts.yml": """
         all:
           hosts:
-            n1: {provision: {hypervisor: {virt_type: kvmm}}}
+            n1: {provision: {virt_type: kvmm}}
             n2: {provision: {hypervisor: {libvirt: docker}}}
         """})
     with pytest.raises(InputError) as err:
         select_nodes(inventory=str(inv), hooks=hooks)
-    assert "host n1: provision.hypervisor.virt_type" in str(err.value)
+    assert "host n1: provision.virt_type" in str(err.value)
     assert "host n2: provision.hypervisor.libvirt: must be one of host, container (got 'docker')" in str(err.value)
 
 
@@ -231,7 +233,7 @@ def test_missing_inventory():
 def test_forked_validation_reports_every_error_in_inventory_order(tmp_path, hooks):
     from provision.inventory.validate import validate_inventory
 
-    hosts = "\n".join(f"    n{i}: {{ansible_connection: local, provision: {{hypervisor: {{virt_type: {'kvmm' if i % 3 else 'qemu'}}}}}}}"
+    hosts = "\n".join(f"    n{i}: {{ansible_connection: local, provision: {{virt_type: {'kvmm' if i % 3 else 'qemu'}}}}}"
                       for i in range(7))
     inv = write(tmp_path, {"hosts.yml": f"all:\n  hosts:\n{hosts}\n"})
     with pytest.raises(InputError) as err:
@@ -239,7 +241,7 @@ def test_forked_validation_reports_every_error_in_inventory_order(tmp_path, hook
         validate_inventory(inventory, inventory.select(None), hooks, workers=3)
     lines = str(err.value).splitlines()[1:]
     assert [line.split(": ")[1] for line in lines] == ["host n1", "host n2", "host n4", "host n5"]
-    assert all("provision.hypervisor.virt_type: must be one of auto, kvm, qemu (got 'kvmm')" in line for line in lines)
+    assert all("provision.virt_type: must be one of auto, kvm, qemu (got 'kvmm')" in line for line in lines)
 
 
 def test_forked_validation_fills_in_settings_and_host_specs(tmp_path, hooks):
@@ -249,7 +251,7 @@ def test_forked_validation_fills_in_settings_and_host_specs(tmp_path, hooks):
     inv = load_inventory(str(write(tmp_path, {"hosts.yml": f"all:\n  hosts:\n{hosts}\n"})))
     checked = validate_inventory(inv, inv.select(None), hooks, workers=2)
     assert [spec.spec for _, spec in checked] == [f"ssh://192.0.2.{i + 1}:{2200 + i}" for i in range(5)]
-    assert all(host.settings["hypervisor"]["virt_type"] == "auto" for host, _ in checked)
+    assert all(host.settings["virt_type"] == "auto" for host, _ in checked)
 
 
 def test_a_private_key_pasted_as_the_key_file_is_not_echoed(tmp_path, hooks):
