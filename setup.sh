@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Set up a Debian 12 node (as root) for provision: system packages, the virtual
 # environment in .venv, /dev/kvm permissions as udev gives them, and the libvirt
-# daemons (started directly: no systemd needed). Safe to run again.
+# daemons (started directly: no systemd needed). Safe to run again, also on a
+# machine whose libvirtd is running: it is restarted when libvirt packages were
+# installed, since it loads its drivers only when it starts.
+#
+#   bash setup.sh            everything: a controller and test machine
+#   bash setup.sh --system   only what a managed node needs: packages, /dev/kvm, daemons
 set -euo pipefail
 cd "$(dirname "$0")"
+system_only=false
+case "${1:-}" in
+  "") ;;
+  --system) system_only=true ;;
+  *) echo "usage: bash setup.sh [--system]" >&2; exit 2 ;;
+esac
 
 PACKAGES=(
   python3 python3-venv python3-dev gcc pkg-config            # the venv; libvirt-python builds from source
@@ -29,19 +40,15 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # a running libvirtd loads its storage backends and drivers only when it starts
   if printf '%s\n' "${missing[@]}" | grep -q '^libvirt' && pgrep -x libvirtd >/dev/null; then
+    echo "setup.sh: restarting libvirtd to load the drivers just installed" >&2
     pkill -x libvirtd
-    for _ in $(seq 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.2; done
+    for _ in $(seq 100); do pgrep -x libvirtd >/dev/null || break; sleep 0.2; done
+    if pgrep -x libvirtd >/dev/null; then
+      echo "setup.sh: libvirtd did not stop within 20 s; stop it and run setup.sh again" >&2
+      exit 1
+    fi
   fi
 fi
-
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-fi
-log=$(mktemp)
-.venv/bin/pip install -q --disable-pip-version-check -e ".[test]" >"$log" 2>&1 || { cat "$log"; exit 1; }
-rm -f "$log"
-.venv/bin/python -c "import provision_plugins, libvirt, lxml"  # fail early if the install did not take
-.venv/bin/python -m compileall -q provision plugins >/dev/null  # bytecode once: start-up stays fast where PYTHONDONTWRITEBYTECODE is set
 
 # udev's rule on a normal host: /dev/kvm is root:kvm 0660. Without it libvirtd
 # re-probes QEMU on every define (about 30 s each).
@@ -56,6 +63,17 @@ if ! pgrep -x libvirtd >/dev/null; then
   libvirtd -d
   for _ in $(seq 50); do virsh -q -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
 fi
+
+$system_only && exit 0
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+log=$(mktemp)
+.venv/bin/pip install -q --disable-pip-version-check -e ".[test]" >"$log" 2>&1 || { cat "$log"; exit 1; }
+rm -f "$log"
+.venv/bin/python -c "import provision_plugins, libvirt, lxml"  # fail early if the install did not take
+.venv/bin/python -m compileall -q provision plugins >/dev/null  # bytecode once: start-up stays fast where PYTHONDONTWRITEBYTECODE is set
 
 # The canary guest for `provision smoke` and the guest tests (Debian's cloud kernel + busybox).
 .venv/bin/provision canary build >/dev/null
