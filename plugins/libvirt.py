@@ -19,7 +19,8 @@ def provision_probe():
     return {
         **ops,
         "node.processes": {"op": "processes"},
-        "libvirt.version": {"op": "run", "argv": ["libvirtd", "--version"], "argv0": list(DAEMONS)},
+        "libvirt.version": {"op": "run", "argv": ["libvirtd", "--version"], "argv0": list(DAEMONS),
+                            "version_cache": "libvirt"},
     }
 
 

@@ -17,7 +17,8 @@ MODULE_GLOBS = tuple(f"{d}/*.so" for d in MODULE_DIRS)
 @hookimpl
 def provision_probe():
     return {
-        "qemu.version": {"op": "run", "argv": ["qemu-system-{machine}", "--version"], "argv0": EMULATOR},
+        "qemu.version": {"op": "run", "argv": ["qemu-system-{machine}", "--version"], "argv0": EMULATOR,
+                         "version_cache": "qemu"},
         "qemu.modules": {"op": "installed", "globs": list(MODULE_GLOBS)},
         # only a QEMU built without modules is asked: a modular one lists drivers whether installed or not
         "qemu.formats": {"op": "run", "argv": ["qemu-system-{machine}", "-drive", "format=help"], "argv0": EMULATOR,

@@ -20,13 +20,18 @@ def dotted(version: tuple[int, ...]) -> str:
 
 
 def version_check(answer: dict, *, product: str, minimum: tuple[int, ...], remedy: str):
-    """The check of a ``PROGRAM --version`` answer against nova's minimum for it."""
+    """The check of a ``PROGRAM --version`` answer (or of the version libvirt's capabilities cache
+    holds for the program, where it is still valid) against nova's minimum for it."""
     from provision.results import failed, passed
 
-    text = answer["stdout"].strip()
-    first = text.splitlines()[0] if text else ""
-    version = parse_version(first)
-    evidence = {f"{answer['program']} --version": first}
+    if "cache" in answer:
+        version = parse_version(answer["version"])
+        evidence = {answer["program"]: f"{answer['version']} (libvirt's capabilities cache, {answer['cache']})"}
+    else:
+        text = answer["stdout"].strip()
+        first = text.splitlines()[0] if text else ""
+        version = parse_version(first)
+        evidence = {f"{answer['program']} --version": first}
     if version is None:
         return failed(f"cannot read {product}'s version", evidence, f"check the {product} installation")
     if version < minimum:

@@ -35,10 +35,11 @@ def evaluate(facts: Facts, settings: dict[str, Any], *, hooks: Hooks, ignore: fr
 
 
 def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[str],
-               functional: float | None = None) -> HostReport:
+               functional: float | None = None, settings: Callable[[], dict[str, Any]] | None = None) -> HostReport:
     """One node: one probe round trip, bounded by ``timeout``, then pure evaluation. With ``functional``
     (one boot's time limit), the canary is put on the node first and the plugins' functional operations
-    join the probe, which may then take two boots longer."""
+    join the probe, which may then take two boots longer. ``settings``, when given, is called once the
+    facts are in (filling defaults overlaps the round trip)."""
     start = time.monotonic()
     operations = hooks.probe_operations
     if functional is not None:
@@ -51,7 +52,7 @@ def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[st
     except Unreachable as exc:
         return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
     seconds = time.monotonic() - start
-    checks, decision = evaluate(facts, node.settings, hooks=hooks, ignore=ignore)
+    checks, decision = evaluate(facts, settings() if settings else node.settings, hooks=hooks, ignore=ignore)
     return HostReport(node.name, True, decision, checks, seconds=seconds)
 
 
@@ -64,25 +65,40 @@ def preflight(
     ignore: Iterable[str] = (),
     on_done: Callable[[HostReport], None] | None = None,
     functional: float | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Report:
     """Check every node, ``forks`` at a time; the report keeps the nodes' order. ``functional``: also
-    boot the canary on each node, each boot bounded by that many seconds (``preflight --functional``)."""
+    boot the canary on each node, each boot bounded by that many seconds (``preflight --functional``).
+
+    The probes start first; the settings of nodes without an inventory get their defaults meanwhile
+    (hooks get validated settings, defaults filled, with or without -i), so the two overlap; then
+    ``meanwhile()`` runs (the CLI loads its report writer), before the nodes' answers are awaited."""
+    from concurrent.futures import Future
+
     from provision.render import with_defaults
 
     hooks = hooks or default_hooks()
     ignored = resolve_ignore(ignore, hooks.check_catalog)
-    nodes = with_defaults(nodes, hooks=hooks)  # hooks get validated settings, defaults filled, with or without -i
+    _ = hooks.probe_operations  # plugin clashes are refused before any node is contacted
+    filled: Future = Future()
 
-    def one(node: Node) -> HostReport:
-        report = check_host(node, hooks=hooks, timeout=timeout, ignore=ignored, functional=functional)
+    def one(index: int) -> HostReport:
+        report = check_host(nodes[index], hooks=hooks, timeout=timeout, ignore=ignored, functional=functional,
+                            settings=lambda: filled.result()[index].settings)
         if on_done:
             on_done(report)
         return report
 
-    if len(nodes) == 1:
-        return Report((one(nodes[0]),))
-    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        return Report(tuple(pool.map(one, nodes)))
+    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(nodes)))) as pool:
+        reports = [pool.submit(one, i) for i in range(len(nodes))]
+        try:
+            filled.set_result(with_defaults(nodes, hooks=hooks))
+        except BaseException as exc:  # the workers waiting on the settings get the same error
+            filled.set_exception(exc)
+            raise
+        if meanwhile:
+            meanwhile()
+        return Report(tuple(r.result() for r in reports))
 
 
 INTERNAL_ERROR_EXIT = 4  # a plugin raised (as pytest's INTERNAL_ERROR; 3 is apply --check's "changes pending")

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from provision.settings import StrictModel
 from provision_plugins.network.addresses import IPInterface
-from provision_plugins.network.names import IfName
+from provision_plugins.network.fields import IfName
 
 
 class Bridge(StrictModel):

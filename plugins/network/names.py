@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Annotated
-
-from pydantic import AfterValidator
 
 from provision.api import LIBVIRT_DIR
 
@@ -17,16 +14,13 @@ NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 @lru_cache(maxsize=4096)  # a fleet names the same few interfaces on every host
-def _ifname(value: str) -> str:
+def ifname(value: str) -> str:
     if not value or len(value.encode()) >= IFNAMSIZ:
         raise ValueError(f"interface name must be 1-{IFNAMSIZ - 1} bytes (got {len(value.encode())})")
     if not NAME.fullmatch(value):
         raise ValueError("interface name must be letters, digits, '_', '.' or '-', starting with a letter, digit "
                          "or '_' (no glob, quote or comment characters)")
     return value
-
-
-IfName = Annotated[str, AfterValidator(_ifname)]
 
 
 def network_file(name: str) -> str:

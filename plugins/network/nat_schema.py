@@ -7,7 +7,7 @@ from typing import Literal
 from provision.fields import LibvirtName
 from provision.settings import StrictModel
 from provision_plugins.network.addresses import IPv4Address, IPv4Network
-from provision_plugins.network.names import IfName
+from provision_plugins.network.fields import IfName
 
 
 class DhcpRange(StrictModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from provision.settings import StrictModel
-from provision_plugins.network.names import IfName
+from provision_plugins.network.fields import IfName
 
 
 class Vlan(StrictModel):

@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: typer's rich help imports rich.markdown, 70 ms of every --help
 )
 
 
@@ -59,4 +60,23 @@ app.add_typer(smoke_cli.canary_app, name="canary")
 
 
 def main() -> None:
-    app()
+    """The console script: the app, then an exit that skips the interpreter's teardown (about 40 ms of
+    garbage collection and module clearing after a preflight). Nothing of provision's waits for it:
+    every file, lock and temporary folder is closed by its own ``with`` before the app returns."""
+    import os
+    import sys
+
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:  # typer's standalone mode always ends here
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # a reader that went away (provision preflight | head)
+        code = code or 1
+    os._exit(code or 0)

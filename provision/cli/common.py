@@ -74,3 +74,11 @@ def select(*, inventory, limit, hosts=None):
     for warning in selection.warnings:
         typer.echo(f"provision: warning: {warning}", err=True)
     return selection
+
+
+def seconds(value: float) -> float:
+    """A float option given in seconds: click's range checks let NaN through (every comparison with it
+    is false), which would reach the waits as an error deep inside."""
+    if value != value:
+        raise typer.BadParameter("must be a number of seconds, not NaN")
+    return value

@@ -9,9 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from provision.cli.common import InventoryOpt, LimitOpt, Output, user_errors
+from provision.cli.common import InventoryOpt, LimitOpt, Output, seconds, user_errors
 
-app = typer.Typer(help="Create, inspect and manage guests on a node (libvirt).", no_args_is_help=True)
+app = typer.Typer(help="Create, inspect and manage guests on a node (libvirt).", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 ConnectOpt = Annotated[Optional[str], typer.Option("--connect", "-c", help="libvirt URI (default qemu:///system)")]  # noqa: UP007
 
@@ -140,7 +141,8 @@ _simple("resume", "Resume a paused guest.")
 
 @app.command("shutdown")
 @user_errors
-def shutdown_cli(name: str, timeout: Annotated[float, typer.Option(min=0, max=86400, help="seconds before forcing it off")] = 30,
+def shutdown_cli(name: str, timeout: Annotated[float, typer.Option(
+                     min=0, max=86400, callback=seconds, help="seconds before forcing it off")] = 30,
                  connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Shut down gracefully (ACPI power button), then force it off after --timeout; say which."""
     with backend(connect, inventory, limit) as (guests, _, _):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, progress, select, stdout_is_terminal, user_errors
+from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, progress, seconds, select, stdout_is_terminal, user_errors
 
 
 class FailOn(str, Enum):
@@ -24,18 +24,21 @@ def preflight_cli(
     fail_on: Annotated[FailOn, typer.Option(help="exit 1 on failures, or on warnings too")] = FailOn.fail,
     ignore: Annotated[list[str], typer.Option(help="check id whose failure becomes a warning; repeatable, or all")] = [],  # noqa: B006
     forks: Annotated[int, typer.Option(min=1, help="nodes checked at once")] = 8,
-    timeout: Annotated[float, typer.Option(min=0.1, max=86400, help="seconds a node may take before it is unreachable")] = 30,
+    timeout: Annotated[float, typer.Option(
+        min=0.1, max=86400, callback=seconds, help="seconds a node may take before it is unreachable")] = 30,
     functional: Annotated[bool, typer.Option(
         "--functional", help="also boot the canary guest on each node with QEMU: under KVM, then under TCG if that fails")] = False,
-    boot_timeout: Annotated[float, typer.Option(min=1, max=3600, help="seconds one canary boot may take (--functional)")] = 15,
+    boot_timeout: Annotated[float, typer.Option(
+        min=1, max=3600, callback=seconds, help="seconds one canary boot may take (--functional)")] = 15,
 ) -> None:
     """Check nodes (the local one by default) and decide virt_type kvm or qemu, with evidence."""
     from provision.preflight import exit_code, preflight
-    from provision.report import render_report
+    from provision.report import load_writer, render_report
 
     nodes = select(inventory=inventory, limit=limit, hosts=host).nodes
     with progress(len(nodes), "preflight") as advance:
         report = preflight(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=advance,
-                           functional=boot_timeout if functional else None)
+                           functional=boot_timeout if functional else None,
+                           meanwhile=lambda: load_writer(output.value))
     typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
     raise typer.Exit(exit_code(report, fail_on=fail_on.value, ignore=ignore))

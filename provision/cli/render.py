@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from provision.cli.common import InventoryOpt, LimitOpt, select, user_errors
+from provision.cli.common import InventoryOpt, LimitOpt, seconds, select, user_errors
 
 
 @user_errors
@@ -18,7 +18,8 @@ def render_cli(
     diff: Annotated[bool, typer.Option("--diff", help="print a unified diff against the files on each node")] = False,
     forks: Annotated[int, typer.Option(min=1)] = 8,
     timeout: Annotated[float, typer.Option(
-        min=0.1, max=86400, help="seconds a node may take (--diff, auto), or to wait for another render into --out")] = 30,
+        min=0.1, max=86400, callback=seconds,
+        help="seconds a node may take (--diff, auto), or to wait for another render into --out")] = 30,
 ) -> None:
     """Render hypervisor, storage and network configuration for each node."""
     from provision.errors import Unreachable

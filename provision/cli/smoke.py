@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, select, stdout_is_terminal, user_errors
+from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, seconds, select, stdout_is_terminal, user_errors
 
-canary_app = typer.Typer(help="The canary guest used by smoke tests.", no_args_is_help=True)
+canary_app = typer.Typer(help="The canary guest used by smoke tests.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @user_errors
@@ -18,7 +18,7 @@ def smoke_cli(
     host: HostOpt = [],  # noqa: B006
     output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
     forks: Annotated[int, typer.Option(min=1)] = 4,
-    timeout: Annotated[float, typer.Option(min=1, max=86400, help="seconds to wait for the canary's marker")] = 60,
+    timeout: Annotated[float, typer.Option(min=1, max=86400, callback=seconds, help="seconds to wait for the canary's marker")] = 60,
 ) -> None:
     """Boot a canary guest on each node, wait for its console marker, report the boot time, remove it."""
     from provision.canary import find_canary

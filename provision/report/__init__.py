@@ -7,6 +7,14 @@ from provision.results import Report
 FORMATS = ("table", "json", "junit")
 
 
+def load_writer(fmt: str) -> None:
+    """Import what writing ``fmt`` needs (rich, for the table), ahead of the report: a preflight does it
+    while its nodes answer."""
+    if fmt == "table":
+        import rich.console  # noqa: F401
+        import rich.table  # noqa: F401
+
+
 def render_report(report: Report, fmt: str, *, color: bool | None = None) -> str:
     if fmt == "json":
         from provision.report.json import to_json

@@ -115,3 +115,12 @@ def test_qemu_block_driver_on_this_machine_matches_its_module_files():
         pytest.skip("QEMU here is not built with loadable modules")
     has, how = block_driver(facts, "rbd")
     assert has == any(m.endswith("/block-rbd.so") for m in modules), how
+
+
+def test_a_version_from_libvirts_cache_says_so_in_the_evidence():
+    answer = {"program": "/usr/bin/qemu-system-x86_64", "rc": 0, "version": "5.2.0", "cache": "/var/cache/x.xml"}
+    result = qemu_version(healthy_node(**{"qemu.version": answer}), {})
+    assert (result.status, result.message) == ("fail", "QEMU 5.2.0 is older than nova's minimum 6.2.0")
+    assert result.evidence == {"/usr/bin/qemu-system-x86_64": "5.2.0 (libvirt's capabilities cache, /var/cache/x.xml)"}
+    answer = {"program": "/usr/sbin/libvirtd", "rc": 0, "version": "9.0.0", "cache": "/var/cache/x.xml"}
+    assert libvirt_version(healthy_node(**{"libvirt.version": answer}), {}).message == "libvirt 9.0.0 >= 8.0.0"

@@ -137,3 +137,56 @@ def test_a_zombie_does_not_run(tmp_path):
         assert "python3" in names or any(n.startswith("python") for n in names)  # the running ones are there
     finally:
         child.wait()
+
+
+CAPS_HEAD = """<qemuCaps>
+  <emulator>{emulator}</emulator>
+  <qemuctime>{qemuctime}</qemuctime>
+  <selfctime>{selfctime}</selfctime>
+  <selfvers>9000000</selfvers>
+  <flag name='kvm'/>
+  <version>7002022</version>
+  <cpu type='kvm' name='qemu64' typename='qemu64-x86_64-cpu' usable='yes'/>
+</qemuCaps>
+"""
+
+
+def cached(tmp_path, program, kind, **head):
+    """cached_version against a fresh capabilities folder holding one file with ``head``."""
+    from provision import probe_script
+
+    folder = tmp_path / f"caps{len(list(tmp_path.glob('caps*')))}"
+    folder.mkdir()
+    (folder / "a.xml").write_text(CAPS_HEAD.format(**head))
+    answer = probe_script.cached_version(str(program), kind, str(folder))
+    return answer and dict(answer, cache=answer["cache"].replace(str(folder), "CAPS"))
+
+
+def test_versions_come_from_libvirts_cache_only_while_libvirt_would_trust_it(tmp_path):
+    program = tmp_path / "qemu-system-x86_64"
+    program.write_text("")
+    ctime = int(program.stat().st_ctime)
+    fresh = cached(tmp_path, program, "qemu", emulator=program, qemuctime=ctime, selfctime=1)
+    assert fresh == {"program": str(program), "rc": 0, "version": "7.2.22", "cache": "CAPS/a.xml"}
+    # QEMU replaced since libvirt probed it (another ctime), or another emulator: run it instead
+    assert cached(tmp_path, program, "qemu", emulator=program, qemuctime=ctime - 1, selfctime=1) is None
+    assert cached(tmp_path, program, "qemu", emulator="/usr/bin/qemu-system-i386", qemuctime=ctime, selfctime=1) is None
+    # the daemon's version holds while the daemon's binary is the one that wrote the cache
+    assert cached(tmp_path, program, "libvirt", emulator="/x", qemuctime=1, selfctime=ctime)["version"] == "9.0.0"
+    assert cached(tmp_path, program, "libvirt", emulator="/x", qemuctime=1, selfctime=ctime + 1) is None
+    # a program that is not there, or no cache folder (libvirtd never ran, or we may not read it): run it
+    assert cached(tmp_path, tmp_path / "missing", "qemu", emulator=program, qemuctime=ctime, selfctime=1) is None
+    from provision import probe_script
+
+    assert probe_script.cached_version(str(program), "qemu", str(tmp_path / "no-caps")) is None
+
+
+def test_cached_versions_on_this_machine_agree_with_the_programs_themselves(local_facts):
+    from provision_plugins.versions import parse_version
+
+    for key, argv in (("qemu.version", ["qemu-system-x86_64", "--version"]), ("libvirt.version", ["libvirtd", "--version"])):
+        answer = local_facts.answer(key)
+        if "cache" not in answer:
+            pytest.skip(f"{key}: libvirt's capabilities cache is missing or stale here; the program was run")
+        printed = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()[0]
+        assert parse_version(answer["version"]) == parse_version(printed), (answer, printed)
