@@ -48,8 +48,10 @@ def main() -> None:
     print(f"python -c pass               median {floor:.3f} s over {args.runs} runs")
     helped, _ = median_seconds([PROVISION, "--help"], args.runs)
     print(f"provision --help             median {helped:.3f} s; {verdict(helped, 0.15)}")
-    ours, outputs = median_seconds([PROVISION, "preflight", "-o", "json"], args.runs)
-    print(f"provision preflight          median {ours:.3f} s; {verdict(ours, 0.2)}")
+    ours, _ = median_seconds([PROVISION, "preflight"], args.runs)
+    print(f"provision preflight          median {ours:.3f} s (the table); {verdict(ours, 0.2)}")
+    as_json, outputs = median_seconds([PROVISION, "preflight", "-o", "json"], args.runs)
+    print(f"provision preflight -o json  median {as_json:.3f} s")
     runs_ms = [c["evidence"]["KVM_RUN"] for out in outputs for c in json.loads(out)["hosts"][0]["checks"] if c["id"] == "kvm.run"]
     ms = [float(t.rsplit(" in ", 1)[1].split()[0]) for t in runs_ms if " in " in t and t.endswith(" ms")]
     if ms:
