@@ -66,14 +66,22 @@ def libvirtd(kvm_permissions):
 
 # markers follow the fixtures a test uses (the whole closure: ``canary`` brings ``libvirtd``), so
 # ``-m "not libvirt and not netns"`` starts no daemon and makes no namespace node
-FIXTURE_MARKERS = {"libvirtd": ("libvirt",), "node": ("libvirt", "netns"), "managed": ("libvirt", "netns")}
+# and ``-m "not root"`` is what an unprivileged user can run (tests/test_unprivileged.py runs it as nobody)
+FIXTURE_MARKERS = {"kvm_permissions": ("root",), "loop_device": ("root",), "libvirtd": ("libvirt", "root"), "node": ("libvirt", "netns", "root"),
+                   "managed": ("libvirt", "netns", "root")}
+IMPLIED = {"libvirt": "root", "netns": "root"}  # a daemon of the system's, or a namespace: root's to make
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
-        for fixture, marks in FIXTURE_MARKERS.items():
-            if fixture in used:
-                for mark in marks:
-                    if item.get_closest_marker(mark) is None:
-                        item.add_marker(mark)
+        wanted = [mark for fixture, marks in FIXTURE_MARKERS.items() if fixture in used for mark in marks]
+        wanted += [IMPLIED[m.name] for m in item.iter_markers() if m.name in IMPLIED]
+        for mark in dict.fromkeys(wanted):
+            if item.get_closest_marker(mark) is None:
+                item.add_marker(mark)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("root") and os.geteuid() != 0:
+        pytest.skip("needs root (deselect with -m 'not root')")

@@ -64,6 +64,7 @@ def main() -> None:
     garbage collection and module clearing after a preflight). Nothing of provision's waits for it:
     every file, lock and temporary folder is closed by its own ``with`` before the app returns."""
     import os
+    import signal
     import sys
 
     try:
@@ -71,6 +72,8 @@ def main() -> None:
         code = 0
     except SystemExit as exc:  # typer's standalone mode always ends here
         code = exc.code
+    # the work is done: a Ctrl-C or SIGTERM from now on cannot interrupt the flush with a traceback
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1

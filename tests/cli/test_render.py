@@ -181,6 +181,7 @@ def test_ipv6_nfs_server_and_monitor(cli, tmp_path):
         assert virt_xml_validate(xml).returncode == 0, xml
 
 
+@pytest.mark.root  # nft -c needs CAP_NET_ADMIN
 def test_nftables_nat_is_accepted_by_nft(cli, tmp_path):
     inv = inventory(tmp_path, {**PINNED, "network": {"nat": [
         {"name": "guestnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1",
@@ -308,6 +309,7 @@ def test_an_unusable_output_folder_is_exit_2(cli, tmp_path, where, message):
     assert (tmp_path / "a-file").read_text() == "keep me\n"
 
 
+@pytest.mark.root  # mounts a small tmpfs
 def test_a_full_disk_is_exit_1_and_moves_nothing_into_place(cli, tmp_path):
     import subprocess
 
@@ -363,6 +365,7 @@ def test_a_secret_pasted_into_a_file_field_is_refused_without_echoing_it(cli, tm
         assert "provision.storage[1].chap.password_file: must be an absolute path (the value is not shown" in result.stderr
 
 
+@pytest.mark.root  # mounts a tmpfs
 def test_a_tree_that_cannot_be_swapped_in_puts_every_host_back(cli, tmp_path):
     import subprocess
 

@@ -90,6 +90,7 @@ def test_the_real_libvirtd_refuses_passthrough_for_qemu_and_takes_host_model(lib
     assert PASSTHROUGH_REFUSED.split('"')[1] in refused.stderr
 
 
+@pytest.mark.root  # libvirt's capabilities cache is root's (0600)
 def test_the_real_probe_reads_this_nodes_qemu_capabilities():
     from provision import probe_script
 

@@ -133,6 +133,7 @@ def test_kvm_run_reads_the_exits_of_the_vcpu(answer, status, message):
     assert (result.status, result.message) == (status, message)
 
 
+@pytest.mark.root  # /dev/kvm is root:kvm 0660
 def test_kvm_run_on_this_machine_runs_the_vcpu_or_says_why_not():
     """The real probe operation, here: /dev/kvm runs the guest (this PVM host does) or is not there."""
     import os

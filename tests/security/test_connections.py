@@ -151,6 +151,7 @@ def test_a_pasted_key_is_never_echoed(tmp_path, cli):
     assert key not in result.output and key[:20] not in result.output
 
 
+@pytest.mark.root  # makes folders owned by another user
 def test_the_control_folder_is_private_and_ours(tmp_path):
     uid = os.getuid()
     (tmp_path / "a").mkdir()
@@ -179,6 +180,7 @@ def test_the_control_folder_is_private_and_ours(tmp_path):
         assert (st.st_uid, st.st_mode & 0o777) == (uid, 0o700), case
 
 
+@pytest.mark.root  # drops from root to nobody
 def test_the_control_folder_as_an_unprivileged_user():
     import shutil
     import tempfile

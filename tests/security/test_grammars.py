@@ -88,6 +88,7 @@ def test_percent_in_an_nfs_export_is_a_percent_for_systemd(cli, tmp_path):
     assert proc.returncode != 0 and "Failed to resolve unit specifiers" in proc.stderr
 
 
+@pytest.mark.root  # nft -c needs CAP_NET_ADMIN
 def test_every_character_an_interface_name_may_have_passes_nft(cli, tmp_path):
     inv = inventory(tmp_path, {**PINNED, "network": {"nat": [{**NAT, "bridge": "_br.1-x", "outbound": "0e_1.2-"}]}})
     out = tmp_path / "out"

@@ -62,6 +62,7 @@ def test_the_alias_bomb_is_refused_in_group_vars_too(tmp_path):
     assert f"{tmp_path / 'group_vars' / 'all.yml'}: expands to more than 2,000,000 values" in result.stderr
 
 
+@pytest.mark.root  # drops from root to nobody
 def test_unreadable_files_and_folders_as_an_unprivileged_user():
     import shutil
     import tempfile
