@@ -89,10 +89,12 @@ class SecondLibvirtd:
                   f"libvirtd -d -p /run/libvirt/libvirtd.pid -f {self.dir / 'libvirtd.conf'}")
         subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], check=True)
         self.uri = f"qemu+unix:///system?socket={self.dir / 'run' / 'libvirt-sock'}"
-        for _ in range(100):
+        for _ in range(300):
             if virsh("version", uri=self.uri).returncode == 0:
                 break
             time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the second libvirtd did not answer on {self.uri} within 30 s")
 
     def stop(self) -> None:
         import os
@@ -100,10 +102,14 @@ class SecondLibvirtd:
         import signal
 
         remove_test_guests(self.uri)
+        pids = []
         for pidfile in ("libvirtd.pid", "virtlogd.pid"):
             try:
-                os.kill(int((self.dir / "run" / pidfile).read_text()), signal.SIGTERM)
+                pids.append(int((self.dir / "run" / pidfile).read_text()))
+                os.kill(pids[-1], signal.SIGTERM)
             except (OSError, ValueError):
                 pass
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30  # the daemons are gone before their folders are removed
+        while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
         shutil.rmtree(self.dir, ignore_errors=True)
