@@ -46,7 +46,8 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], *, per_worker: int, wor
     # what exists now is shared with the children: kept out of their garbage collector, which
     # would otherwise walk, and so copy, every inherited page (the gc module's advice for fork)
     gc.freeze()
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
+                               initargs=(os.getpid(),))
     try:
         # the workers are forked as the slices are handed out: Ctrl-C or SIGTERM in the middle of a fork
         # would interrupt Python's own at-fork handlers ("Exception ignored in ..._releaseLock"); they
@@ -73,14 +74,14 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], *, per_worker: int, wor
     return results
 
 
-def _worker_start() -> None:
+def _worker_start(parent: int) -> None:
     """In each worker: die with the parent (a parent killed by SIGKILL must not leave workers blocked on a
     pipe, holding the caller's output open), and leave Ctrl-C and SIGTERM to the parent, which ends them."""
     import ctypes
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before prctl took effect
+    if os.getppid() != parent:  # the parent died before prctl took effect (orphans go to 1 or a subreaper)
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

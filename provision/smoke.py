@@ -18,7 +18,7 @@ BOOT_TIMEOUT = 15  # seconds for each of the preflight's canary boots (under KVM
 def smoke_node(node: Node, canary: Canary, *, hooks, timeout: float) -> HostReport:
     """One node: its virt_type (pinned or decided), one canary boot through its libvirt."""
     start = time.monotonic()
-    target = GuestTarget(uri_for(node.spec), node, (node.settings.get("hypervisor") or {}).get("virt_type"))
+    target = GuestTarget(uri_for(node.spec), node, node.settings.get("virt_type"))
     try:
         # the preflight behind an unpinned decision boots the canary with QEMU itself first (kvm.boot):
         # never a libvirt guest under KVM on a node where QEMU's own KVM boot fails

@@ -1,5 +1,5 @@
-"""The tests that need no root pass when an unprivileged user runs them: ``pytest -m "not root"`` as
-nobody, in a mount namespace where the interpreter and the checkout can be reached (a folder such as
+"""The tests that need no root pass when an unprivileged user runs them: ``pytest -m "not root and not
+slow"`` as nobody, in a mount namespace where the interpreter and the checkout can be reached (a folder such as
 root's 0700 home is covered by a 0755 tmpfs holding a bind mount of what lies below it; nothing
 outside the namespace changes)."""
 
@@ -48,7 +48,7 @@ def test_the_tests_that_need_no_root_pass_as_nobody():
         steps.append(f'cd "{REPO}"')
         steps.append(f'exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups env -i HOME="{home}" '
                      f'PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 '
-                     f'"{sys.executable}" -m pytest -p no:cacheprovider -q -m "not root" --basetemp="{home}/pt"')
+                     f'"{sys.executable}" -m pytest -p no:cacheprovider -q -m "not root and not slow" --basetemp="{home}/pt"')
         run = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", "\n".join(steps)],
                              capture_output=True, text=True, timeout=1800)
         summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:]

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -196,3 +197,19 @@ def test_without_a_usable_dev_kvm_the_vcpu_run_is_skipped_and_the_decision_is_qe
     assert checks["kvm.run"]["message"].startswith("not run: no vCPU could be made: ENOTTY")
     assert checks["kvm.api"]["status"] == "warn" and "ENOTTY" in checks["kvm.api"]["message"]
     assert host["decision"]["virt_type"] == "qemu"
+
+
+def test_ctrl_c_while_the_cli_is_imported_is_quiet():
+    """The interrupt lands in the middle of the imports (when typer is looked up), as a Ctrl-C at start-up
+    would: exit 130 and one line, no traceback."""
+    program = ("import sys\n"
+               "class Interrupt:\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name == 'typer':\n"
+               "            raise KeyboardInterrupt\n"
+               "sys.meta_path.insert(0, Interrupt())\n"
+               "from provision.entry import main\n"
+               "main()\n")
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert proc.returncode == 130
+    assert proc.stderr == "provision: interrupted while starting; nothing was done\n"
