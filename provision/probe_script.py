@@ -294,7 +294,7 @@ def op_qemu_cpu_models(spec):
     the names travel."""
     import re
 
-    folder = spec.get("path", "/var/cache/libvirt/qemu/capabilities")
+    folder = spec.get("path", CAPS_DIR)
     arch = os.uname().machine
     cpu = re.compile(r"<cpu type='(\w+)' name='([^']+)'[^>]*usable='(\w+)'")
     blocker = re.compile(r"<blocker name='([^']+)'")

@@ -76,6 +76,12 @@ def select(*, inventory, limit, hosts=None):
     return selection
 
 
+def command_group(help: str) -> typer.Typer:
+    """A group of subcommands (guest, inventory, canary) with the main app's plain help (no rich help:
+    it imports rich.markdown on every --help)."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+
+
 def seconds(value: float) -> float:
     """A float option given in seconds: click's range checks let NaN through (every comparison with it
     is false), which would reach the waits as an error deep inside."""

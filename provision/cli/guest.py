@@ -9,10 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from provision.cli.common import InventoryOpt, LimitOpt, Output, seconds, user_errors
+from provision.cli.common import InventoryOpt, LimitOpt, Output, command_group, seconds, user_errors
 
-app = typer.Typer(help="Create, inspect and manage guests on a node (libvirt).", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = command_group("Create, inspect and manage guests on a node (libvirt).")
 
 ConnectOpt = Annotated[Optional[str], typer.Option("--connect", "-c", help="libvirt URI (default qemu:///system)")]  # noqa: UP007
 

@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import LimitOpt, Output, select, user_errors
+from provision.cli.common import LimitOpt, Output, command_group, select, user_errors
 
-app = typer.Typer(help="Read, check and query Ansible-style inventories.", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = command_group("Read, check and query Ansible-style inventories.")
 RequiredInventory = Annotated[str, typer.Option(
     "--inventory", "-i", help="Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)")]
 

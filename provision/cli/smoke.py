@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, seconds, select, stdout_is_terminal, user_errors
+from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, command_group, seconds, select, stdout_is_terminal, user_errors
 
-canary_app = typer.Typer(help="The canary guest used by smoke tests.", no_args_is_help=True, rich_markup_mode=None)
+canary_app = command_group("The canary guest used by smoke tests.")
 
 
 @user_errors
