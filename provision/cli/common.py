@@ -79,7 +79,7 @@ def select(*, inventory, limit, hosts=None):
 def command_group(help: str) -> typer.Typer:
     """A group of subcommands (guest, inventory, canary) with the main app's plain help (no rich help:
     it imports rich.markdown on every --help)."""
-    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
 
 def seconds(value: float) -> float:
