@@ -33,9 +33,24 @@ def op_read(spec):
     if spec.get("first_paragraph"):  # e.g. the first CPU of /proc/cpuinfo, not all 256
         text = text.split("\n\n", 1)[0] + "\n"
     if "keep" in spec:  # only the lines that name what was asked for
-        keep = spec["keep"]
-        text = "".join(line for line in text.splitlines(True) if any(k in line for k in keep))
+        text = lines_with(text, spec["keep"])
     return {"path": path, "text": text}
+
+
+def lines_with(text, keep):
+    """The lines of ``text`` (ended by newlines) that contain any of the ``keep`` strings, in order,
+    each once. Each string is searched for through the whole text (a kernel config is 6,000 lines and
+    a few strings are asked for; testing every line in Python took 6 ms); one spanning lines matches none."""
+    spans = set()
+    for k in keep:
+        at = text.find(k) if k and "\n" not in k else -1
+        while at >= 0:
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at)
+            end = len(text) if end < 0 else end + 1
+            spans.add((start, end))
+            at = text.find(k, end)
+    return "".join(text[start:end] for start, end in sorted(spans))
 
 
 KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -539,14 +554,13 @@ def op_pci_devices(spec):
 
 def op_adjtimex(spec):
     import ctypes
-    import ctypes.util
 
     class _Timex(ctypes.Structure):
         _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
                     ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
                     ("rest", ctypes.c_char * 256)]
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # the interpreter's own symbols, libc's among them (find_library runs ldconfig)
     tx = _Timex()  # modes = 0: read only
     state = libc.adjtimex(ctypes.byref(tx))
     if state < 0:
@@ -555,7 +569,21 @@ def op_adjtimex(spec):
 
 
 def op_listening(spec):
-    """TCP ports in LISTEN state, from /proc/net/tcp{,6} (hex local address, state 0A)."""
+    """TCP ports in LISTEN state, IPv4 and IPv6: asked of the kernel by sock_diag netlink (man 7
+    sock_diag), which walks only the listening sockets; else read from /proc/net/tcp{,6}, which walks
+    every bucket of the socket table (8 ms here with two sockets open)."""
+    import socket
+
+    try:
+        ports = set()
+        for family in (socket.AF_INET, socket.AF_INET6):
+            ports.update(_listening_by_netlink(socket, family))
+        return {"ports": sorted(ports), "source": "sock_diag"}
+    except OSError:  # a kernel without sock_diag, or netlink refused: the files say the same, slower
+        return {"ports": sorted(_listening_from_proc()), "source": "/proc/net/tcp"}
+
+
+def _listening_from_proc():
     ports = set()
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -563,11 +591,47 @@ def op_listening(spec):
                 next(fh)
                 for line in fh:
                     fields = line.split()
-                    if fields[3] == "0A":
+                    if fields[3] == "0A":  # hex local address, state 0A (LISTEN)
                         ports.add(int(fields[1].rsplit(":", 1)[1], 16))
         except OSError:
             continue
-    return {"ports": sorted(ports)}
+    return ports
+
+
+def _listening_by_netlink(socket, family):
+    """The local ports of ``family``'s TCP sockets in LISTEN, by one SOCK_DIAG_BY_FAMILY dump."""
+    import struct
+
+    netlink_sock_diag, sock_diag_by_family, nlmsg_error, nlmsg_done = 4, 20, 2, 3
+    request_dump = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
+    tcp_listen = 10
+    # struct inet_diag_req_v2 (family, protocol, ext, pad, states) and a zeroed inet_diag_sockid (48 bytes)
+    request = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 1 << tcp_listen) + bytes(48)
+    header = struct.pack("=IHHII", 16 + len(request), sock_diag_by_family, request_dump, 1, 0)
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, netlink_sock_diag)
+    try:
+        sock.settimeout(2)
+        sock.sendto(header + request, (0, 0))
+        ports = set()
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                raise OSError(errno.EIO, "sock_diag: empty answer")
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                if kind == nlmsg_done:
+                    return ports
+                if kind == nlmsg_error:
+                    code = -struct.unpack_from("=i", data, offset + 16)[0]
+                    raise OSError(code, "sock_diag: %s" % os.strerror(code))
+                if length < 16:
+                    raise OSError(errno.EIO, "sock_diag: malformed message")
+                # struct inet_diag_msg: family, state, timer, retrans, then the sockid's sport (big-endian)
+                ports.add(struct.unpack_from(">H", data, offset + 20)[0])
+                offset += (length + 3) & ~3
+    finally:
+        sock.close()
 
 
 OPS = {name[3:]: fn for name, fn in globals().items() if name.startswith("op_")}

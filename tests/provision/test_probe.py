@@ -5,6 +5,7 @@ import os
 import shlex
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -113,6 +114,21 @@ def test_the_inventorys_interpreter_is_used_as_given(tmp_path):
     assert missing.returncode == 127 and "/opt/no%such/python3" in missing.stderr
 
 
+def test_the_local_node_is_probed_by_its_own_python_as_any_node_is(local_facts):
+    """Not by provision's interpreter (a venv's, a pyenv build): by the node's system Python, or the one
+    the inventory names; one that is missing says so."""
+    from dataclasses import replace
+
+    system = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+    version = subprocess.run([system, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True).stdout.strip()
+    assert local_facts.answer("_probe")["python"] == version
+    local = parse_host_spec("local://")
+    named = gather_facts(replace(local, python=(sys.executable,)), {})
+    assert named.answer("_probe")["python"] == sys.version.split()[0]
+    with pytest.raises(Unreachable, match=r"^no Python on the node \(looked for /opt/no-such/python3\): .*No such file"):
+        gather_facts(replace(local, python=("/opt/no-such/python3",)), {})
+
+
 
 def test_a_zombie_does_not_run(tmp_path):
     """A daemon that died and was not reaped yet (state Z) is not reported as running."""
@@ -190,3 +206,41 @@ def test_cached_versions_on_this_machine_agree_with_the_programs_themselves(loca
             pytest.skip(f"{key}: libvirt's capabilities cache is missing or stale here; the program was run")
         printed = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()[0]
         assert parse_version(answer["version"]) == parse_version(printed), (answer, printed)
+
+
+@pytest.mark.parametrize("text", [
+    "CONFIG_KVM=y\n# CONFIG_KVM_AMD is not set\nCONFIG_BRIDGE=m\nCONFIG_KVM=n\n",
+    "CONFIG_BRIDGE=m",  # the last line has no newline
+    "a CONFIG_KVM= and CONFIG_BRIDGE= on one line\n\nCONFIG_KVM=\n",
+    "",
+])
+def test_kept_lines_are_those_a_line_by_line_filter_keeps(text):
+    from provision.probe_script import lines_with
+
+    keep = ["CONFIG_KVM=", "CONFIG_BRIDGE=", "CONFIG_ABSENT="]
+    assert lines_with(text, keep) == "".join(line for line in text.splitlines(True) if any(k in line for k in keep))
+
+
+def test_a_kept_string_spanning_lines_or_empty_keeps_nothing():
+    from provision.probe_script import lines_with
+
+    assert lines_with("a\nb\n", ["a\nb", ""]) == ""
+
+
+@pytest.mark.parametrize("family, address", [("AF_INET", "127.0.0.1"), ("AF_INET6", "::1")])
+def test_listening_ports_come_from_netlink_and_agree_with_proc(family, address):
+    import socket
+
+    from provision import probe_script
+
+    with socket.socket(getattr(socket, family), socket.SOCK_STREAM) as listener, \
+            socket.socket(getattr(socket, family), socket.SOCK_STREAM) as bound_only:
+        listener.bind((address, 0))
+        listener.listen()
+        bound_only.bind((address, 0))  # bound, not listening: not a listening port
+        port, other = listener.getsockname()[1], bound_only.getsockname()[1]
+        answer = probe_script.op_listening({})
+        from_proc = probe_script._listening_from_proc()
+    assert answer["source"] == "sock_diag"
+    assert port in answer["ports"] and other not in answer["ports"]
+    assert port in from_proc and other not in from_proc  # the fallback reads the same from /proc
