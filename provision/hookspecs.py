@@ -123,6 +123,10 @@ def provision_settings_schema() -> dict[str, Any]:
     ``type`` is a one-value ``Literal``. Models should derive from
     :class:`provision.settings.StrictModel` so unknown keys are errors.
 
+    The part must follow from the plugin's code alone (no environment variable or file read at call
+    time): the defaults it gives nodes without an inventory are kept between runs, and used again
+    while no module file loaded when they were computed has changed (:mod:`provision.defaults`).
+
     :return: the plugin's fields. Not firstresult: all merged into one model.
 
     Example::

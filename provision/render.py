@@ -98,9 +98,11 @@ def prepare(nodes: list[Node], *, hooks, forks: int = 8, timeout: float = 30) ->
 
 def with_defaults(nodes: list[Node], *, hooks) -> list[Node]:
     """The nodes, those without settings (no inventory) given every default."""
+    from provision.defaults import settings_defaults
+
     if all(n.settings for n in nodes):
         return nodes
-    defaults = hooks.settings_model().model_dump(mode="json")
+    defaults = settings_defaults(hooks)
     return [n if n.settings else replace(n, settings=defaults) for n in nodes]
 
 

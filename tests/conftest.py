@@ -15,6 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def provision_cache(tmp_path_factory):
+    """The suite's own cache of settings defaults (tests load plugins from temporary folders: each set
+    would leave a file in the user's cache); every provision the tests start inherits it."""
+    from provision.defaults import CACHE_ENV
+
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("provision-cache"))
+    yield Path(os.environ[CACHE_ENV])
+    if saved is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = saved
+
+
 @pytest.fixture(scope="session")
 def hooks():
     from provision.plugins import Hooks, make_plugin_manager
