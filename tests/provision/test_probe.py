@@ -244,3 +244,19 @@ def test_listening_ports_come_from_netlink_and_agree_with_proc(family, address):
     assert answer["source"] == "sock_diag"
     assert port in answer["ports"] and other not in answer["ports"]
     assert port in from_proc and other not in from_proc  # the fallback reads the same from /proc
+
+
+@pytest.mark.parametrize("script, message", [
+    ("echo hello", "probe printed no answer: 'hello\\n'"),
+    ("echo '[1, 2]'", "probe printed no answer: '[1, 2]\\n'"),
+    ("echo broken >&2; exit 3", "probe exited 3: broken"),
+])
+def test_a_node_python_that_does_not_answer_makes_the_node_unreachable_saying_why(tmp_path, script, message):
+    from dataclasses import replace
+
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    with pytest.raises(Unreachable) as caught:
+        gather_facts(replace(parse_host_spec("local://"), python=(str(fake),)), {})
+    assert str(caught.value) == message
