@@ -10,8 +10,9 @@ afresh; a miss costs nothing but the write.
 
 Where: ``$PROVISION_CACHE_DIR``, else ``$XDG_CACHE_HOME/provision``, else ``~/.cache/provision``.
 ``PROVISION_CACHE_DIR=off`` turns it off. A file is only read from, and written to, a folder owned
-by the user running provision and writable by no one else; a file that is not such a user's own, or
-not valid, is ignored (and replaced). Nothing else in the folder is touched.
+by the user running provision and writable by no one else, and that folder is only made inside one
+of the user's own; a file that is not the user's own, or not valid, is ignored (and replaced).
+Nothing else in the folder is touched.
 """
 
 from __future__ import annotations
@@ -91,6 +92,18 @@ def _private_folder(folder: str) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
+def _ours_to_make(folder: str) -> bool:
+    """Making ``folder`` puts nothing into another user's folder: its nearest existing parent is ours
+    (root running with a user's HOME, as sudo keeps it, makes nothing in that home)."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    try:
+        return os.stat(parent).st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
 def _read(path: str, key: str) -> dict[str, Any] | None:
     if not _private_folder(os.path.dirname(path)):
         return None
@@ -124,6 +137,8 @@ def _write(folder: str, path: str, entry: dict[str, Any]) -> None:
     import tempfile
 
     try:
+        if not os.path.isdir(folder) and not _ours_to_make(folder):
+            return
         os.makedirs(folder, mode=0o700, exist_ok=True)
         if not _private_folder(folder):
             return

@@ -140,3 +140,17 @@ def test_the_cache_lives_in_the_users_cache_folder(monkeypatch, tmp_path):
     assert cache_folder() == str(tmp_path / ".cache" / "provision")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # the XDG spec: a relative path is to be ignored
     assert cache_folder() == str(tmp_path / ".cache" / "provision")
+
+
+@pytest.mark.root
+def test_root_with_another_users_home_makes_nothing_there(hooks, monkeypatch, tmp_path):
+    """sudo keeps the user's HOME: root must not leave a root-owned folder in it (the user could never
+    use the cache again), so it goes without one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    assert settings_defaults(hooks) == hooks.settings_model().model_dump(mode="json")
+    assert list(home.iterdir()) == []
