@@ -64,11 +64,11 @@ app = typer.Typer(
 @app.callback()
 def options(
     vault_password_file: Annotated[list[str], typer.Option(
-        "--vault-password-file", help="file with the vault password for -i inventories (repeatable; "
+        "--vault-password-file", metavar="FILE", help="file with the vault password for -i inventories (repeatable; "
         "ANSIBLE_VAULT_PASSWORD_FILE works too)")] = [],  # noqa: B006
     ask_vault_pass: Annotated[bool, typer.Option("--ask-vault-pass", help="ask for the vault password")] = False,
     disable_plugin: Annotated[list[str], typer.Option(
-        "--disable-plugin", help="do not load this plugin (its name, or the last part: kvm); repeatable; "
+        "--disable-plugin", metavar="NAME", help="do not load this plugin (its name, or the last part: kvm); repeatable; "
         "PROVISION_DISABLE_PLUGINS=a,b works too")] = [],  # noqa: B006
 ) -> None:
     """Preflight and provision OpenStack compute nodes: decide KVM or software QEMU, check what will break."""

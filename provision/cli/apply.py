@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import InventoryOpt, LimitOpt, Output, progress, seconds, select, user_errors
+from provision.cli.common import InventoryOpt, LimitOpt, Output, forks_option, progress, seconds_option, select, user_errors
 
 
 def _prepared(inventory, limit, forks, timeout, ignore=()):
@@ -32,13 +32,14 @@ def apply_cli(
     limit: LimitOpt = None,
     check: Annotated[bool, typer.Option("--check", help="print the plan, change nothing; exit 3 when changes are pending")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="print each file's and libvirt object's unified diff (secrets redacted)")] = False,
-    forks: Annotated[int, typer.Option(min=1)] = 8,
-    timeout: Annotated[float, typer.Option(min=0.1, max=86400, callback=seconds, help="seconds a node may take")] = 120,
+    forks: Annotated[int, forks_option()] = 8,
+    timeout: Annotated[float, seconds_option(help="seconds a node may take")] = 120,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
-    ignore: Annotated[list[str], typer.Option(help="preflight check id whose failure does not refuse the node; repeatable")] = [],  # noqa: B006
+    ignore: Annotated[list[str], typer.Option(
+        metavar="ID", help="preflight check id whose failure does not refuse the node; repeatable")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option("--force", help="redefine networks and pools running guests use")] = False,
-    confirm_timeout: Annotated[float, typer.Option(
-        "--confirm-timeout", min=5, max=3600, callback=seconds,
+    confirm_timeout: Annotated[float, seconds_option(
+        "--confirm-timeout", min=5, max=3600,
         help="seconds the node waits for the controller to confirm a host network change before it rolls back")] = 60,
 ) -> None:
     """Make each node match its rendered configuration (host network, libvirt objects, then files), then verify it."""
@@ -72,8 +73,8 @@ def apply_cli(
 def verify_cli(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
-    forks: Annotated[int, typer.Option(min=1)] = 8,
-    timeout: Annotated[float, typer.Option(min=0.1, max=86400)] = 30,
+    forks: Annotated[int, forks_option()] = 8,
+    timeout: Annotated[float, seconds_option(help="seconds a node may take")] = 30,
     output: Annotated[Output, typer.Option("--output", "-o", help="table, json or junit")] = Output.table,
 ) -> None:
     """Report drift of each node's managed files from the rendered ones; changes nothing. Exit 1 on drift."""

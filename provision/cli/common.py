@@ -54,14 +54,15 @@ def stdout_is_terminal() -> bool:
 
 InventoryOpt = Annotated[
     Optional[str],  # noqa: UP007 (Typer reads the annotation)
-    typer.Option("--inventory", "-i", help="Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)"),
+    typer.Option("--inventory", "-i", metavar="INVENTORY",
+                 help="Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)"),
 ]
 LimitOpt = Annotated[
     Optional[str],  # noqa: UP007
-    typer.Option("--limit", "-l", help="Ansible host pattern: names, globs, a:b, a:!b, a:&b"),
+    typer.Option("--limit", "-l", metavar="PATTERN", help="Ansible host pattern: names, globs, a:b, a:!b, a:&b"),
 ]
 HostOpt = Annotated[
-    list[str], typer.Option("--host", "-H", help="testinfra host spec (instead of -i); repeatable")
+    list[str], typer.Option("--host", "-H", metavar="SPEC", help="testinfra host spec (instead of -i); repeatable")
 ]
 
 
@@ -80,6 +81,15 @@ def command_group(help: str) -> typer.Typer:
     """A group of subcommands (guest, inventory, canary) with the main app's plain help (no rich help:
     it imports rich.markdown on every --help)."""
     return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, add_completion=False)
+
+
+def seconds_option(*names: str, help: str, min: float = 0.1, max: float = 86400):
+    """A float option in seconds, shown as SECONDS: within [min, max], NaN refused."""
+    return typer.Option(*names, min=min, max=max, callback=seconds, metavar="SECONDS", help=help)
+
+
+def forks_option(help: str = "nodes acted on at once"):
+    return typer.Option(min=1, metavar="N", help=help)
 
 
 def seconds(value: float) -> float:

@@ -9,11 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from provision.cli.common import InventoryOpt, LimitOpt, Output, command_group, seconds, user_errors
+from provision.cli.common import InventoryOpt, LimitOpt, Output, command_group, seconds_option, user_errors
 
 app = command_group("Create, inspect and manage guests on a node (libvirt).")
 
-ConnectOpt = Annotated[Optional[str], typer.Option("--connect", "-c", help="libvirt URI (default qemu:///system)")]  # noqa: UP007
+ConnectOpt = Annotated[Optional[str], typer.Option("--connect", "-c", metavar="URI", help="libvirt URI (default qemu:///system)")]  # noqa: UP007
 
 
 class VirtType(str, Enum):
@@ -41,17 +41,17 @@ def backend(connect, inventory, limit, virt_type=None):
 @user_errors
 def create_cli(
     name: str,
-    image: Annotated[Optional[str], typer.Option(help="disk image: booted through a qcow2 overlay in --pool")] = None,  # noqa: UP007
-    kernel: Annotated[Optional[str], typer.Option(help="kernel for direct boot (path on the node)")] = None,  # noqa: UP007
-    initrd: Annotated[Optional[str], typer.Option(help="initrd for direct boot")] = None,  # noqa: UP007
-    cmdline: Annotated[str, typer.Option(help="kernel command line")] = "console=ttyS0",
-    memory: Annotated[int, typer.Option(help="MiB")] = 256,
-    max_memory: Annotated[int, typer.Option(help="MiB the guest may grow to (set-memory)")] = 0,
-    vcpus: Annotated[int, typer.Option(min=1)] = 1,
-    max_vcpus: Annotated[int, typer.Option(help="vCPUs the guest may grow to (set-vcpus); default 2x --vcpus")] = 0,
-    network: Annotated[list[str], typer.Option(help="libvirt network; repeatable")] = [],  # noqa: B006
-    disk: Annotated[list[str], typer.Option(help="POOL:SIZE, a new disk; repeatable")] = [],  # noqa: B006
-    pool: Annotated[str, typer.Option(help="pool for the --image overlay")] = "default",
+    image: Annotated[Optional[str], typer.Option(metavar="PATH", help="disk image: booted through a qcow2 overlay in --pool")] = None,  # noqa: UP007
+    kernel: Annotated[Optional[str], typer.Option(metavar="PATH", help="kernel for direct boot (path on the node)")] = None,  # noqa: UP007
+    initrd: Annotated[Optional[str], typer.Option(metavar="PATH", help="initrd for direct boot")] = None,  # noqa: UP007
+    cmdline: Annotated[str, typer.Option(metavar="TEXT", help="kernel command line")] = "console=ttyS0",
+    memory: Annotated[int, typer.Option(metavar="MiB", help="memory")] = 256,
+    max_memory: Annotated[int, typer.Option(metavar="MiB", help="memory the guest may grow to (set-memory)")] = 0,
+    vcpus: Annotated[int, typer.Option(min=1, metavar="N")] = 1,
+    max_vcpus: Annotated[int, typer.Option(metavar="N", help="vCPUs the guest may grow to (set-vcpus); default 2x --vcpus")] = 0,
+    network: Annotated[list[str], typer.Option(metavar="NETWORK", help="libvirt network; repeatable")] = [],  # noqa: B006
+    disk: Annotated[list[str], typer.Option(metavar="POOL:SIZE", help="a new disk; repeatable")] = [],  # noqa: B006
+    pool: Annotated[str, typer.Option(metavar="POOL", help="pool for the --image overlay")] = "default",
     virt_type: Annotated[VirtType, typer.Option(help="auto: the node's preflight decision")] = VirtType.auto,
     print_xml: Annotated[bool, typer.Option("--print-xml", help="print the domain XML; define nothing")] = False,
     connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None,
@@ -140,8 +140,7 @@ _simple("resume", "Resume a paused guest.")
 
 @app.command("shutdown")
 @user_errors
-def shutdown_cli(name: str, timeout: Annotated[float, typer.Option(
-                     min=0, max=86400, callback=seconds, help="seconds before forcing it off")] = 30,
+def shutdown_cli(name: str, timeout: Annotated[float, seconds_option(min=0, help="seconds before forcing it off")] = 30,
                  connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Shut down gracefully (ACPI power button), then force it off after --timeout; say which."""
     with backend(connect, inventory, limit) as (guests, _, _):
@@ -175,7 +174,7 @@ def undefine_cli(name: str, remove_storage: Annotated[bool, typer.Option("--remo
 
 @app.command("attach-disk")
 @user_errors
-def attach_disk_cli(name: str, disk: Annotated[str, typer.Option(help="POOL:SIZE")],
+def attach_disk_cli(name: str, disk: Annotated[str, typer.Option(metavar="POOL:SIZE", help="a new disk")],
                     connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Add a new disk: live when the guest runs, otherwise for the next boot."""
     from provision.guests import parse_disk
@@ -186,7 +185,7 @@ def attach_disk_cli(name: str, disk: Annotated[str, typer.Option(help="POOL:SIZE
 
 @app.command("detach-disk")
 @user_errors
-def detach_disk_cli(name: str, target: Annotated[str, typer.Option(help="e.g. vdb")],
+def detach_disk_cli(name: str, target: Annotated[str, typer.Option(metavar="DEV", help="the disk's target, e.g. vdb")],
                     connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Remove a disk (its volume is kept)."""
     with backend(connect, inventory, limit) as (guests, _, _):
@@ -195,7 +194,7 @@ def detach_disk_cli(name: str, target: Annotated[str, typer.Option(help="e.g. vd
 
 @app.command("attach-nic")
 @user_errors
-def attach_nic_cli(name: str, network: Annotated[str, typer.Option(help="libvirt network")],
+def attach_nic_cli(name: str, network: Annotated[str, typer.Option(metavar="NETWORK", help="libvirt network")],
                    connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Add a virtio NIC on a libvirt network."""
     with backend(connect, inventory, limit) as (guests, _, _):
@@ -204,7 +203,7 @@ def attach_nic_cli(name: str, network: Annotated[str, typer.Option(help="libvirt
 
 @app.command("detach-nic")
 @user_errors
-def detach_nic_cli(name: str, mac: Annotated[str, typer.Option(help="the NIC's MAC address")],
+def detach_nic_cli(name: str, mac: Annotated[str, typer.Option(metavar="MAC", help="the NIC's MAC address")],
                    connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Remove a NIC by its MAC address."""
     with backend(connect, inventory, limit) as (guests, _, _):
@@ -231,7 +230,7 @@ def set_memory_cli(name: str, mib: int, connect: ConnectOpt = None, inventory: I
 
 @app.command("migrate")
 @user_errors
-def migrate_cli(name: str, to: Annotated[str, typer.Option("--to", help="destination libvirt URI")],
+def migrate_cli(name: str, to: Annotated[str, typer.Option("--to", metavar="URI", help="destination libvirt URI")],
                 live: Annotated[Optional[bool], typer.Option("--live/--offline", help="default: live if running")] = None,  # noqa: UP007
                 connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Move a guest to another node: offline (a stopped guest's definition), or live when both ends allow."""

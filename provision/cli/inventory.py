@@ -11,7 +11,7 @@ from provision.cli.common import LimitOpt, Output, command_group, select, user_e
 
 app = command_group("Read, check and query Ansible-style inventories.")
 RequiredInventory = Annotated[str, typer.Option(
-    "--inventory", "-i", help="Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)")]
+    "--inventory", "-i", metavar="INVENTORY", help="Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)")]
 
 
 @app.command("validate")

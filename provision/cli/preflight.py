@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, progress, seconds, select, stdout_is_terminal, user_errors
+from provision.cli.common import (
+    HostOpt,
+    InventoryOpt,
+    LimitOpt,
+    Output,
+    forks_option,
+    progress,
+    seconds_option,
+    select,
+    stdout_is_terminal,
+    user_errors,
+)
 
 
 class FailOn(str, Enum):
@@ -22,14 +33,14 @@ def preflight_cli(
     host: HostOpt = [],  # noqa: B006
     output: Annotated[Output, typer.Option("--output", "-o", help="table, json or junit")] = Output.table,
     fail_on: Annotated[FailOn, typer.Option(help="exit 1 on failures, or on warnings too")] = FailOn.fail,
-    ignore: Annotated[list[str], typer.Option(help="check id whose failure becomes a warning; repeatable, or all")] = [],  # noqa: B006
-    forks: Annotated[int, typer.Option(min=1, help="nodes checked at once")] = 8,
-    timeout: Annotated[float, typer.Option(
-        min=0.1, max=86400, callback=seconds, help="seconds a node may take before it is unreachable")] = 30,
+    ignore: Annotated[list[str], typer.Option(
+        metavar="ID", help="check id whose failure becomes a warning; repeatable, or all")] = [],  # noqa: B006
+    forks: Annotated[int, forks_option("nodes checked at once")] = 8,
+    timeout: Annotated[float, seconds_option(help="seconds a node may take before it is unreachable")] = 30,
     functional: Annotated[bool, typer.Option(
         "--functional", help="also boot the canary guest on each node with QEMU: under KVM, then under TCG if that fails")] = False,
-    boot_timeout: Annotated[float, typer.Option(
-        min=1, max=3600, callback=seconds, help="seconds one canary boot may take (--functional)")] = 15,
+    boot_timeout: Annotated[float, seconds_option(
+        min=1, max=3600, help="seconds one canary boot may take (--functional)")] = 15,
 ) -> None:
     """Check nodes (the local one by default) and decide virt_type kvm or qemu, with evidence."""
     from provision.preflight import exit_code, preflight

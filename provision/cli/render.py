@@ -7,18 +7,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from provision.cli.common import InventoryOpt, LimitOpt, seconds, select, user_errors
+from provision.cli.common import InventoryOpt, LimitOpt, forks_option, seconds_option, select, user_errors
 
 
 @user_errors
 def render_cli(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="folder for DIR/<host>/...")] = None,  # noqa: UP007
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="DIR", help="folder for DIR/<host>/...")] = None,  # noqa: UP007
     diff: Annotated[bool, typer.Option("--diff", help="print a unified diff against the files on each node")] = False,
-    forks: Annotated[int, typer.Option(min=1)] = 8,
-    timeout: Annotated[float, typer.Option(
-        min=0.1, max=86400, callback=seconds,
+    forks: Annotated[int, forks_option()] = 8,
+    timeout: Annotated[float, seconds_option(
         help="seconds a node may take (--diff, auto), or to wait for another render into --out")] = 30,
 ) -> None:
     """Render hypervisor, storage and network configuration for each node."""

@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import HostOpt, InventoryOpt, LimitOpt, Output, command_group, seconds, select, stdout_is_terminal, user_errors
+from provision.cli.common import (
+    HostOpt,
+    InventoryOpt,
+    LimitOpt,
+    Output,
+    command_group,
+    forks_option,
+    seconds_option,
+    select,
+    stdout_is_terminal,
+    user_errors,
+)
 
 canary_app = command_group("The canary guest used by smoke tests.")
 
@@ -17,8 +28,8 @@ def smoke_cli(
     limit: LimitOpt = None,
     host: HostOpt = [],  # noqa: B006
     output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
-    forks: Annotated[int, typer.Option(min=1)] = 4,
-    timeout: Annotated[float, typer.Option(min=1, max=86400, callback=seconds, help="seconds to wait for the canary's marker")] = 60,
+    forks: Annotated[int, forks_option()] = 4,
+    timeout: Annotated[float, seconds_option(min=1, help="seconds to wait for the canary's marker")] = 60,
 ) -> None:
     """Boot a canary guest on each node, wait for its console marker, report the boot time, remove it."""
     from provision.canary import find_canary

@@ -40,3 +40,38 @@ def test_running_a_command_imports_no_other_commands_module():
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert json.loads(done.stderr.strip().splitlines()[-1]) == ["provision.cli.common", "provision.cli.plugins"]
+
+
+def every_command():
+    """(words that run it, click command) for every command and subcommand."""
+    from provision.cli import _command
+
+    for name in COMMANDS:
+        command = _command(name)
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            yield from (((name, sub), c) for sub, c in subcommands.items())
+        else:
+            yield (name,), command
+
+
+def test_every_option_that_takes_a_value_names_it():
+    for words, command in every_command():
+        for param in command.params:
+            if param.param_type_name != "option" or param.is_flag or getattr(param.type, "choices", None):
+                continue
+            assert param.metavar and param.metavar == param.metavar.upper().replace("MIB", "MiB"), (words, param.opts)
+
+
+def test_every_float_option_is_in_seconds_and_refuses_nan(cli):
+    found = []
+    for words, command in every_command():
+        arguments = ["x" for p in command.params if p.param_type_name == "argument" and p.required]
+        for param in command.params:
+            if param.param_type_name == "option" and "float" in param.type.name:
+                found.append((words, param.opts[0]))
+                result = cli(*words, param.opts[0], "nan", *arguments)
+                assert result.exit_code == 2, (words, param.opts, result.output)
+                assert f"Invalid value for '{param.opts[0]}': must be a number of seconds, not NaN" in result.output
+                assert param.metavar == "SECONDS"
+    assert (("verify",), "--timeout") in found and len(found) >= 8
