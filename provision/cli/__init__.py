@@ -1,4 +1,4 @@
-"""The ``provision`` command: one Typer app per command group, composed here."""
+"""The ``provision`` command: the main options, and a table of commands and groups, each built when run."""
 
 from __future__ import annotations
 
