@@ -665,7 +665,21 @@ def main(spec):
             facts[key] = finish_run(proc, spec[key])
         except Exception as exc:
             facts[key] = {"error": "the probe operation failed: %s: %s" % (type(exc).__name__, exc)}
+    sys.stdout.write(_as_json(facts))
+
+
+def _as_json(facts):
+    """The facts as one JSON object; an answer JSON cannot hold becomes that fact's error, never the
+    loss of the others."""
     import json
 
-    sys.stdout.write(json.dumps(facts))
+    try:
+        return json.dumps(facts)
+    except (TypeError, ValueError):
+        for key, answer in facts.items():
+            try:
+                json.dumps(answer)
+            except (TypeError, ValueError) as exc:
+                facts[key] = {"error": "the probe operation's answer is not JSON: %s" % exc}
+        return json.dumps(facts)
 

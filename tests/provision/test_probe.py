@@ -260,3 +260,18 @@ def test_a_node_python_that_does_not_answer_makes_the_node_unreachable_saying_wh
     with pytest.raises(Unreachable) as caught:
         gather_facts(replace(parse_host_spec("local://"), python=(str(fake),)), {})
     assert str(caught.value) == message
+
+
+def test_an_answer_json_cannot_hold_loses_only_its_own_fact(capsys):
+    import json
+
+    from provision import probe_script
+
+    probe_script.OPS["test_set"] = lambda spec: {"values": {1, 2}}  # an operation answering with a set
+    try:
+        probe_script.main({"x.set": {"op": "test_set"}, "x.dir": {"op": "listdir", "path": "/proc/self/fd"}})
+    finally:
+        del probe_script.OPS["test_set"]
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["x.set"] == {"error": "the probe operation's answer is not JSON: Object of type set is not JSON serializable"}
+    assert facts["x.dir"]["names"]
