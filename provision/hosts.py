@@ -1,9 +1,9 @@
 """One grammar for addressing nodes: a host spec, parsed in one place into its parts.
 
 ``local://`` (the default), ``ssh://user@host:port``, ``paramiko://user@host:port``,
-``docker://container``, ``ansible://host``. The connection is testinfra's, built from the parsed
-parts (never from a URL a value could add options to); ssh runs from an argument vector, never
-through a shell.
+``docker://container``, ``ansible://host`` (resolved through Ansible's configured inventory when the
+nodes are selected). The connection is testinfra's, built from the parsed parts (never from a URL a
+value could add options to); ssh and docker run from argument vectors, never through a shell.
 """
 
 from __future__ import annotations
@@ -135,13 +135,13 @@ def connect(host: HostSpec, *, timeout: float = 10):
         # the parts are checked (no '@', ':' or '?' where they do not belong): this string cannot mean more
         backend = ParamikoBackend(host.netloc, ssh_identity_file=host.identity_file or None, timeout=max(1, int(timeout)))
     elif host.scheme == "docker":
-        from testinfra.backend.docker import DockerBackend
+        from provision.docker import ArgvDockerBackend
 
-        backend = DockerBackend(host.address)
-    elif host.scheme == "ansible":
-        return testinfra.get_host(f"ansible://{host.address}")
-    else:
+        backend = ArgvDockerBackend(host)
+    elif host.scheme == "local":
         return testinfra.get_host("local://")
+    else:  # ansible:// is resolved through Ansible's inventory when the nodes are selected
+        raise ValueError(f"no connection for {host.scheme}:// (a {host.scheme}:// spec is resolved before any is made)")
     result = Host(backend)
     backend.set_host(result)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ def select_nodes(*, inventory: str | None, limit: str | None = None, hosts: list
             if not specs:
                 raise InputError(f"--limit {limit!r} matches no host; without -i the hosts are: "
                                  f"{', '.join(parse_host_spec(h).name for h in hosts or ['local://'])}")
+        if any(s.scheme == "ansible" for s in specs):
+            return _through_ansible_inventory(specs, hooks)
         return Selection([Node(s) for s in specs], [])
     from provision.inventory.load import load_inventory  # only with -i: Ansible is not free to import
     from provision.inventory.validate import validate_inventory
@@ -37,6 +40,37 @@ def select_nodes(*, inventory: str | None, limit: str | None = None, hosts: list
     inv = load_inventory(inventory)
     checked = validate_inventory(inv, inv.select(limit), hooks)
     nodes = [Node(spec, tuple(host.groups), host.settings, file_of=_file_of(host, inv)) for host, spec in checked]
+    return Selection(nodes, inv.warnings, inv)
+
+
+def _through_ansible_inventory(specs, hooks) -> Selection:
+    """``ansible://NAME`` is host NAME of the inventory Ansible is configured with (ANSIBLE_INVENTORY,
+    ansible.cfg), read and validated as ``-i`` reads it: its connection from that host's variables
+    (ssh from an argument vector; testinfra's own ansible:// backend joined them into a shell command
+    line on this machine), its settings from its ``provision`` variable."""
+    from ansible import constants as C
+
+    from provision.inventory.load import load_inventory
+    from provision.inventory.validate import validate_inventory
+
+    configured = [str(s) for s in C.DEFAULT_HOST_LIST]
+    sources = [s for s in configured if os.path.exists(s)]
+    first = next(s.spec for s in specs if s.scheme == "ansible")
+    if len(sources) != 1:
+        found = ("it names several that exist" if sources else
+                 "it does not exist" if len(configured) == 1 else "none of them exists")
+        raise InputError(f"{first}: Ansible's configured inventory ({', '.join(configured)}): {found}; "
+                         "give the inventory with -i INVENTORY -l HOST")
+    inv = load_inventory(sources[0])
+    names = list(dict.fromkeys(s.address for s in specs if s.scheme == "ansible"))
+    unknown = [n for n in names if inv.manager.get_host(n) is None]
+    if unknown:
+        raise InputError(f"{sources[0]} (Ansible's configured inventory) has no host {', '.join(map(repr, unknown))}; "
+                         f"hosts: {', '.join(inv.select(None))}")
+    checked = {host.name: (host, spec) for host, spec in validate_inventory(inv, names, hooks)}
+    nodes = [Node(s) if s.scheme != "ansible" else
+             Node(checked[s.address][1], tuple(checked[s.address][0].groups), checked[s.address][0].settings,
+                  file_of=_file_of(checked[s.address][0], inv)) for s in specs]
     return Selection(nodes, inv.warnings, inv)
 
 

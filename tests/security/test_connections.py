@@ -3,6 +3,7 @@ none is echoed when it may be a secret. Each case asserts the exit code and the 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -194,3 +195,70 @@ def test_the_control_folder_as_an_unprivileged_user():
         assert os.stat(out).st_uid == 65534 and os.stat(out).st_mode & 0o777 == 0o700
     finally:
         shutil.rmtree(base)
+
+
+# ansible:// and docker://: testinfra's own backends for them run shell command lines on this machine
+
+
+def ansible_env(tmp_path: Path, hosts: dict) -> dict:
+    """Ansible configured (ANSIBLE_INVENTORY) with these hosts, and ansible-inventory on PATH, as where
+    testinfra's ansible:// backend would have put an inventory value into a shell command line."""
+    path = tmp_path / "configured.yml"
+    path.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    bin_dir = str(Path(provision_bin()).parent)
+    return {**os.environ, "ANSIBLE_INVENTORY": str(path), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_an_ansible_spec_is_read_as_an_inventory_host_and_its_hostile_ssh_args_run_nothing(tmp_path):
+    mark = tmp_path / "PWNED"
+    env = ansible_env(tmp_path, {"evil": {"ansible_host": "127.0.0.1",
+                                          "ansible_ssh_extra_args": f"-o ConnectTimeout=1; touch {mark} #"}})
+    done = subprocess.run([provision_bin(), "preflight", "-H", "ansible://evil"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    assert (f"{tmp_path}/configured.yml: host evil: ansible_ssh_extra_args: 'touch' is not an ssh option"
+            in done.stderr), done.stderr
+    assert not mark.exists()
+
+
+def test_an_ansible_spec_takes_the_hosts_connection_and_settings(tmp_path):
+    env = ansible_env(tmp_path, {"here": {"ansible_connection": "local", "provision": {"virt_type": "kvmm"}}})
+    argv = [provision_bin(), "preflight", "-H", "ansible://here", "-H", "local://", "-o", "json"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2  # its settings are the inventory's, validated as -i validates them
+    assert (f"{tmp_path}/configured.yml: host here: provision.virt_type: must be one of auto, kvm, qemu (got 'kvmm')"
+            in done.stderr), done.stderr
+    env = ansible_env(tmp_path, {"here": {"ansible_connection": "local", "provision": {"virt_type": "auto"}}})
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    hosts = json.loads(done.stdout)["hosts"]
+    assert [(h["host"], h["reachable"]) for h in hosts] == [("here", True), ("localhost", True)]
+
+
+@pytest.mark.parametrize("configured, host, message", [
+    ("configured.yml", "nope", r"configured\.yml \(Ansible's configured inventory\) has no host 'nope'; hosts: here$"),
+    ("missing.yml", "here", r"^provision: error: ansible://here: Ansible's configured inventory \(.*/missing\.yml\): "
+                            r"it does not exist; give the inventory with -i INVENTORY -l HOST$"),
+])
+def test_an_ansible_spec_without_its_host_is_an_input_error(tmp_path, configured, host, message):
+    env = ansible_env(tmp_path, {"here": {"ansible_connection": "local"}})
+    env["ANSIBLE_INVENTORY"] = str(tmp_path / configured)
+    done = subprocess.run([provision_bin(), "preflight", "-H", f"ansible://{host}"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    assert re.search(message, done.stderr.strip()), done.stderr
+
+
+def test_a_docker_node_is_reached_from_an_argument_vector(tmp_path):
+    """docker is here, its daemon is not: a stand-in ``docker`` records its arguments and runs the
+    command it is given, so the probe runs and each argument is seen as docker gets it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "argv"
+    (bin_dir / "docker").write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\0" "$a"; done > {log}\nshift 2\nexec "$@"\n')
+    (bin_dir / "docker").chmod(0o755)
+    done = subprocess.run([provision_bin(), "preflight", "-H", "docker://c1", "-o", "json"], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, timeout=120)
+    assert '"reachable": true' in done.stdout, done.stdout + done.stderr
+    argv = log.read_text().split("\0")[:-1]
+    assert argv[:4] == ["exec", "c1", "/bin/sh", "-c"] and len(argv) == 5
+    assert argv[4].startswith("sh -c ")  # the probe's command line, for the container's shell

@@ -1,0 +1,29 @@
+"""docker for testinfra, run from an argument vector: testinfra's own docker backend runs
+``docker exec NAME /bin/sh -c CMD`` through a shell on this machine."""
+
+from __future__ import annotations
+
+import subprocess
+
+from testinfra.backend.base import BaseBackend, CommandResult
+
+from provision.hosts import HostSpec
+
+
+class ArgvDockerBackend(BaseBackend):
+    """The command for the container is quoted for the container's shell, as testinfra quotes it;
+    ``docker exec`` gets the container and that command as arguments of their own."""
+
+    NAME = "docker"
+
+    def __init__(self, host: HostSpec) -> None:
+        self.spec = host
+        super().__init__(host.address)
+
+    def argv(self, command: str) -> list[str]:
+        return ["docker", "exec", self.spec.address, "/bin/sh", "-c", command]
+
+    def run(self, command: str, *args: str, **kwargs) -> CommandResult:
+        command = self.get_command(command, *args)
+        proc = subprocess.run(self.argv(command), stdin=subprocess.DEVNULL, capture_output=True)
+        return self.result(proc.returncode, self.encode(command), proc.stdout, proc.stderr)
