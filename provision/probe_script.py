@@ -578,7 +578,7 @@ def op_listening(spec):
     try:
         ports = set()
         for family in (socket.AF_INET, socket.AF_INET6):
-            ports.update(_listening_by_netlink(socket, family))
+            ports.update(_listening_by_netlink(family))
         return {"ports": sorted(ports), "source": "sock_diag"}
     except OSError:  # a kernel without sock_diag, or netlink refused: the files say the same, slower
         return {"ports": sorted(_listening_from_proc()), "source": "/proc/net/tcp"}
@@ -599,8 +599,9 @@ def _listening_from_proc():
     return ports
 
 
-def _listening_by_netlink(socket, family):
+def _listening_by_netlink(family):
     """The local ports of ``family``'s TCP sockets in LISTEN, by one SOCK_DIAG_BY_FAMILY dump."""
+    import socket
     import struct
 
     netlink_sock_diag, sock_diag_by_family, nlmsg_error, nlmsg_done = 4, 20, 2, 3

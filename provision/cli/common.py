@@ -52,10 +52,10 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
+INVENTORY_HELP = "Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)"
 InventoryOpt = Annotated[
     Optional[str],  # noqa: UP007 (Typer reads the annotation)
-    typer.Option("--inventory", "-i", metavar="INVENTORY",
-                 help="Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)"),
+    typer.Option("--inventory", "-i", metavar="INVENTORY", help=INVENTORY_HELP),
 ]
 LimitOpt = Annotated[
     Optional[str],  # noqa: UP007

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import LimitOpt, Output, command_group, select, user_errors
+from provision.cli.common import INVENTORY_HELP, LimitOpt, Output, command_group, select, user_errors
 
 app = command_group("Read, check and query Ansible-style inventories.")
-RequiredInventory = Annotated[str, typer.Option(
-    "--inventory", "-i", metavar="INVENTORY", help="Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)")]
+RequiredInventory = Annotated[str, typer.Option("--inventory", "-i", metavar="INVENTORY", help=INVENTORY_HELP)]
 
 
 @app.command("validate")

@@ -39,8 +39,7 @@ def select_nodes(*, inventory: str | None, limit: str | None = None, hosts: list
 
     inv = load_inventory(inventory)
     checked = validate_inventory(inv, inv.select(limit), hooks)
-    nodes = [Node(spec, tuple(host.groups), host.settings, file_of=_file_of(host, inv)) for host, spec in checked]
-    return Selection(nodes, inv.warnings, inv)
+    return Selection([_inventory_node(host, spec, inv) for host, spec in checked], inv.warnings, inv)
 
 
 def _through_ansible_inventory(specs, hooks) -> Selection:
@@ -67,15 +66,13 @@ def _through_ansible_inventory(specs, hooks) -> Selection:
     if unknown:
         raise InputError(f"{sources[0]} (Ansible's configured inventory) has no host {', '.join(map(repr, unknown))}; "
                          f"hosts: {', '.join(inv.select(None))}")
-    checked = {host.name: (host, spec) for host, spec in validate_inventory(inv, names, hooks)}
-    nodes = [Node(s) if s.scheme != "ansible" else
-             Node(checked[s.address][1], tuple(checked[s.address][0].groups), checked[s.address][0].settings,
-                  file_of=_file_of(checked[s.address][0], inv)) for s in specs]
-    return Selection(nodes, inv.warnings, inv)
+    checked = {host.name: _inventory_node(host, spec, inv) for host, spec in validate_inventory(inv, names, hooks)}
+    return Selection([checked[s.address] if s.scheme == "ansible" else Node(s) for s in specs], inv.warnings, inv)
 
 
-def _file_of(host, inv):
-    return lambda path: host.file_of(path) or inv.source
+def _inventory_node(host, spec, inv) -> Node:
+    """The node of a validated inventory host; messages about its settings name the file that set them."""
+    return Node(spec, tuple(host.groups), host.settings, file_of=lambda path: host.file_of(path) or inv.source)
 
 
 def redact(value: Any) -> Any:
