@@ -12,7 +12,8 @@ Where: ``$PROVISION_CACHE_DIR``, else ``$XDG_CACHE_HOME/provision``, else ``~/.c
 ``PROVISION_CACHE_DIR=off`` turns it off. A file is only read from, and written to, a folder owned
 by the user running provision and writable by no one else, and that folder is only made inside one
 of the user's own; a file that is not the user's own, or not valid, is ignored (and replaced).
-Nothing else in the folder is touched.
+A temporary file of a write killed midway is removed by a later write once ten minutes old;
+nothing else in the folder is touched.
 """
 
 from __future__ import annotations
@@ -92,6 +93,23 @@ def _private_folder(folder: str) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
+TEMPORARY_PREFIX = ".settings-defaults-"
+ABANDONED_AFTER = 600  # seconds: a temporary file this old was left by a run killed while writing
+
+
+def _remove_abandoned(folder: str) -> None:
+    """Remove our own temporary files that a killed run left (never one another run is writing now)."""
+    import time
+
+    for entry in os.scandir(folder):
+        if entry.name.startswith(TEMPORARY_PREFIX) and entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):
+            try:
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime > ABANDONED_AFTER:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+
+
 def _ours_to_make(folder: str) -> bool:
     """Making ``folder`` puts nothing into another user's folder: its nearest existing parent is ours
     (root running with a user's HOME, as sudo keeps it, makes nothing in that home)."""
@@ -142,7 +160,8 @@ def _write(folder: str, path: str, entry: dict[str, Any]) -> None:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         if not _private_folder(folder):
             return
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".settings-defaults-", suffix=".tmp")
+        _remove_abandoned(folder)
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX, suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as fh:
                 json.dump(entry, fh)

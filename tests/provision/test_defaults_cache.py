@@ -154,3 +154,19 @@ def test_root_with_another_users_home_makes_nothing_there(hooks, monkeypatch, tm
     monkeypatch.setenv("HOME", str(home))
     assert settings_defaults(hooks) == hooks.settings_model().model_dump(mode="json")
     assert list(home.iterdir()) == []
+
+
+def test_a_write_killed_midway_leaves_nothing_the_next_write_keeps(hooks, cache):
+    """SIGKILL between the temporary file and its rename leaves the temporary file: the next write
+    removes it once it is old enough not to be another run's, and nothing else in the folder."""
+    cache.mkdir(mode=0o700)
+    abandoned, fresh, other = (cache / ".settings-defaults-killed.tmp", cache / ".settings-defaults-writing.tmp",
+                               cache / "notes.txt")
+    for path in (abandoned, fresh, other):
+        path.write_text("{")
+    old = abandoned.stat().st_mtime - 3600
+    os.utime(abandoned, (old, old))
+    os.utime(other, (old, old))
+    settings_defaults(hooks)
+    assert not abandoned.exists() and fresh.exists() and other.exists()
+    assert len([p for p in cache.iterdir() if p.name.startswith("settings-defaults-")]) == 1
