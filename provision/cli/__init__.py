@@ -67,6 +67,10 @@ def options(
         "--vault-password-file", metavar="FILE", help="file with the vault password for -i inventories (repeatable; "
         "ANSIBLE_VAULT_PASSWORD_FILE works too)")] = [],  # noqa: B006
     ask_vault_pass: Annotated[bool, typer.Option("--ask-vault-pass", help="ask for the vault password")] = False,
+    allow_lookup: Annotated[list[str], typer.Option(
+        "--allow-lookup", metavar="NAME", help="let inventory values call this Ansible lookup (env, file, ...); "
+        "refused by default: lookups run plugins on this machine; repeatable; PROVISION_ALLOW_LOOKUPS=a,b works too")
+    ] = [],  # noqa: B006
     disable_plugin: Annotated[list[str], typer.Option(
         "--disable-plugin", metavar="NAME", help="do not load this plugin (its name, or the last part: kvm); repeatable; "
         "PROVISION_DISABLE_PLUGINS=a,b works too")] = [],  # noqa: B006
@@ -78,6 +82,12 @@ def options(
         from provision.plugins import DISABLE_ENV
 
         os.environ[DISABLE_ENV] = ",".join(filter(None, [os.environ.get(DISABLE_ENV, ""), *disable_plugin]))
+    if allow_lookup:
+        import os
+
+        from provision.inventory.lookups import ALLOW_ENV
+
+        os.environ[ALLOW_ENV] = ",".join(filter(None, [os.environ.get(ALLOW_ENV, ""), *allow_lookup]))
     if vault_password_file or ask_vault_pass:
         from provision.inventory.load import VaultOptions, set_vault_options
 

@@ -54,6 +54,9 @@ def configure() -> None:
     """Ansible's settings that provision relies on; the rest is as ansible.cfg and ANSIBLE_* say."""
     from ansible import constants as C
 
+    from provision.inventory import lookups
+
+    lookups.install()  # no lookups from inventory values (lookups.py says why)
     C.INVENTORY_ANY_UNPARSED_IS_FAILED = True  # a source no plugin can read is an error, not lost hosts
     C.HOST_PATTERN_MISMATCH = "ignore"  # an empty --limit is provision's own error (exit 2)
     C.DEFAULT_HASH_BEHAVIOUR = "merge"  # provision: merged key by key, in Ansible's order
@@ -199,15 +202,22 @@ def load_inventory(source: str | Path) -> Inventory:
 
     if _vault.password_files or _vault.ask or C.DEFAULT_VAULT_PASSWORD_FILE or C.DEFAULT_VAULT_IDENTITY_LIST:
         _setup_vault(loader)  # ansible.cli, which sets it up, is a tenth of a second to import
+    from provision.inventory.lookups import refusal, take_refused
+
+    take_refused()
     with ansible_warnings() as warned, _no_cycle_collection():
         try:
             manager = InventoryManager(loader=loader, sources=[str(source)])
         except AnsibleError as exc:
+            if refused := take_refused():  # a plugin's expression (constructed's compose) asked for one
+                raise InputError(f"{source}: {refusal(refused)}") from None
             failed = str(exc.message).removeprefix("Completely failed to parse inventory source ").strip()
             reasons = "\n  ".join(_relevant(failed, warned.failures)) or str(exc.message)
             raise InputError(f"{failed}: not an inventory Ansible can read:\n  {reasons}") from None
         except RecursionError:
             raise InputError(f"{source}: nested too deeply for an inventory") from None
+    if refused := take_refused():
+        raise InputError(f"{source}: {refusal(refused)}")
     variables = VariableManager(loader=loader, inventory=manager)
     warnings = [" ".join(w.split()) for w in warned.lines] + unused_vars(source, manager)
     return Inventory(source, manager, variables, loader, warnings)

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from provision.addresses import inventory_host_name
-from provision.errors import InputError
+from provision.errors import InputError, dotted
 from provision.inventory.load import SETTINGS_VAR
+from provision.inventory.lookups import refusal, take_refused
 from provision.inventory.model import CONNECTION_VARS, Inventory, InventoryHost
 
 _PATHS: dict[str, Path] = {}
@@ -46,7 +47,7 @@ def plain(value: Any, path: tuple, origins: dict[tuple, Path], render, parent: P
     """``value`` as plain data, each string that may be a template (or is vaulted) rendered by ``render``,
     recording the file of each path where it differs from its parent's (:meth:`InventoryHost.file_of`
     looks up the nearest parent). Only strings that may be templates go through Ansible's templating,
-    which costs more than reading the whole inventory when it walks every value."""
+    which costs more than reading the whole inventory when it walks every value. ``render(value, path)``."""
     if isinstance(value, str) and "{" not in value:
         where = origin_path(value)
         if where is not None and where is not parent:
@@ -63,10 +64,10 @@ def plain(value: Any, path: tuple, origins: dict[tuple, Path], render, parent: P
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, str):
-        return native(render(value))
+        return native(render(value, path))
     if isinstance(value, int | float):
         return native(value)
-    return native(render(value))  # a vaulted string: opened by templating
+    return native(render(value, path))  # a vaulted string: opened by templating
 
 
 def resolve_host(inv: Inventory, name: str) -> InventoryHost:
@@ -90,15 +91,28 @@ def resolve_host(inv: Inventory, name: str) -> InventoryHost:
     def value_of(var: str, origins: dict[tuple, Path]) -> Any:
         # every file was measured as it was read (load.SharedLoader): merging them cannot make more
         data = raw[var]
-        where = origin_path(data)
-        prefix = f"{where or inv.source}: host {name}: {var}"
+        at: dict[str, Any] = {"path": (), "file": origin_path(data)}
+
+        def render(value: Any, path: tuple) -> Any:
+            at["path"], at["file"] = path, origin_path(value) or at["file"]
+            return templar.template(value)
+
+        def where() -> str:
+            return f"{at['file'] or inv.source}: host {name}: {dotted((var, *at['path']))}"
+
+        take_refused()
         try:
-            return plain(data, (), origins, templar.template)
+            value = plain(data, (), origins, render)
         except AnsibleError as exc:
+            if refused := take_refused():  # however Ansible wrapped it: the refusal is the reason
+                raise InputError(f"{where()}: {refusal(refused)}") from None
             reason = " ".join(str(exc.message).split())
             if "vault" in reason.lower() or "decrypt" in reason.lower():
                 reason = f"cannot decrypt its vault value ({reason}); give --vault-password-file or --ask-vault-pass"
-            raise InputError(f"{prefix}: {reason}") from None
+            raise InputError(f"{where()}: {reason}") from None
+        if refused := take_refused():  # a refusal a filter swallowed (| default(...)) is still refused
+            raise InputError(f"{where()}: {refusal(refused)}")
+        return value
 
     variables, files, names = {}, {}, {}
     for canonical, spellings in CONNECTION_VARS.items():
