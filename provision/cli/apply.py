@@ -45,6 +45,7 @@ def apply_cli(
     """Make each node match its rendered configuration (host network, libvirt objects, then files), then verify it."""
     from provision.apply import apply_nodes, exit_code, object_diffs, to_json, to_text
     from provision.render import diff_against_nodes
+    from provision.report.text import terminal_text
 
     selected, nodes, rendered, plan, refused = _prepared(inventory, limit, forks, timeout, ignore)
     if diff:
@@ -60,12 +61,12 @@ def apply_cli(
         after = apply_nodes(nodes=changed, rendered=rendered, **plan, check=True, forks=forks, timeout=timeout)
         drift = [f"{r.host}: {s.target} ({s.action})" for r in after for s in r.steps if s.action != "unchanged"]
         if drift or exit_code(after, check=True):
-            typer.echo("provision: error: verification after apply found drift: " + "; ".join(drift), err=True)
+            typer.echo(terminal_text("provision: error: verification after apply found drift: " + "; ".join(drift)), err=True)
             code = 1
     if diff and output != Output.json:  # in JSON each step carries its own diff
         typer.echo(object_diffs(results), nl=False)
     typer.echo(json.dumps(to_json(results, check=check), indent=2) if output == Output.json
-               else to_text(results, check=check), nl=False)
+               else terminal_text(to_text(results, check=check)), nl=False)
     raise typer.Exit(code)
 
 

@@ -28,7 +28,9 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ProvisionError as exc:
-            typer.echo(f"provision: error: {exc}", err=True)
+            from provision.report.text import terminal_text
+
+            typer.echo(f"provision: error: {terminal_text(exc)}", err=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -70,10 +72,11 @@ def select(*, inventory, limit, hosts=None):
     """The nodes to act on; inventory warnings go to stderr."""
     from provision.inventory.select import select_nodes
     from provision.plugins import default_hooks
+    from provision.report.text import terminal_text
 
     selection = select_nodes(inventory=inventory, limit=limit, hosts=hosts, hooks=default_hooks())
     for warning in selection.warnings:
-        typer.echo(f"provision: warning: {warning}", err=True)
+        typer.echo(f"provision: warning: {terminal_text(warning)}", err=True)
     return selection
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from provision.cli.common import InventoryOpt, LimitOpt, Output, command_group, seconds_option, user_errors
+from provision.report.text import terminal_text as safe
 
 app = command_group("Create, inspect and manage guests on a node (libvirt).")
 
@@ -68,8 +69,8 @@ def create_cli(
             typer.echo(render_domain_xml(spec), nl=False)
             return
         info = guests.create(spec)
-    typer.echo(f"{info.name}: created and {info.state} ({info.virt_type}, {info.vcpus} vCPU, {info.memory_mib} MiB); "
-               f"console log {info.console_log}")
+    typer.echo(safe(f"{info.name}: created and {info.state} ({info.virt_type}, {info.vcpus} vCPU, {info.memory_mib} MiB); "
+               f"console log {info.console_log}"))
 
 
 @app.command("list")
@@ -83,7 +84,7 @@ def list_cli(output: Annotated[Output, typer.Option("--output", "-o")] = Output.
         typer.echo(json.dumps({"guests": [g.as_dict() for g in rows]}, indent=2))
         return
     for g in rows:
-        typer.echo(f"{g.name:<24} {g.state:<10} {g.virt_type:<5} {g.vcpus} vCPU {g.memory_mib} MiB")
+        typer.echo(safe(f"{g.name:<24} {g.state:<10} {g.virt_type:<5} {g.vcpus} vCPU {g.memory_mib} MiB"))
 
 
 @app.command("info")
@@ -97,13 +98,14 @@ def info_cli(name: str, output: Annotated[Output, typer.Option("--output", "-o")
         typer.echo(json.dumps(info.as_dict(), indent=2))
         return
     for key, value in info.as_dict().items():
-        typer.echo(f"{key}: {value}")
+        typer.echo(safe(f"{key}: {value}"))
 
 
 @app.command("console")
 @user_errors
 def console_cli(name: str, connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Print the guest's serial console log so far."""
+    from provision.cli.common import stdout_is_terminal
     from provision.errors import InputError
     from provision.probe import Unreachable, gather_facts  # provision.errors.Unreachable: exit 1
 
@@ -119,14 +121,15 @@ def console_cli(name: str, connect: ConnectOpt = None, inventory: InventoryOpt =
         raise Unreachable(f"cannot read {path} on {target.node.name}: {exc}") from None
     if facts.error("log"):
         raise InputError(f"cannot read {path} on {target.node.name}: {facts.error('log')}")
-    typer.echo(facts.text("log"), nl=False)
+    log = facts.text("log")  # a guest's console writes what it likes: on a terminal, shown, never obeyed
+    typer.echo(safe(log) if stdout_is_terminal() else log, nl=False)
 
 
 def _simple(action: str, doc: str):
     @user_errors
     def command(name: str, connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
         with backend(connect, inventory, limit) as (guests, _, _):
-            typer.echo(str(getattr(guests, action)(name)))
+            typer.echo(safe(getattr(guests, action)(name)))
 
     command.__doc__ = doc
     app.command(action)(command)
@@ -144,7 +147,7 @@ def shutdown_cli(name: str, timeout: Annotated[float, seconds_option(min=0, help
                  connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Shut down gracefully (ACPI power button), then force it off after --timeout; say which."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.shutdown(name, timeout)))
+        typer.echo(safe(guests.shutdown(name, timeout)))
 
 
 @app.command("save")
@@ -152,7 +155,7 @@ def shutdown_cli(name: str, timeout: Annotated[float, seconds_option(min=0, help
 def save_cli(name: str, file: str, connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Save a running guest's memory to FILE (on the node) and stop it."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.save(name, file)))
+        typer.echo(safe(guests.save(name, file)))
 
 
 @app.command("restore")
@@ -160,7 +163,7 @@ def save_cli(name: str, file: str, connect: ConnectOpt = None, inventory: Invent
 def restore_cli(file: str, connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Start a guest again from a file written by save."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.restore(file)))
+        typer.echo(safe(guests.restore(file)))
 
 
 @app.command("undefine")
@@ -169,7 +172,7 @@ def undefine_cli(name: str, remove_storage: Annotated[bool, typer.Option("--remo
                  connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Remove a stopped guest's definition (and its volumes with --remove-storage)."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.undefine(name, remove_storage)))
+        typer.echo(safe(guests.undefine(name, remove_storage)))
 
 
 @app.command("attach-disk")
@@ -180,7 +183,7 @@ def attach_disk_cli(name: str, disk: Annotated[str, typer.Option(metavar="POOL:S
     from provision.guests import parse_disk
 
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.attach_disk(name, *parse_disk(disk))))
+        typer.echo(safe(guests.attach_disk(name, *parse_disk(disk))))
 
 
 @app.command("detach-disk")
@@ -189,7 +192,7 @@ def detach_disk_cli(name: str, target: Annotated[str, typer.Option(metavar="DEV"
                     connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Remove a disk (its volume is kept)."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.detach_disk(name, target)))
+        typer.echo(safe(guests.detach_disk(name, target)))
 
 
 @app.command("attach-nic")
@@ -198,7 +201,7 @@ def attach_nic_cli(name: str, network: Annotated[str, typer.Option(metavar="NETW
                    connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Add a virtio NIC on a libvirt network."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.attach_nic(name, network)))
+        typer.echo(safe(guests.attach_nic(name, network)))
 
 
 @app.command("detach-nic")
@@ -207,7 +210,7 @@ def detach_nic_cli(name: str, mac: Annotated[str, typer.Option(metavar="MAC", he
                    connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Remove a NIC by its MAC address."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.detach_nic(name, mac)))
+        typer.echo(safe(guests.detach_nic(name, mac)))
 
 
 @app.command("set-vcpus")
@@ -216,7 +219,7 @@ def set_vcpus_cli(name: str, count: int, connect: ConnectOpt = None, inventory: 
                   limit: LimitOpt = None) -> None:
     """Change the vCPU count: live up to the maximum, otherwise for the next boot."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.set_vcpus(name, count)))
+        typer.echo(safe(guests.set_vcpus(name, count)))
 
 
 @app.command("set-memory")
@@ -225,7 +228,7 @@ def set_memory_cli(name: str, mib: int, connect: ConnectOpt = None, inventory: I
                    limit: LimitOpt = None) -> None:
     """Change the memory (MiB): live (balloon) up to the maximum, otherwise for the next boot."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.set_memory(name, mib)))
+        typer.echo(safe(guests.set_memory(name, mib)))
 
 
 @app.command("migrate")
@@ -235,4 +238,4 @@ def migrate_cli(name: str, to: Annotated[str, typer.Option("--to", metavar="URI"
                 connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Move a guest to another node: offline (a stopped guest's definition), or live when both ends allow."""
     with backend(connect, inventory, limit) as (guests, _, _):
-        typer.echo(str(guests.migrate(name, to, live)))
+        typer.echo(safe(guests.migrate(name, to, live)))
