@@ -76,9 +76,10 @@ def explain(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
     path = _clean_loc(model, err["loc"])
     kind, got = err["type"], err.get("input")
     hidden = points_at_secret(path)
+    beside = not hidden and _beside_secret(model, err["loc"])
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", err["ctx"]["expected"])
-        return path, f"must be one of {', '.join(choices)}" + ("" if hidden else f" (got {got!r})")
+        return path, f"must be one of {', '.join(choices)}" + ("" if hidden or beside else f" (got {got!r})")
     if kind == "extra_forbidden":
         known = _known_keys(model, path[:-1])
         hint = f"; known keys: {', '.join(known)}" if known else ""
@@ -94,11 +95,34 @@ def explain(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
     if not message[1:2].isupper():  # "UUID input ..." stays as it is
         message = message[0].lower() + message[1:]
     message = message.replace("Value error, ", "").replace("value error, ", "")
-    if hidden:
-        message += " (the value is not shown: this field names a secret or its file)"
+    if hidden or beside:
+        message = re.sub(r",[^,]*found `.*$", "", message)  # pydantic quotes the character it stopped at
+        message += (" (the value is not shown: this field names a secret or its file)" if hidden else
+                    " (the value is not shown: this field sits beside a secret, where a key may be pasted by mistake)")
     elif got is not None and not isinstance(got, dict | list):
         message += f" (got {got!r})"
     return path, message
+
+
+def _beside_secret(model: type[BaseModel], loc: tuple) -> bool:
+    """Whether the field at ``loc`` sits in a mapping that holds a secret or names its file (an RBD pool's
+    ``name`` beside its ``key_file``), or is itself a mapping that does (an iSCSI pool's ``chap``): a key
+    pasted into the wrong field of it is not quoted back."""
+    from provision.secrets import points_at_secret
+
+    current: list[type[BaseModel]] = [model]
+    owners: list[type[BaseModel]] = []
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        following = _step(current, part)
+        if following is None:
+            current = [m for m in current if _tag_of(m) == part] or current
+            continue
+        owners, current = [m for m in current if part in m.model_fields], following
+    if owners == [model]:
+        return False  # a top-level setting: the whole model is not "beside" every secret in it
+    return any(points_at_secret((name,)) for m in (*owners, *current) for name in m.model_fields)
 
 
 def _annotation_models(annotation: Any) -> list[type[BaseModel]]:

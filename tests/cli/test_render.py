@@ -85,7 +85,7 @@ BAD = [
     ({"storage": [{"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["192.0.2.61"], "user": "nova",
                    "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/k",
                    "ceph_conf": "/etc/ceph/../../tmp/x.conf"}]},
-     "provision.storage[0].ceph_conf: must be an absolute path without '.' or '..' parts (got '/etc/ceph/../../tmp/x.conf')"),
+     "provision.storage[0].ceph_conf: must be an absolute path without '.' or '..' parts (the value is not shown: this field sits beside a secret"),
     # values written into nova.conf, ceph.conf or libvirtd.conf cannot end their line or their quoted string
     ({"virt_type": "qemu", "hypervisor": {"cpu_mode": "custom", "cpu_models": ["Skylake\n[DEFAULT]"]}},
      "provision.hypervisor.cpu_models[0]: must be letters, digits, '_', '.', '+' or '-', starting with a letter or digit "

@@ -106,7 +106,7 @@ def test_errors_speak_of_the_inventorys_fields_not_the_validators(tmp_path, cli)
     assert result.exit_code == 2
     assert (f"{inv}: host n1: provision.network.bridges[0].addresses[0]: must be an IPv4 or IPv6 address with its "
             "prefix length, like 192.0.2.10/24 (got '300.1.1.1/24')") in result.stderr
-    assert "provision.storage[0].secret_uuid: UUID input should be a string, bytes or UUID object (got 12)" in result.stderr
+    assert "provision.storage[0].secret_uuid: UUID input should be a string, bytes or UUID object (the value is not shown" in result.stderr
     for internal in ("lax-or-strict", "function-plain", "json-or-python", "is-instance"):
         assert internal not in result.stderr
     assert result.stderr.count("addresses[0]") == 1
