@@ -103,11 +103,40 @@ def libvirt_objects(ctx, files: list[RenderedFile], *, hooks) -> list[dict[str, 
         else:
             entry["name"] = entry["label"] = root.findtext("name")
         found.append(entry)
+    problems += _folder_problems(ctx.settings, found)
     if problems:
         from provision.errors import SettingsError
 
         raise SettingsError(problems)
     return sorted(found, key=lambda o: LIBVIRT_KINDS.index(o["kind"]))
+
+
+FOLDER_POOLS = ("dir", "fs", "netfs")  # pools whose target is a folder libvirt makes or mounts on
+
+
+def _folder_problems(settings: dict, objects: list[dict[str, Any]]) -> list[tuple[tuple, str]]:
+    """Pools, of any plugin, whose target folder is a system folder, or another pool's folder or inside
+    it; each named by the setting that holds that folder (the first whose value it is)."""
+    import xml.etree.ElementTree as ET
+
+    from provision.fields import folder_target_problem, nested_folders
+    from provision.secrets import setting_paths
+
+    targets = []
+    for o in objects:
+        root = ET.fromstring(o["xml"])
+        if o["kind"] == "pool" and root.get("type") in FOLDER_POOLS and root.findtext("target/path"):
+            targets.append((o["name"], root.findtext("target/path").rstrip("/") or "/"))
+    where = {}
+    for path, value in setting_paths(settings):
+        where.setdefault(value.rstrip("/") or "/", path)
+    problems = [(where.get(t, ()), f"pool {name!r} targets {t}: {problem}")
+                for name, t in targets if (problem := folder_target_problem(t))]
+    for outer, inner in nested_folders([t for _, t in targets]):
+        (o_name, o_target), (i_name, i_target) = targets[outer], targets[inner]
+        problems.append((where.get(i_target, ()), f"pool {i_name!r} targets {i_target}, which is pool {o_name!r}'s "
+                                                  f"folder {o_target} or inside it"))
+    return problems
 
 
 def objects_for(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], decisions, hooks) -> dict[str, list[dict]]:

@@ -36,6 +36,42 @@ def _absolute(value: str) -> str:
     return value
 
 
+# folders a pool must never mount over or take as its target: the system's own, and provision's state
+SYSTEM_FOLDERS = ("/etc", "/usr", "/boot", "/proc", "/sys", "/dev", "/root", "/bin", "/sbin", "/lib", "/lib32",
+                  "/lib64", "/libx32", "/var/lib/provision")
+
+
+def folder_target_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a folder a pool mounts on or takes over, or None.
+
+    >>> folder_target_problem("/etc/nfs"), folder_target_problem("/var/lib/nova/instances")
+    ('must not be inside /etc, a system folder', None)
+    """
+    if path == "/":
+        return "must not be '/', the root folder"
+    inside = next((f for f in SYSTEM_FOLDERS if path == f or path.startswith(f + "/")), None)
+    if inside:
+        return f"must not be inside {inside}, a system folder" if path != inside else f"must not be {inside}, a system folder"
+    return None
+
+
+def _folder_target(value: str) -> str:
+    value = _absolute(value)
+    if problem := folder_target_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+def nested_folders(paths: list[str]) -> list[tuple[int, int]]:
+    """Pairs (i, j) where folder ``paths[j]`` is ``paths[i]`` or lies inside it (j != i).
+
+    >>> nested_folders(["/srv/a", "/srv/ab", "/srv/a/b"])
+    [(0, 2)]
+    """
+    return [(i, j) for i, outer in enumerate(paths) for j, inner in enumerate(paths)
+            if i != j and (inner == outer and i < j or inner.startswith(outer.rstrip("/") + "/"))]
+
+
 def _conf_path(value: str) -> str:
     value = _absolute(value)
     if any(c in value for c in '"\\'):
@@ -68,6 +104,7 @@ LibvirtName = Annotated[str, AfterValidator(_libvirt_name)]  # a libvirt pool or
 ConfWord = Annotated[str, AfterValidator(_conf_word)]  # a Ceph user or pool, a CPU model
 AbsPath = Annotated[str, AfterValidator(_absolute)]
 ConfPath = Annotated[str, AfterValidator(_conf_path)]
+FolderTarget = Annotated[str, AfterValidator(_folder_target)]  # a folder a pool mounts on: no system folder
 FilePath = Annotated[str, AfterValidator(_file_path)]  # a file provision writes
 IniPath = Annotated[str, AfterValidator(_ini_path)]  # a path written bare into an INI file (ceph.conf)
 Text = Annotated[str, AfterValidator(_text)]  # a free word of one line (a CHAP user name), XML-escaped where written

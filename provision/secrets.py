@@ -39,14 +39,14 @@ def redact_line(line: str) -> str:
     return SECRET_LINE.sub(rf"\1{REDACTED}", line.rstrip("\n")) + ("\n" if line.endswith("\n") else "")
 
 
-def _paths(value, path: tuple = ()):
+def setting_paths(value, path: tuple = ()):
     """(settings path, value) of every string that is an absolute path: the values that may name a file."""
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _paths(v, (*path, k))
+            yield from setting_paths(v, (*path, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _paths(v, (*path, i))
+            yield from setting_paths(v, (*path, i))
     elif isinstance(value, str) and value.startswith("/"):
         yield path, value
 
@@ -59,7 +59,7 @@ def secret_files(settings: dict, paths: list | None = None) -> dict[str, tuple]:
     {'/etc/ceph/k': ('storage', 0, 'key_file')}
     """
     found: dict[str, tuple] = {}
-    for path, value in _paths(settings) if paths is None else paths:
+    for path, value in setting_paths(settings) if paths is None else paths:
         if points_at_secret(path):
             found.setdefault(value, path)
     return found
@@ -68,7 +68,7 @@ def secret_files(settings: dict, paths: list | None = None) -> dict[str, tuple]:
 def secret_file_problems(settings: dict) -> list[tuple[tuple, str]]:
     """A setting that is not a secret's but names a secret file (a ceph_conf equal to the key_file):
     provision would write or show that file. ``[(path, message)]``."""
-    paths = list(_paths(settings))
+    paths = list(setting_paths(settings))
     secrets = secret_files(settings, paths)
     return [(path, f"names the secret file of {field(secrets[value])}; a secret file is never written or shown")
             for path, value in paths if value in secrets and not points_at_secret(path)]

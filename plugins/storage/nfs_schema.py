@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from provision.fields import AbsPath, LibvirtName
+from provision.fields import AbsPath, FolderTarget, LibvirtName
 from provision.settings import StrictModel
 from provision_plugins.storage.names import host_address
 
@@ -16,7 +16,7 @@ class NfsPool(StrictModel):
     name: LibvirtName
     server: str
     export: AbsPath
-    mountpoint: AbsPath
+    mountpoint: FolderTarget
     nfs_version: Literal["3", "4", "4.0", "4.1", "4.2"] | None = None
 
     @field_validator("nfs_version", mode="before")

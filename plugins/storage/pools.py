@@ -24,15 +24,27 @@ def pool_objects(settings, kind: str, *, build: bool = False) -> list[LibvirtObj
     return [LibvirtObject("pool", pool_file(p["name"]), build=build) for p in entries(settings, kind)]
 
 
+FOLDER_KEYS = ("mountpoint", "path")  # an entry's folder that its pool mounts on or takes over
+
+
 @hookimpl
 def provision_validate_settings(settings):
-    """Pool names are unique on a node: libvirt has one namespace for them."""
+    """Pool names are unique on a node: libvirt has one namespace for them. No pool's folder is another's,
+    or inside another's: one would mount over, or fill, the other."""
+    from provision.fields import nested_folders
+
     seen: dict[str, int] = {}
     problems = []
+    folders: list[tuple[tuple, str]] = []
     for i, entry in enumerate(settings.get("storage") or []):
         if entry["name"] in seen:
             problems.append((("storage", i, "name"), f"duplicate pool name {entry['name']!r} (also storage[{seen[entry['name']]}])"))
         seen.setdefault(entry["name"], i)
+        folders += [(("storage", i, k), entry[k]) for k in FOLDER_KEYS if isinstance(entry.get(k), str)]
+    for outer, inner in nested_folders([path for _, path in folders]):
+        (o_path, o_value), (i_path, i_value) = folders[outer], folders[inner]
+        where = "is the same folder as" if i_value == o_value else "is inside"
+        problems.append((i_path, f"{i_value} {where} storage[{o_path[1]}].{o_path[2]} ({o_value}), another pool's folder"))
     return problems
 
 
