@@ -52,7 +52,7 @@ def test_a_pool_folder_inside_another_pools_is_refused(cli, tmp_path, first, sec
     source = inventory(tmp_path, [{**NFS, "mountpoint": first}, {**NFS, "name": "n2", "mountpoint": second}])
     result = cli("inventory", "validate", "-i", source)
     assert result.exit_code == 2
-    assert f"host n1: provision.storage[" in result.stderr and said in result.stderr
+    assert "host n1: provision.storage[" in result.stderr and said in result.stderr
 
 
 def test_any_plugins_folder_pool_is_checked_before_apply_plans_it(cli, tmp_path):
