@@ -735,14 +735,25 @@ def _disarm(journal):
         pass
 
 
-def _lock(blocking_seconds=0):
+def _lock(blocking_seconds=0, read_only=False):
+    """The node's apply lock (a descriptor), or None while another run holds it. ``read_only`` (--check,
+    verify): a shared lock on the lock file where it exists, and no lock at all where nothing was ever
+    applied (-1): reading the node must not create /var/lib/provision."""
     import fcntl
 
-    lock = os.open(STATE_DIR + "/lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        if read_only:
+            lock = os.open(STATE_DIR + "/lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        else:
+            lock = os.open(STATE_DIR + "/lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if read_only and exc.errno == errno.ENOENT:
+            return -1
+        raise
     deadline = time.time() + blocking_seconds
     while True:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             return lock
         except OSError:
             if time.time() >= deadline:
@@ -838,12 +849,14 @@ def main(spec):
         return
 
     result = {"steps": [], "recovered": []}
-    try:
-        os.makedirs(STATE_DIR + "/backup", 0o700)
-    except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            raise
-    lock = _lock()
+    check = bool(spec.get("check"))
+    if not check:  # --check and verify read the node and change nothing, this folder included
+        try:
+            os.makedirs(STATE_DIR + "/backup", 0o700)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+    lock = _lock(read_only=check)
     if lock is None:
         result["error"] = "another provision apply is running on this node (%s/lock is held)" % STATE_DIR
         sys.stdout.write(json.dumps(result))
@@ -883,5 +896,6 @@ def main(spec):
     except Exception as exc:
         result["error"] = "%s: %s" % (type(exc).__name__, exc)
     finally:
-        os.close(lock)
+        if lock >= 0:
+            os.close(lock)
     sys.stdout.write(json.dumps(result))

@@ -11,6 +11,8 @@ import stat
 import pytest
 import yaml
 
+from tests.conftest import provision_bin
+
 NOVA = "/etc/nova/nova.conf.d/50-provision-libvirt.conf"
 NETPLAN = "/etc/netplan/60-provision.yaml"
 BRIDGE_XML = "/etc/provision/libvirt/network-br-x.xml"
@@ -186,3 +188,43 @@ def test_a_temporary_file_a_killed_run_left_is_removed(node, tmp_path):
     result, data = apply(node, inventory(tmp_path))
     assert result.returncode == 0, result.stderr
     assert not node.path(stale).exists() and "virt_type = qemu" in node.path(NOVA).read_text()
+
+
+def snapshot(node) -> dict[str, tuple]:
+    """Every file and folder the node's overlays hold (what anything there wrote): kind, mode, owner, bytes."""
+    found = {}
+    for name in ("etc", "var-lib", "var-cache"):
+        upper = node.base / name / "upper"
+        for path in sorted(upper.rglob("*")):
+            st = path.lstat()
+            found[str(path.relative_to(node.base))] = (
+                stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                path.read_bytes() if path.is_file() and not path.is_symlink() else None)
+    return found
+
+
+def test_check_diff_and_verify_leave_the_node_byte_for_byte_unchanged(node, tmp_path):
+    inv = inventory(tmp_path)
+    before = snapshot(node)
+    for args in (("apply", "--check"), ("apply", "--check", "--diff"), ("verify",)):
+        result = node.provision(*args, "-i", inv)
+        assert result.returncode in (1, 3), (args, result.stderr)
+        assert snapshot(node) == before, args
+    assert not node.path("/var/lib/provision").exists()  # not even the state folder or its lock
+
+    assert apply(node, inv)[0].returncode == 0
+    node.write(NOVA, "[libvirt]\nvirt_type = kvm\n")  # drift, so that check and verify have something to say
+    before = snapshot(node)
+    for args in (("apply", "--check"), ("apply", "--check", "--diff"), ("verify",)):
+        result = node.provision(*args, "-i", inv)
+        assert result.returncode in (1, 3), (args, result.stderr)
+        assert snapshot(node) == before, args
+
+
+def test_check_waits_for_no_apply_but_says_when_one_holds_the_lock(node, tmp_path):
+    inv = inventory(tmp_path)
+    assert apply(node, inv)[0].returncode == 0
+    # an apply in progress holds the lock exclusively: --check says so instead of reading a half-done state
+    result = node.run("flock", "-x", "/var/lib/provision/lock", provision_bin(), "apply", "--check", "-i", inv)
+    assert result.returncode == 1
+    assert "another provision apply is running on this node (/var/lib/provision/lock is held)" in result.stdout + result.stderr
