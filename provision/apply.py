@@ -37,6 +37,7 @@ class NodeApply:
     error: str = ""
     recovered: tuple[str, ...] = ()  # files put back from a run that was killed midway
     seconds: float = 0.0
+    not_restored: tuple[str, ...] = ()  # undos that failed, each with its reason; the next apply retries them
 
     @property
     def pending(self) -> bool:
@@ -48,7 +49,8 @@ class NodeApply:
 
     def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "reachable": self.reachable, "error": self.error or None,
-                "recovered": list(self.recovered), "seconds": round(self.seconds, 3),
+                "recovered": list(self.recovered), "not_restored": list(self.not_restored),
+                "seconds": round(self.seconds, 3),
                 "steps": [{"kind": s.kind, "target": s.target, "action": s.action, "why": s.why, "seconds": s.seconds,
                            **({"diff": s.diff} if s.diff else {})} for s in self.steps]}
 
@@ -208,7 +210,7 @@ def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, An
              s.get("why") or "", s.get("seconds"), redact(s.get("diff") or ""))
         for key in ("node_steps", "objects", "steps") for s in answer.get(key, ()))
     return NodeApply(node.name, True, steps, error, tuple(answer.get("recovered", ())),
-                     time.monotonic() - start)
+                     time.monotonic() - start, tuple(answer.get("not_restored", ())))
 
 
 def _fresh(node: Node):
@@ -393,6 +395,8 @@ def to_text(results: list[NodeApply], *, check: bool) -> str:
         lines.append(head)
         for path in r.recovered:
             lines.append(f"  recovered  {path} (put back from a run that was interrupted)")
+        for problem in r.not_restored:
+            lines.append(f"  NOT restored  {problem}")
         for s in r.steps:
             verb = {"create": "would create", "update": "would update", "remove": "would remove",
                     "release": "would release"}.get(s.action, s.action) if check else s.action

@@ -106,25 +106,33 @@ def _prune_backups(state, keep=KEEP_BACKUPS):
 
 
 def _undo(state, journal):
-    """Undo a journal's steps, newest first: restore the backup, or remove what the step created."""
-    undone = []
+    """Undo a journal's file steps, newest first: restore the backup, or remove what the step created.
+    ``(undone, problems, records whose undo failed)``: a failed one keeps its old state record."""
+    undone, problems, kept = [], [], []
     for step in reversed(journal["done"]):
         target = step["target"]
-        if step.get("backup"):
-            data, _ = _read_regular(step["backup"])
-            _atomic_write(target, data, step["old_mode"], step.get("old_uid", 0), step.get("old_gid", 0))
-        elif step["action"] == "create":
-            try:
-                os.unlink(target)
-            except (FileNotFoundError, NotADirectoryError):  # the write it journaled never happened
-                pass
+        try:
+            if step.get("backup"):
+                data, _ = _read_regular(step["backup"])
+                if data is None:
+                    raise OSError(errno.ENOENT, "its backup %s is missing" % step["backup"])
+                _atomic_write(target, data, step["old_mode"], step.get("old_uid", 0), step.get("old_gid", 0))
+            elif step["action"] == "create":
+                try:
+                    os.unlink(target)
+                except (FileNotFoundError, NotADirectoryError):  # the write it journaled never happened
+                    pass
+        except OSError as exc:
+            problems.append("%s: %s" % (target, exc.strerror or exc))
+            kept.insert(0, step)
+            continue
         if "old_state" in step:
             if step["old_state"] is None:
                 state["files"].pop(target, None)
             else:
                 state["files"][target] = step["old_state"]
         undone.append(target)
-    return undone
+    return undone, problems, kept
 
 
 def plan(state, files):
@@ -527,10 +535,20 @@ def _do(step, journal, state, run):
         owned[key] = entry
 
 
+# what libvirt says of an object that does not exist: the only refusal that leaves it as it was
+_GONE = ("not found", "no network with matching", "no storage pool with matching", "no secret with matching")
+
+
+def _gone(exc):
+    return any(words in str(exc).lower() for words in _GONE)
+
+
 def _undo_objects(state, journal):
     """Undo the libvirt steps of a journal, newest first: objects this run defined are undefined, objects
-    it changed are defined as they were."""
-    undone = []
+    it changed are defined as they were. Only "no such object" counts as already undone; every other
+    refusal is a problem, with libvirt's message, and its record stays for the next run to retry.
+    ``(undone, problems, records whose undo failed)``."""
+    undone, problems, kept = [], [], []
     for record in reversed(journal.get("objects", [])):
         kind, names, obj = record["kind"], VIRSH[record["kind"]], record["object"]
         ident = record.get("defined") or _ident(obj)
@@ -543,23 +561,29 @@ def _undo_objects(state, journal):
                     try:
                         virsh(names["destroy"], ident)
                     except VirshError:
-                        pass
+                        pass  # not running: started below
                     virsh(names["start"], ident)
             elif ident:
                 if kind != "secret":
                     try:
                         virsh(names["destroy"], ident)
                     except VirshError:
-                        pass
-                virsh(names["undefine"], ident)
-        except VirshError:
-            pass  # already as it was
+                        pass  # not running: undefined below, which says whether it exists
+                try:
+                    virsh(names["undefine"], ident)
+                except VirshError as exc:
+                    if not _gone(exc):
+                        raise
+        except VirshError as exc:
+            problems.append("%s: %s" % (record["key"], exc))
+            kept.insert(0, record)
+            continue
         if record["old_state"] is None:
             state.get("objects", {}).pop(record["key"], None)
         else:
             state.setdefault("objects", {})[record["key"]] = record["old_state"]
         undone.append(record["key"])
-    return undone
+    return undone, problems, kept
 
 
 # -- node steps: a plugin's code run here (the host network through netlink), planned, applied, undone --
@@ -623,26 +647,46 @@ def _carry_out_node_steps(state, planned, journal, running, arm):
 
 
 def _undo_node_steps(state, journal):
-    """Put each node step's snapshot back, newest first; what could not be restored is reported."""
-    undone, problems = [], []
+    """Put each node step's snapshot back, newest first. ``(undone, problems, records not restored)``."""
+    undone, problems, kept = [], [], []
     for record in reversed(journal.get("steps", [])):
         try:
             module = _module(record["source"], record["name"])
-            problems += ["%s: %s" % (record["name"], p) for p in module["restore"](record["snapshot"], record["spec"])]
+            failed = ["%s: %s" % (record["name"], p) for p in module["restore"](record["snapshot"], record["spec"])]
         except Exception as exc:
-            problems.append("%s: %s: %s" % (record["name"], type(exc).__name__, exc))
+            failed = ["%s: %s: %s" % (record["name"], type(exc).__name__, exc)]
+        if failed:
+            problems += failed
+            kept.insert(0, record)
+            continue
         if record["old_state"] is None:
             state.get("steps", {}).pop(record["name"], None)
         else:
             state.setdefault("steps", {})[record["name"]] = record["old_state"]
         undone.append(record["name"])
-    journal["restore_problems"] = problems
-    return undone
+    return undone, problems, kept
 
 
 def _undo_all(state, journal):
-    """Undo a whole run, newest first: files, libvirt objects, then node steps (applied first)."""
-    return _undo(state, journal) + _undo_objects(state, journal) + _undo_node_steps(state, journal)
+    """Undo a whole run, newest first: files, libvirt objects, then node steps (applied first). What
+    could not be undone stays in the journal, with ``not_restored`` saying why: the caller keeps it
+    pending, so the next run retries it. The list of what was undone."""
+    files, file_problems, journal["done"] = _undo(state, journal)
+    objects, object_problems, journal["objects"] = _undo_objects(state, journal)
+    steps, step_problems, journal["steps"] = _undo_node_steps(state, journal)
+    journal["not_restored"] = file_problems + object_problems + step_problems
+    return files + objects + steps
+
+
+def _settle(state, journal):
+    """After an undo: the run is closed, or, where something could not be undone, left pending (its
+    guard gone) for the next run to retry."""
+    journal.pop("watchdog", None)
+    if journal.get("not_restored"):
+        state["pending"] = journal
+    else:
+        state.pop("pending", None)
+    _save_state(state)
 
 
 def _carry_out_objects(state, steps, journal, run, running):
@@ -671,8 +715,7 @@ def _apply_all(state, node_steps, objects, steps, files, run, arm):
     except BaseException as exc:
         _disarm(journal)
         undone = set(_undo_all(state, journal))
-        state.pop("pending", None)
-        _save_state(state)
+        _settle(state, journal)
         reason = str(exc) if isinstance(exc, VirshError) else "%s: %s" % (type(exc).__name__, exc)
         for step in node_steps + objects + steps:
             if running and step is running[0]:
@@ -772,9 +815,8 @@ def _roll_back(state, reason):
     journal = state["pending"]
     undone = _undo_all(state, journal)
     state["last_rollback"] = {"run": journal["run"], "reason": reason, "undone": undone,
-                              "not_restored": journal.get("restore_problems", []), "at": time.time()}
-    state.pop("pending", None)
-    _save_state(state)
+                              "not_restored": journal["not_restored"], "at": time.time()}
+    _settle(state, journal)
     return state["last_rollback"]
 
 
@@ -840,6 +882,38 @@ def status(spec):
     return {"unknown": True}
 
 
+def _plan_and_apply(spec, state, result):
+    """Plan every step of the spec; unless --check, carry them out as one change (:func:`_apply_all`)."""
+    node_steps = plan_node_steps(state, spec.get("steps", []))
+    objects = plan_objects(state, spec.get("objects", []), force=spec.get("force", False), diff=spec.get("diff"))
+    steps = plan(state, spec["files"])
+    refused = [s for s in node_steps + objects + steps if s["action"] == "failed"]
+    if refused:
+        result["error"] = "refused before any change: " + "; ".join(
+            "%s: %s" % (s["target"], s["why"]) for s in refused)
+    elif not spec.get("check"):
+        result["applied"] = _apply_all(state, node_steps, objects, steps, spec["files"], spec["run"],
+                                       _arm(spec.get("confirm_timeout", 60), state))
+        not_restored = (state.get("pending") or {}).get("not_restored")
+        if not result["applied"] and not_restored:
+            result["not_restored"] = not_restored
+            result["error"] = ("a step failed, and not every change of this run could be undone: %s; the "
+                               "next apply tries again" % "; ".join(not_restored))
+        elif not result["applied"]:
+            result["error"] = "a step failed; every change of this run was undone"
+        elif (state.get("pending") or {}).get("watchdog"):
+            guard = state["pending"]["watchdog"]
+            result["confirm"] = {"deadline": guard["deadline"], "timeout": guard["timeout"],
+                                 "now": time.time()}
+    # what the controller reports of each step (an object's definition and a step's code stay here)
+    result["node_steps"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds"))
+                            for s in node_steps]
+    result["management"] = [s["management"] for s in spec.get("steps", []) if s.get("management")]
+    result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds", "diff"))
+                         for s in objects]
+    result["steps"] = steps
+
+
 def main(spec):
     mode = spec.get("mode")
     if mode in ("watchdog", "confirm", "status"):
@@ -866,33 +940,16 @@ def main(spec):
         if state.get("pending") and not spec.get("check"):
             # a run killed midway, or one whose guard has not fired yet: its guard is stopped, and what it
             # did is put back before anything else
-            _disarm(state["pending"])
-            result["recovered"] = _undo_all(state, state["pending"])
-            state.pop("pending", None)
-            _save_state(state)
-        node_steps = plan_node_steps(state, spec.get("steps", []))
-        objects = plan_objects(state, spec.get("objects", []), force=spec.get("force", False), diff=spec.get("diff"))
-        steps = plan(state, spec["files"])
-        refused = [s for s in node_steps + objects + steps if s["action"] == "failed"]
-        if refused:
-            result["error"] = "refused before any change: " + "; ".join(
-                "%s: %s" % (s["target"], s["why"]) for s in refused)
-        elif not spec.get("check"):
-            result["applied"] = _apply_all(state, node_steps, objects, steps, spec["files"], spec["run"],
-                                           _arm(spec.get("confirm_timeout", 60), state))
-            if not result["applied"]:
-                result["error"] = "a step failed; every change of this run was undone"
-            elif (state.get("pending") or {}).get("watchdog"):
-                guard = state["pending"]["watchdog"]
-                result["confirm"] = {"deadline": guard["deadline"], "timeout": guard["timeout"],
-                                     "now": time.time()}
-        # what the controller reports of each step (an object's definition and a step's code stay here)
-        result["node_steps"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds"))
-                                for s in node_steps]
-        result["management"] = [s["management"] for s in spec.get("steps", []) if s.get("management")]
-        result["objects"] = [dict((k, s.get(k)) for k in ("kind", "target", "action", "why", "seconds", "diff"))
-                             for s in objects]
-        result["steps"] = steps
+            journal = state["pending"]
+            _disarm(journal)
+            result["recovered"] = _undo_all(state, journal)
+            _settle(state, journal)
+            if journal["not_restored"]:
+                result["not_restored"] = journal["not_restored"]
+                result["error"] = ("run %s could not be undone: %s; nothing else was changed, and the next apply "
+                                   "tries again" % (journal["run"], "; ".join(journal["not_restored"])))
+        if not result.get("not_restored"):
+            _plan_and_apply(spec, state, result)
     except Exception as exc:
         result["error"] = "%s: %s" % (type(exc).__name__, exc)
     finally:

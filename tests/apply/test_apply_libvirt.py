@@ -11,6 +11,8 @@ import json
 import pytest
 import yaml
 
+from tests.conftest import provision_bin
+
 pytestmark = [pytest.mark.libvirt, pytest.mark.netns]
 NAT = {"name": "guestnat", "bridge": "virbr7", "subnet": "192.168.177.0/24", "gateway": "192.168.177.1",
        "dhcp": {"start": "192.168.177.20", "end": "192.168.177.200"}}
@@ -239,3 +241,56 @@ def test_an_unreachable_node_is_reported_and_the_others_go_on(node, tmp_path):
     assert hosts["gone"]["reachable"] is False and "Connection refused" in hosts["gone"]["error"]
     assert steps({"hosts": [hosts["n1"]]}, "network") == {"guestnat": ("create", "not defined")}
     assert [h["host"] for h in data["hosts"]] == ["n1", "gone"]  # the inventory's order
+
+
+def test_an_undo_libvirt_refuses_is_reported_not_restored_and_retried_by_the_next_apply(node, tmp_path):
+    """A virsh on the node's PATH refuses to define the network's old definition (while a flag file exists):
+    the rollback says so with libvirt's message instead of claiming the network was restored."""
+    wrapper, flag = tmp_path / "bin", tmp_path / "refuse"
+    wrapper.mkdir()
+    (wrapper / "virsh").write_text(
+        "#!/bin/sh\n"
+        f"if [ -e {flag} ]; then\n"
+        '  for a; do last="$a"; done\n'
+        '  case " $* " in *" net-define "*) if grep -q "192.168.177.200" "$last"; then\n'
+        '    echo "error: operation failed: injected refusal of the old definition" >&2; exit 1; fi;; esac\n'
+        "fi\n"
+        'exec /usr/bin/virsh "$@"\n')
+    (wrapper / "virsh").chmod(0o755)
+    path = f"export PATH={wrapper}:$PATH"
+    key = base64.b64encode(b"sixteen byte key").decode()
+    node.write("/etc/ceph/client.nova.key", key)
+    rbd = {"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["127.0.0.1:1"], "user": "nova",
+           "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337", "key_file": "/etc/ceph/client.nova.key"}
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = inventory(tmp_path / "one", network={"nat": [NAT]})
+    assert apply(node, first)[0].returncode == 0
+    flag.touch()
+    # the NAT range narrowed, and a pool that cannot start (no Ceph monitor answers): the run is undone
+    second = inventory(tmp_path / "two", network={"nat": [{**NAT, "dhcp": {"start": "192.168.177.20", "end": "192.168.177.99"}}]},
+                       storage=[rbd])
+    result = node.run(provision_bin(), "apply", "-i", second, "-o", "json", "--ignore", "storage.rbd", before=path)
+    assert result.returncode == 1, result.stderr
+    host = json.loads(result.stdout)["hosts"][0]
+    assert host["not_restored"] == ["network:guestnat: operation failed: injected refusal of the old definition"]
+    assert "not every change of this run could be undone: network:guestnat: operation failed: injected refusal" in host["error"]
+    assert "the next apply tries again" in host["error"]
+    assert steps({"hosts": [host]}, "pool")["vms"][0] == "failed"
+    assert "192.168.177.99" in node.virsh("net-dumpxml", "guestnat").stdout  # honestly not restored
+    assert node.virsh("pool-list", "--all").stdout.strip() == ""  # what could be undone was
+    state = json.loads(node.path("/var/lib/provision/state.json").read_text())
+    assert [o["key"] for o in state["pending"]["objects"]] == ["network:guestnat"]
+
+    # while the refusal lasts, the next apply retries the undo, says so again and changes nothing else
+    result = node.run(provision_bin(), "apply", "-i", first, "-o", "json", before=path)
+    assert result.returncode == 1
+    assert "could not be undone: network:guestnat: operation failed: injected refusal" in result.stdout, result.stdout[:600]
+
+    flag.unlink()
+    result, data = apply(node, first)
+    assert result.returncode == 0, result.stderr
+    assert data["hosts"][0]["recovered"] == ["network:guestnat"] and data["hosts"][0]["not_restored"] == []
+    assert "192.168.177.200" in node.virsh("net-dumpxml", "guestnat").stdout
+    assert "pending" not in json.loads(node.path("/var/lib/provision/state.json").read_text())
+    assert node.provision("verify", "-i", first).returncode == 0

@@ -28,3 +28,34 @@ def test_an_object_diff_shows_only_the_fields_provision_sets():
                                  "   </target>", " </pool>"]
     created = agent._object_diff(None, want, "pool:p").splitlines()
     assert created[:2] == ["--- /dev/null", "+++ b/pool:p"] and all(line.startswith("+") for line in created[2:] if line[:2] != "@@")
+
+
+STEP_SOURCE = """
+def restore(snapshot, spec):
+    return ["eth9: " + snapshot] if snapshot == "refused" else []
+"""
+
+
+def test_an_undo_that_fails_is_reported_kept_for_the_next_run_and_never_counted_as_done(tmp_path, monkeypatch):
+    """Files and node steps: only what was put back counts; the rest keeps its journal record and old state."""
+    monkeypatch.setattr(agent, "STATE_DIR", str(tmp_path))
+    created, changed = tmp_path / "created.conf", tmp_path / "changed.conf"
+    created.write_text("new")
+    changed.write_text("new")
+    state = {"files": {str(created): {"run": "r2"}, str(changed): {"run": "r2"}}, "steps": {"net": "new", "fs": "new"}}
+    journal = {"run": "r2", "objects": [], "done": [
+        {"target": str(created), "action": "create", "old_state": None},
+        {"target": str(changed), "action": "update", "backup": str(tmp_path / "gone"), "old_mode": 0o644,
+         "old_state": {"run": "r1"}}],
+        "steps": [{"name": "net", "source": STEP_SOURCE, "spec": {}, "snapshot": "refused", "old_state": "old"},
+                  {"name": "fs", "source": STEP_SOURCE, "spec": {}, "snapshot": "fine", "old_state": None}]}
+    undone = agent._undo_all(state, journal)
+    assert undone == [str(created), "fs"]
+    assert journal["not_restored"] == [f"{changed}: its backup {tmp_path / 'gone'} is missing", "net: eth9: refused"]
+    assert [r["target"] for r in journal["done"]] == [str(changed)] and [r["name"] for r in journal["steps"]] == ["net"]
+    assert not created.exists() and changed.read_text() == "new"
+    assert state == {"files": {str(changed): {"run": "r2"}}, "steps": {"net": "new"}}  # only what was undone moved back
+    agent._settle(state, journal)
+    assert state["pending"] is journal  # kept for the next run to retry
+    saved = (tmp_path / "state.json").read_text()
+    assert '"not_restored"' in saved and "net: eth9: refused" in saved
