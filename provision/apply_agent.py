@@ -737,11 +737,17 @@ def _apply_all(state, node_steps, objects, steps, files, run, arm):
 # -- the guarded commit: a rollback armed on the node, disarmed only by the controller's confirmation --
 
 def _own_source():
-    """This program's source without its last line (the ``main(...)`` call): it came as ``-c SOURCE``."""
+    """This program's source without its last line (the ``main(...)`` call): it came on standard input,
+    and the bootstrap that ran it handed it over as PROGRAM."""
+    source = globals()["PROGRAM"]
+    return source[:source.rindex("\nmain(")]
+
+
+def _own_boot():
+    """The bootstrap this program was run with (``python -c BOOT``, reading the program on stdin)."""
     with open("/proc/self/cmdline", "rb") as fh:
         argv = fh.read().split(b"\0")
-    source = argv[argv.index(b"-c") + 1].decode()
-    return source[:source.rindex("\nmain(")]
+    return argv[argv.index(b"-c") + 1].decode()
 
 
 def _arm(confirm_timeout, state):
@@ -754,9 +760,11 @@ def _arm(confirm_timeout, state):
             return
         deadline = time.time() + confirm_timeout
         program = "%s\nmain(%r)\n" % (_own_source(), {"mode": "watchdog", "run": journal["run"], "deadline": deadline})
-        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", program], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _own_boot()], stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
                                 start_new_session=True)
+        proc.stdin.write(program.encode("utf-8"))
+        proc.stdin.close()
         journal["watchdog"] = {"pid": proc.pid, "deadline": deadline, "timeout": confirm_timeout}
         _save_state(state)  # the journal (in the state record) names the guard before any change
     return arm

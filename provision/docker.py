@@ -20,10 +20,14 @@ class ArgvDockerBackend(BaseBackend):
         self.spec = host
         super().__init__(host.address)
 
-    def argv(self, command: str) -> list[str]:
-        return ["docker", "exec", self.spec.address, "/bin/sh", "-c", command]
+    def argv(self, command: str, *, stdin: bool = False) -> list[str]:
+        return ["docker", "exec", *(["-i"] if stdin else []), self.spec.address, "/bin/sh", "-c", command]
 
     def run(self, command: str, *args: str, **kwargs) -> CommandResult:
-        command = self.get_command(command, *args)
-        proc = subprocess.run(self.argv(command), stdin=subprocess.DEVNULL, capture_output=True)
+        return self.run_input(self.get_command(command, *args), None)
+
+    def run_input(self, command: str, data: bytes | None) -> CommandResult:
+        """``command`` with ``data`` on its standard input (``docker exec -i``)."""
+        stdin = {"input": data} if data is not None else {"stdin": subprocess.DEVNULL}
+        proc = subprocess.run(self.argv(command, stdin=data is not None), capture_output=True, **stdin)
         return self.result(proc.returncode, self.encode(command), proc.stdout, proc.stderr)

@@ -130,10 +130,10 @@ def connect(host: HostSpec, *, timeout: float = 10):
 
         backend = ArgvSshBackend(host, timeout=max(1, int(timeout)))
     elif host.scheme == "paramiko":
-        from testinfra.backend.paramiko import ParamikoBackend
+        from provision.paramiko_backend import InputParamikoBackend
 
         # the parts are checked (no '@', ':' or '?' where they do not belong): this string cannot mean more
-        backend = ParamikoBackend(host.netloc, ssh_identity_file=host.identity_file or None, timeout=max(1, int(timeout)))
+        backend = InputParamikoBackend(host.netloc, ssh_identity_file=host.identity_file or None, timeout=max(1, int(timeout)))
     elif host.scheme == "docker":
         from provision.docker import ArgvDockerBackend
 

@@ -19,6 +19,13 @@ def probe_source() -> str:
     return Path(__file__).with_name("probe_script.py").read_text()
 
 
+# What the node's Python runs (``-c``): the program comes on standard input, whatever its size (one
+# argument may hold 128 KiB on Linux, and an apply's spec carries every rendered file). It runs as
+# ``__main__`` with its own text as PROGRAM (the apply agent starts its guard from it).
+BOOT = ('import sys;S=sys.stdin.buffer.read().decode("utf-8");'
+        'exec(compile(S,"<provision>","exec"),{"__name__":"__main__","PROGRAM":S})')
+
+
 def probe_program(operations: dict[str, dict[str, Any]]) -> str:
     """The probe's source with its operations appended as a Python literal (plain data only)."""
     return f"{probe_source()}\nmain({operations!r})\n"
@@ -30,7 +37,7 @@ PYTHONS = ("/usr/bin/python3", "/usr/libexec/platform-python", "python3")
 
 
 def probe_command(python: tuple[str, ...] = ()) -> str:
-    """The shell command that runs the probe (given as its ``%s`` argument) in ``sh -c``, whatever the
+    """The shell command that runs :data:`BOOT` (given as its ``%s`` argument) in ``sh -c``, whatever the
     login shell is: with ``python``, a command line as the inventory's ansible_python_interpreter
     gives it, else with the first of PYTHONS the node has. Exit 127 when there is none."""
     from shlex import quote
@@ -63,45 +70,51 @@ def local_node_python(host: HostSpec) -> tuple[str, ...]:
 
 def run_program(host: HostSpec, program: str, *, timeout: float = 30, local_python: tuple[str, ...] = ()) -> dict:
     """Run a stdlib-only Python ``program`` on ``host`` and return the JSON object it prints, or raise
-    :class:`Unreachable` (the probe and the apply agent both run this way). On the local node it runs
-    under ``local_python`` (by default this interpreter), as an argument vector: no shell."""
+    :class:`Unreachable` (the probe and the apply agent both run this way). The program goes on the
+    node's standard input (:data:`BOOT`). On the local node it runs under ``local_python`` (by default
+    this interpreter), as an argument vector: no shell."""
+    data = program.encode("utf-8")
     try:
         # -I -S: the program is stdlib only, so skip site and the user's environment (faster, predictable)
         if host.is_local:
-            result = _run_here([*(local_python or (sys.executable,)), "-I", "-S", "-c", program], timeout=timeout)
+            result = _run_here([*(local_python or (sys.executable,)), "-I", "-S", "-c", BOOT], timeout=timeout,
+                               data=data)
         else:
-            result = connect(host, timeout=timeout).run(probe_command(host.python), program)
+            backend = connect(host, timeout=timeout).backend
+            result = backend.run_input(backend.get_command(probe_command(host.python), BOOT), data)
     except Unreachable:
         raise
     except Exception as exc:  # any backend failure means the node is not usable from here
         raise Unreachable(_backend_reason(exc)) from None
     if result.rc == 127:
         looked = " ".join(host.python) if " ".join(host.python) not in ("", *AUTO) else ", ".join(PYTHONS[:-1]) + " or python3 in PATH"
-        raise Unreachable(f"no Python on the node (looked for {looked}): {result.stderr.strip()[:200]}")
+        raise Unreachable(f"no Python on the node (looked for {looked}): {brief(result.stderr, 200)}")
     if result.rc != 0:
-        raise Unreachable(f"probe exited {result.rc}: {result.stderr.strip()[-300:]}")
+        last = result.stderr.strip().splitlines()[-3:]  # a traceback's last lines say why
+        raise Unreachable(f"probe exited {result.rc}: {brief(chr(10).join(last))}")
     try:
         answers = json.loads(result.stdout)  # data only
     except (ValueError, RecursionError):
-        raise Unreachable(f"probe printed no answer: {result.stdout[:200]!r}") from None
+        raise Unreachable(f"probe printed no answer: {brief(repr(result.stdout[:200]))}") from None
     if not isinstance(answers, dict):
-        raise Unreachable(f"probe printed no answer: {result.stdout[:200]!r}")
+        raise Unreachable(f"probe printed no answer: {brief(repr(result.stdout[:200]))}")
     return answers
 
 
-def _run_here(argv: list[str], *, timeout: float):
-    """``argv`` on this machine, as testinfra's result: ``rc``, ``stdout``, ``stderr``."""
+def _run_here(argv: list[str], *, timeout: float, data: bytes = b""):
+    """``argv`` on this machine with ``data`` on its standard input, as testinfra's result: ``rc``,
+    ``stdout``, ``stderr``."""
     import subprocess
     from types import SimpleNamespace
 
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                              encoding="utf-8", errors="replace")
+        done = subprocess.run(argv, input=data, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise Unreachable(f"no answer within {timeout:g} s") from None
     except FileNotFoundError as exc:
         return SimpleNamespace(rc=127, stdout="", stderr=str(exc))
-    return SimpleNamespace(rc=done.returncode, stdout=done.stdout, stderr=done.stderr)
+    return SimpleNamespace(rc=done.returncode, stdout=done.stdout.decode("utf-8", "replace"),
+                           stderr=done.stderr.decode("utf-8", "replace"))
 
 
 def gather_facts_within(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float) -> Facts:
@@ -133,10 +146,21 @@ def within(call, *, timeout: float, name: str):
 
 
 def _backend_reason(exc: Exception) -> str:
+    """Why the connection failed, in a line or two, the reason first: ssh's last words, never a dump of
+    the command it was given (which held the whole program before it went on standard input)."""
     # testinfra's ssh backend raises RuntimeError(CommandResult) when ssh exits 255
     arg = exc.args[0] if exc.args else exc
-    stderr = getattr(arg, "stderr", None)
-    if stderr:
-        lines = [ln for ln in stderr.strip().splitlines() if ln and not ln.startswith("Warning: Permanently added")]
-        return lines[-1] if lines else "ssh failed"
-    return f"{type(exc).__name__}: {exc}"
+    if hasattr(arg, "stderr") and hasattr(arg, "rc"):
+        lines = [ln for ln in (arg.stderr or "").strip().splitlines()
+                 if ln and not ln.startswith("Warning: Permanently added")]
+        return brief(lines[-1]) if lines else f"ssh exited {arg.rc} and said nothing on its standard error"
+    return brief(f"{type(exc).__name__}: {exc}")
+
+
+def brief(text: str, limit: int = 300) -> str:
+    """``text`` cut to its first ``limit`` characters and three lines, saying so."""
+    lines = text.strip().splitlines() or [""]
+    cut = "\n".join(lines[:3])
+    if len(cut) > limit or len(lines) > 3:
+        return cut[:limit].rstrip() + " [...]"
+    return cut

@@ -45,8 +45,13 @@ class ArgvSshBackend(BaseBackend):
         return [*argv, "--", host.address, command]
 
     def run(self, command: str, *args: str, **kwargs) -> CommandResult:
-        command = self.get_command(command, *args)
-        proc = subprocess.run(self.argv(command), stdin=subprocess.DEVNULL, capture_output=True)
+        return self.run_input(self.get_command(command, *args), None)
+
+    def run_input(self, command: str, data: bytes | None) -> CommandResult:
+        """``command`` (quoted for the node's shell already) with ``data`` on its standard input: a
+        program and spec of any size (one argument may hold 128 KiB on Linux)."""
+        stdin = {"input": data} if data is not None else {"stdin": subprocess.DEVNULL}
+        proc = subprocess.run(self.argv(command), capture_output=True, **stdin)
         result = self.result(proc.returncode, self.encode(command), proc.stdout, proc.stderr)
         if result.rc == 255:  # ssh's own failure, as testinfra's backend reports it
             raise RuntimeError(result)

@@ -43,3 +43,30 @@ def test_apply_to_two_nodes_over_ssh(tmp_path, kvm_permissions):
     finally:
         for node in nodes.values():
             node.stop()
+
+
+def test_a_spec_over_one_mib_travels_on_standard_input(tmp_path, kvm_permissions):
+    """8,000 PCI aliases make a 1.2 MB nova drop-in: one command-line argument may hold 128 KiB, so the
+    program and spec go to the node on standard input, over SSH as on the local node."""
+    devices = [{"alias": f"gpu{i}", "vendor_id": "10de", "product_id": f"{i:04x}"} for i in range(8000)]
+    target = "/etc/nova/nova.conf.d/55-provision-pci.conf"
+    node = OverlayNode(tmp_path / "node1", libvirt=False)
+    try:
+        with HostNetwork("pvb", subnet="10.215.0") as net:
+            net.add_node("node1", node)
+            data = net.inventory_data(groups={"compute": ["node1"]})
+            data["all"]["vars"]["provision"] = {"virt_type": "qemu", "pci": {"devices": devices}}
+            inv = net.write_inventory(data)
+            # no such devices here, and no libvirtd in this node: the gate is told to let the files through
+            ignore = ("--ignore", "host.pci", "--ignore", "libvirt.daemon")
+            argv = net.client_argv(provision_bin(), "apply", "-i", str(inv), "-o", "json", *ignore)
+            check = subprocess.run([*argv, "--check"], capture_output=True, text=True, timeout=180)
+            assert check.returncode == 3, check.stdout[-2000:] + check.stderr
+            steps = {s["target"]: s["action"] for s in json.loads(check.stdout)["hosts"][0]["steps"]}
+            assert steps[target] == "create"
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+            written = node.path(target).read_text()
+            assert len(written) > 1_000_000 and written.count("alias = ") == 8000
+    finally:
+        node.stop()

@@ -275,3 +275,27 @@ def test_an_answer_json_cannot_hold_loses_only_its_own_fact(capsys):
     facts = json.loads(capsys.readouterr().out)
     assert facts["x.set"] == {"error": "the probe operation's answer is not JSON: Object of type set is not JSON serializable"}
     assert facts["x.dir"]["names"]
+
+
+def test_ssh_failing_silently_is_a_one_line_reason_not_a_dump_of_the_program(cli, tmp_path):
+    """ssh exits 255 with nothing on stderr (LogLevel=QUIET, a wrapper): the node's error says so in a line."""
+    import json
+
+    inv = tmp_path / "site.yml"
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_host: 127.0.0.1, ansible_port: 1, "
+                   "ansible_ssh_common_args: '-o LogLevel=QUIET -o BatchMode=yes'}\n")
+    result = cli("preflight", "-i", str(inv), "-o", "json", "--timeout", "10")
+    assert result.exit_code == 1
+    host = json.loads(result.stdout)["hosts"][0]
+    assert host["error"] == "ssh exited 255 and said nothing on its standard error"
+    table = cli("preflight", "-i", str(inv), "--timeout", "10")
+    assert "n1: unreachable - ssh exited 255 and said nothing on its standard error" in table.stdout
+    assert len(table.stdout) < 2000 and "def main" not in table.stdout
+
+
+def test_a_long_reason_is_cut_to_a_few_lines_saying_so():
+    from provision.probe import brief
+
+    assert brief("short") == "short"
+    assert brief("a\nb\nc\nd\ne") == "a\nb\nc [...]"
+    assert brief("x" * 1000) == "x" * 300 + " [...]"

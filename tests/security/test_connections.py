@@ -254,11 +254,11 @@ def test_a_docker_node_is_reached_from_an_argument_vector(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "argv"
-    (bin_dir / "docker").write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\0" "$a"; done > {log}\nshift 2\nexec "$@"\n')
+    (bin_dir / "docker").write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\0" "$a"; done > {log}\nshift 3\nexec "$@"\n')
     (bin_dir / "docker").chmod(0o755)
     done = subprocess.run([provision_bin(), "preflight", "-H", "docker://c1", "-o", "json"], capture_output=True, text=True,
                           env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, timeout=120)
     assert '"reachable": true' in done.stdout, done.stdout + done.stderr
     argv = log.read_text().split("\0")[:-1]
-    assert argv[:4] == ["exec", "c1", "/bin/sh", "-c"] and len(argv) == 5
-    assert argv[4].startswith("sh -c ")  # the probe's command line, for the container's shell
+    assert argv[:5] == ["exec", "-i", "c1", "/bin/sh", "-c"] and len(argv) == 6
+    assert argv[5].startswith("sh -c ")  # the probe's command line, for the container's shell
