@@ -18,7 +18,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 SLICES_PER_WORKER = 8
-_WORK: tuple[Callable[[Any], Any], Sequence[Any]] | None = None  # what the forked children run
+_WORK: tuple[Callable[[Any], Any], Sequence[Any], int] | None = None  # what the forked children run, in how many slices
 
 
 def cpus() -> int:
@@ -30,48 +30,187 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], *, per_worker: int, wor
     ``per_worker`` items (fewer would not pay for the fork). An exception in a worker is raised here.
 
     ``workers`` overrides the count (tests use it to take the forked path on any machine).
+
+    The workers are driven by this thread alone, through pipes (no manager thread, no lock shared with a
+    child): Ctrl-C or SIGTERM here kills and reaps every worker at once, and nothing can wait for a
+    worker that is gone (``concurrent.futures``' shutdown after its workers were killed could).
     """
     global _WORK
     count = workers or max(1, min(cpus(), len(items) // per_worker))
     if count == 1:
         return [func(item) for item in items]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    _WORK = (func, items)
     # more slices than workers, taken in turn as workers come free: a worker on a CPU that the
     # hypervisor or another process slows down takes fewer, and the others are not kept waiting
     slices = min(len(items), count * SLICES_PER_WORKER)
+    _WORK = (func, items, slices)
     # what exists now is shared with the children: kept out of their garbage collector, which
     # would otherwise walk, and so copy, every inherited page (the gc module's advice for fork)
     gc.freeze()
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
-                               initargs=(os.getpid(),))
+    children: dict[int, int] = {}  # pid -> the read end of its answers
+    terminated = _on_sigterm()
     try:
-        # the workers are forked as the slices are handed out: Ctrl-C or SIGTERM in the middle of a fork
-        # would interrupt Python's own at-fork handlers ("Exception ignored in ..._releaseLock"); they
+        tasks_read, tasks_write = os.pipe()
+        # every slice's number, written before any worker starts: each worker reads one at a time (a
+        # read of 4 bytes from a pipe is whole), until the pipe is empty and closed
+        os.write(tasks_write, b"".join(i.to_bytes(4, "little") for i in range(slices)))
+        os.close(tasks_write)
+        # Ctrl-C or SIGTERM in the middle of a fork would interrupt Python's own at-fork handlers; they
         # are held back until every worker exists, then delivered as usual
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
-            running = pool.map(_run_slice, [(start, slices) for start in range(slices)])
+            parent = os.getpid()
+            for _ in range(count):
+                answer_read, answer_write = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # the worker: never returns into the caller's stack
+                    os.close(answer_read)
+                    _worker(parent, tasks_read, answer_write)
+                os.close(answer_write)
+                children[pid] = answer_read
         finally:
+            os.close(tasks_read)
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        parts = list(running)
-    except BrokenProcessPool:  # killed (the OOM killer, a signal): nothing it did is used
-        raise ProvisionError(f"a worker process died while {count} worked on {len(items)} items; nothing was kept") from None
+        parts = _collect(children, slices, len(items))
     except BaseException:  # Ctrl-C, SIGTERM, an error: the workers end now, not after their slices
-        for child in multiprocessing.active_children():
-            child.kill()
+        _end(children)
+        if terminated():  # reaped: now end as SIGTERM asked
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        terminated.restore()
         _WORK = None
         gc.unfreeze()
     results: list[Any] = [None] * len(items)
-    for start, part in enumerate(parts):
+    for start, part in parts.items():
         results[start::slices] = part  # interleaved slices: hosts alike in cost are spread evenly
     return results
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while workers ran: they are killed and reaped before the process ends by it."""
+
+
+def _on_sigterm():
+    """Where SIGTERM would end this process at once (its default), it raises :class:`_Terminated` instead
+    while the workers run, so that none is left unreaped (an orphaned zombie lingers until init reaps
+    it). A caller's own handler is left alone. Returns a callable: whether SIGTERM came; ``.restore()``."""
+    import threading
+
+    got: list[int] = []
+
+    def handler(signum, frame):
+        if not got:
+            got.append(signum)
+            raise _Terminated()
+
+    own = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if own:
+        signal.signal(signal.SIGTERM, handler)
+
+    def terminated() -> bool:
+        return bool(got)
+
+    def restore() -> None:
+        if own and not got:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    terminated.restore = restore  # type: ignore[attr-defined]
+    return terminated
+
+
+def _collect(children: dict[int, int], slices: int, total: int) -> dict[int, list[Any]]:
+    """Read every worker's answers until each closes its pipe, then reap it. A worker's exception is
+    raised here; a worker that died (the OOM killer, a signal) is an error: nothing it did is used."""
+    import pickle
+    import selectors
+
+    buffers = {fd: bytearray() for fd in children.values()}
+    with selectors.DefaultSelector() as selector:
+        for fd in buffers:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            for key, _ in selector.select():
+                chunk = os.read(key.fd, 1 << 20)
+                if chunk:
+                    buffers[key.fd] += chunk
+                else:
+                    selector.unregister(key.fd)
+    parts: dict[int, list[Any]] = {}
+    died = []
+    for pid, fd in list(children.items()):
+        os.close(fd)
+        del children[pid]
+        _, status = os.waitpid(pid, 0)
+        data = memoryview(buffers[fd])
+        while len(data) >= 8:
+            size = int.from_bytes(data[:8], "little")
+            if len(data) < 8 + size:
+                break
+            kind, where, value = pickle.loads(data[8:8 + size])
+            if kind == "error":
+                raise value
+            parts[where] = value
+            data = data[8 + size:]
+        if status:
+            died.append(pid)
+    if died or len(parts) != slices:
+        count = len(buffers)
+        raise ProvisionError(f"a worker process died while {count} worked on {total} items; nothing was kept")
+    return parts
+
+
+def _end(children: dict[int, int]) -> None:
+    """Kill and reap every worker still listed, and close their pipes."""
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid, fd in children.items():
+        os.close(fd)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    children.clear()
+
+
+def _worker(parent: int, tasks: int, answers: int) -> None:
+    """A forked worker: take slice numbers from ``tasks`` until none is left, write each slice's results
+    (or the exception that stopped it) to ``answers``, then exit without running the caller's code."""
+    import pickle
+
+    code = 0
+    try:
+        _worker_start(parent)
+        while True:
+            number = os.read(tasks, 4)
+            if len(number) < 4:
+                break
+            where = int.from_bytes(number, "little")
+            failed = False
+            try:
+                message = pickle.dumps(("part", where, _run_slice(where)))
+            except Exception as exc:
+                failed = True
+                try:
+                    message = pickle.dumps(("error", where, exc))
+                except Exception:  # an exception that cannot travel: its text does
+                    message = pickle.dumps(("error", where, ProvisionError(f"{type(exc).__name__}: {exc}")))
+            _write_all(answers, len(message).to_bytes(8, "little") + message)
+            if failed:
+                break
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _worker_start(parent: int) -> None:
@@ -88,8 +227,7 @@ def _worker_start(parent: int) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # held while the parent forked
 
 
-def _run_slice(where: tuple[int, int]) -> list[Any]:
+def _run_slice(start: int) -> list[Any]:
     assert _WORK is not None
-    func, items = _WORK
-    start, step = where
+    func, items, step = _WORK
     return [func(item) for item in items[start::step]]

@@ -6,8 +6,9 @@
 - One render at a time per DIR: a lock on the folder itself; the next one waits.
 - Everything is written into a staging folder inside DIR first; each host folder is then exchanged
   with its new tree in one ``renameat2(RENAME_EXCHANGE)``, with SIGINT and SIGTERM held back, so a
-  host folder is always either its old tree or its new one, never missing. A staging folder left by a
-  killed render is removed by the next one.
+  host folder is always either its old tree or its new one, never missing. A render ended by a signal
+  leaves its (marked) staging folder and ends at once; a staging folder left by a killed or interrupted
+  render is removed by the next one.
 """
 
 from __future__ import annotations
@@ -235,6 +236,10 @@ def _render_locked(out: Path, made: bool, nodes, decisions, hooks, workers, rend
             raise InputError(f"--out {out}: {blocked[0]}{more}; nothing was changed. Move it away or choose "
                              "another --out")
     except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | Terminated):
+            # end now: removing 45,000 staged files could take half a minute on a loaded machine. The
+            # staging folder is marked as ours, and the next render into ``out`` removes it first
+            raise
         remove_staging(staging)
         if made:
             shutil.rmtree(out, ignore_errors=True)  # a folder this run made holds nothing else
