@@ -315,7 +315,7 @@ def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], o
                 steps: dict[str, list[dict]] | None = None, confirm_timeout: float = 60) -> list[NodeApply]:
     """Every node, ``forks`` at a time; a node that fails does not stop the others. ``on_done`` is called
     with each node's result as it comes (a progress bar)."""
-    from concurrent.futures import ThreadPoolExecutor
+    from provision.parallel import fan_out
 
     run = run_id()
 
@@ -326,8 +326,7 @@ def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], o
             on_done(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        return list(pool.map(one, nodes))
+    return fan_out(one, nodes, forks=forks)
 
 
 def object_diffs(results: list[NodeApply]) -> str:

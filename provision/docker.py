@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from testinfra.backend.base import BaseBackend, CommandResult
 
 from provision.hosts import HostSpec
@@ -28,6 +26,7 @@ class ArgvDockerBackend(BaseBackend):
 
     def run_input(self, command: str, data: bytes | None) -> CommandResult:
         """``command`` with ``data`` on its standard input (``docker exec -i``)."""
-        stdin = {"input": data} if data is not None else {"stdin": subprocess.DEVNULL}
-        proc = subprocess.run(self.argv(command, stdin=data is not None), capture_output=True, **stdin)
+        from provision.parallel import run_child
+
+        proc = run_child(self.argv(command, stdin=data is not None), data=data)
         return self.result(proc.returncode, self.encode(command), proc.stdout, proc.stderr)

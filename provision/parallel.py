@@ -231,3 +231,106 @@ def _run_slice(start: int) -> list[Any]:
     assert _WORK is not None
     func, items, step = _WORK
     return [func(item) for item in items[start::step]]
+
+
+# -- fan-outs to nodes: threads that wait on the network, and the programs they start (ssh, the probe) --
+
+_CHILDREN: set = set()  # subprocess.Popen objects the node threads are waiting on
+
+
+def run_child(argv: list[str], *, data: bytes | None = None, timeout: float | None = None):
+    """``subprocess.run(argv, input=data, capture_output=True)``, the child known to :class:`FanOut` so
+    that a signal ends it with the run (ssh and the local probe: nothing of a run outlives it)."""
+    import subprocess
+
+    stdin = subprocess.PIPE if data is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _CHILDREN.add(proc)
+    try:
+        try:
+            out, err = proc.communicate(data, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    finally:
+        _CHILDREN.discard(proc)
+
+
+def end_children() -> None:
+    """Kill and reap every program a node thread started and still waits on (one given up on after its
+    node's timeout, whose thread still waits): nothing provision started outlives it."""
+    for proc in list(_CHILDREN):
+        try:
+            proc.kill()
+            proc.wait()
+        except OSError:
+            pass
+
+
+class FanOut:
+    """``func(item)`` for every item, ``forks`` at a time, in daemon threads that this thread waits on
+    without joining: Ctrl-C or SIGTERM here ends the wait at once, kills every program the threads
+    started (:func:`run_child`), and leaves nothing running (``concurrent.futures`` joins its threads
+    first, each up to its node's timeout). :meth:`results` are in the items' order; the first item's
+    exception, in that order, is raised."""
+
+    def __init__(self, func: Callable[[T], R], items: Sequence[T], *, forks: int) -> None:
+        import itertools
+        import queue
+        import threading
+
+        self.count = len(items)
+        self.done: queue.SimpleQueue = queue.SimpleQueue()
+        self.terminated = _on_sigterm()
+        order = itertools.count()
+        take = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with take:
+                    index = next(order)
+                if index >= self.count:
+                    return
+                try:
+                    self.done.put((index, True, func(items[index])))
+                except BaseException as exc:  # handed to the waiting thread, raised there
+                    self.done.put((index, False, exc))
+
+        for n in range(max(1, min(forks, self.count))):
+            threading.Thread(target=work, name=f"fan-out {n}", daemon=True).start()
+
+    def results(self) -> list[R]:
+        import queue
+
+        found: dict[int, tuple[bool, Any]] = {}
+        try:
+            while len(found) < self.count:
+                try:
+                    index, ok, value = self.done.get(timeout=0.5)  # a timed wait: signals are seen at once
+                except queue.Empty:
+                    continue
+                found[index] = (ok, value)
+        except BaseException:
+            self.stop()
+            raise
+        self.terminated.restore()
+        for index in range(self.count):
+            ok, value = found[index]
+            if not ok:
+                raise value
+        return [found[i][1] for i in range(self.count)]
+
+    def stop(self) -> None:
+        """End every program the threads started; after a SIGTERM, end this process by it."""
+        end_children()
+        self.terminated.restore()
+        if self.terminated():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def fan_out(func: Callable[[T], R], items: Sequence[T], *, forks: int) -> list[R]:
+    """``[func(item) for item in items]``, ``forks`` at a time (:class:`FanOut`)."""
+    return FanOut(func, items, forks=forks).results()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from provision.errors import InputError
@@ -75,6 +74,7 @@ def preflight(
     ``meanwhile()`` runs (the CLI loads its report writer), before the nodes' answers are awaited."""
     from concurrent.futures import Future
 
+    from provision.parallel import FanOut
     from provision.render import with_defaults
 
     hooks = hooks or default_hooks()
@@ -89,16 +89,17 @@ def preflight(
             on_done(report)
         return report
 
-    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(nodes)))) as pool:
-        reports = [pool.submit(one, i) for i in range(len(nodes))]
-        try:
-            filled.set_result(with_defaults(nodes, hooks=hooks))
-        except BaseException as exc:  # the workers waiting on the settings get the same error
-            filled.set_exception(exc)
-            raise
+    fan = FanOut(one, range(len(nodes)), forks=forks)
+    try:
+        filled.set_result(with_defaults(nodes, hooks=hooks))
         if meanwhile:
             meanwhile()
-        return Report(tuple(r.result() for r in reports))
+    except BaseException as exc:  # the workers waiting on the settings get the same error
+        if not filled.done():
+            filled.set_exception(exc)
+        fan.stop()
+        raise
+    return Report(tuple(fan.results()))
 
 
 INTERNAL_ERROR_EXIT = 4  # a plugin raised (as pytest's INTERNAL_ERROR; 3 is apply --check's "changes pending")

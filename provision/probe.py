@@ -107,8 +107,10 @@ def _run_here(argv: list[str], *, timeout: float, data: bytes = b""):
     import subprocess
     from types import SimpleNamespace
 
+    from provision.parallel import run_child
+
     try:
-        done = subprocess.run(argv, input=data, capture_output=True, timeout=timeout)
+        done = run_child(argv, data=data, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise Unreachable(f"no answer within {timeout:g} s") from None
     except FileNotFoundError as exc:

@@ -130,10 +130,9 @@ def diff_against_nodes(rendered: dict[str, list[RenderedFile]], nodes: list[Node
                        forks: int = 8) -> str:
     """A unified diff of each node's current files against the rendered ones, in the nodes' order;
     ``forks`` nodes are read at a time. Changes nothing."""
-    from concurrent.futures import ThreadPoolExecutor
+    from provision.parallel import fan_out
 
-    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        return "".join(pool.map(lambda node: _diff_node(node, rendered[node.name], timeout), nodes))
+    return "".join(fan_out(lambda node: _diff_node(node, rendered[node.name], timeout), nodes, forks=forks))
 
 
 def _diff_node(node: Node, files: list[RenderedFile], timeout: float) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from provision.canary import MARKER, Canary
 from provision.errors import InputError
@@ -48,5 +47,6 @@ def smoke_node(node: Node, canary: Canary, *, hooks, timeout: float) -> HostRepo
 
 
 def smoke(*, nodes: list[Node], canary: Canary, hooks, forks: int = 4, timeout: float = 60) -> Report:
-    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        return Report(tuple(pool.map(lambda n: smoke_node(n, canary, hooks=hooks, timeout=timeout), nodes)))
+    from provision.parallel import fan_out
+
+    return Report(tuple(fan_out(lambda n: smoke_node(n, canary, hooks=hooks, timeout=timeout), nodes, forks=forks)))

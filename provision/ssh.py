@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import tempfile
 from functools import cache
 
@@ -50,8 +49,9 @@ class ArgvSshBackend(BaseBackend):
     def run_input(self, command: str, data: bytes | None) -> CommandResult:
         """``command`` (quoted for the node's shell already) with ``data`` on its standard input: a
         program and spec of any size (one argument may hold 128 KiB on Linux)."""
-        stdin = {"input": data} if data is not None else {"stdin": subprocess.DEVNULL}
-        proc = subprocess.run(self.argv(command), capture_output=True, **stdin)
+        from provision.parallel import run_child
+
+        proc = run_child(self.argv(command), data=data)
         result = self.result(proc.returncode, self.encode(command), proc.stdout, proc.stderr)
         if result.rc == 255:  # ssh's own failure, as testinfra's backend reports it
             raise RuntimeError(result)

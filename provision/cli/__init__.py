@@ -109,6 +109,8 @@ def main() -> None:
         code = exc.code
     # the work is done: a Ctrl-C or SIGTERM from now on cannot interrupt the flush with a traceback
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    if "provision.parallel" in sys.modules:  # a program a node thread was given up on must not outlive us
+        sys.modules["provision.parallel"].end_children()
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1

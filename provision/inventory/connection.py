@@ -53,7 +53,7 @@ def host_spec_for(host: InventoryHost) -> HostSpec:
     if (value := v.get("ansible_python_interpreter")) is not None:
         python = _checked("ansible_python_interpreter", interpreter, str(value))
     if connection == "local":
-        return HostSpec(name=host.name, scheme="local")
+        return HostSpec(name=host.name, scheme="local", python=python)
     var = host.label("ansible_host") if "ansible_host" in v else "host name"
     if connection == "docker":
         return HostSpec(name=host.name, scheme="docker", address=_checked(var, container_name, address), python=python)
