@@ -33,6 +33,8 @@ def _absolute(value: str) -> str:
         raise ValueError("must be an absolute path without a trailing '/'")
     if any(part in (".", "..") for part in value.split("/")):
         raise ValueError("must be an absolute path without '.' or '..' parts")
+    if len(value.encode()) > 4095 or any(len(part.encode()) > 255 for part in value.split("/")):
+        raise ValueError("must be a path a filesystem can hold: at most 255 bytes a name and 4,095 in all")
     return value
 
 

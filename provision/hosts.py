@@ -8,6 +8,7 @@ value could add options to); ssh and docker run from argument vectors, never thr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -145,3 +146,25 @@ def connect(host: HostSpec, *, timeout: float = 10):
     result = Host(backend)
     backend.set_host(result)
     return result
+
+
+def private_folder(name: str, base: str | None = None) -> str:
+    """``BASE/NAME-UID`` (BASE: the temporary folder) when this user made it and nobody else can enter
+    it; otherwise (someone else made it first, or opened it to others) a new private folder. Never one
+    another user controls."""
+    import stat
+    import tempfile
+
+    uid = os.getuid()
+    base = base or tempfile.gettempdir()
+    folder = f"{base}/{name}-{uid}"
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return tempfile.mkdtemp(prefix=f"{name}-{uid}-", dir=base)
+    st = os.lstat(folder)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077:
+        return folder
+    return tempfile.mkdtemp(prefix=f"{name}-{uid}-", dir=base)  # 0700, ours: the old one is not trusted

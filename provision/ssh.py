@@ -3,15 +3,12 @@ on this machine (testinfra's own ssh backend joins its options into a ``sh -c`` 
 
 from __future__ import annotations
 
-import os
-import stat
-import tempfile
 from functools import cache
 
 from testinfra.backend.base import BaseBackend, CommandResult
 
 from provision.addresses import ssh_option_set
-from provision.hosts import HostSpec
+from provision.hosts import HostSpec, private_folder
 
 
 class ArgvSshBackend(BaseBackend):
@@ -60,22 +57,8 @@ class ArgvSshBackend(BaseBackend):
 
 @cache
 def control_folder(base: str | None = None) -> str:
-    """A folder for ssh's master sockets that only this user can reach: ``/tmp/provision-ssh-UID`` when
-    this user made it and nobody else can enter it; otherwise (someone else made it first, or opened
-    it to others) a new private folder. Never one another user controls."""
-    uid = os.getuid()
-    base = base or tempfile.gettempdir()
-    folder = f"{base}/provision-ssh-{uid}"
-    try:
-        os.mkdir(folder, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return tempfile.mkdtemp(prefix=f"provision-ssh-{uid}-", dir=base)
-    st = os.lstat(folder)
-    if stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077:
-        return folder
-    return tempfile.mkdtemp(prefix=f"provision-ssh-{uid}-", dir=base)  # 0700, ours: the old one is not trusted
+    """A folder for ssh's master sockets that only this user can reach (:func:`private_folder`)."""
+    return private_folder("provision-ssh", base)
 
 
 def control_path() -> str:

@@ -111,6 +111,8 @@ def main() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     if "provision.parallel" in sys.modules:  # a program a node thread was given up on must not outlive us
         sys.modules["provision.parallel"].end_children()
+    if "provision.inventory.load" in sys.modules:  # Ansible's temporary folder, which its atexit would remove
+        sys.modules["provision.inventory.load"].remove_temp()
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1

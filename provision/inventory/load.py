@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from provision.errors import InputError
 from provision.inventory.model import Inventory
 
 SETTINGS_VAR = "provision"
+MAX_FILE_BYTES = 16 * 1024 * 1024  # an inventory file, or a vars file: ten thousand hosts take a few MiB
+_TEMP: list[str] = []  # Ansible's local temporary folder of this process, removed when provision exits
 # inventory plugins tried in this order when ansible.cfg does not say: Ansible's own list with yaml
 # before auto. Both read YAML files; auto takes only plugin configurations (``plugin: ...``), which
 # yaml refuses, so every source parses as before, and a plain YAML file is not parsed twice.
@@ -50,14 +54,45 @@ class Warnings:
     failures: list[str] = field(default_factory=list)
 
 
+def _load_constants():
+    """Ansible's settings, loaded the first time with its local temporary folder where this user can
+    write: Ansible makes a folder under ~/.ansible/tmp as they load, and a HOME that cannot be written
+    (nobody's /nonexistent) was a traceback. Unless ANSIBLE_LOCAL_TEMP says otherwise, a private folder
+    of this user's under /tmp instead (for that load only: nothing else of the environment changes)."""
+    if "ansible.constants" in sys.modules:
+        return sys.modules["ansible.constants"]
+    given = os.environ.get("ANSIBLE_LOCAL_TEMP")
+    if given is not None:
+        folder = os.path.expanduser(given)
+        parent = folder if os.path.isdir(folder) else os.path.dirname(folder.rstrip("/")) or "/"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"ANSIBLE_LOCAL_TEMP={given}: this user cannot write there (Ansible makes its "
+                             "temporary folder there as it starts)")
+        from ansible import constants
+    else:
+        from provision.hosts import private_folder
+
+        os.environ["ANSIBLE_LOCAL_TEMP"] = private_folder("provision-ansible")
+        try:
+            from ansible import constants
+        finally:
+            del os.environ["ANSIBLE_LOCAL_TEMP"]
+    return constants
+
+
 def configure() -> None:
     """Ansible's settings that provision relies on; the rest is as ansible.cfg and ANSIBLE_* say."""
-    from ansible import constants as C
+    C = _load_constants()
+
+    if not _TEMP and C.DEFAULT_LOCAL_TMP:
+        _TEMP.append(C.DEFAULT_LOCAL_TMP)  # Ansible removes it at exit, which provision's quick exit skips
 
     from provision.inventory import lookups
 
     lookups.install()  # no lookups from inventory values (lookups.py says why)
-    C.INVENTORY_ANY_UNPARSED_IS_FAILED = True  # a source no plugin can read is an error, not lost hosts
+    # a source no plugin can read is an error, not lost hosts; a file of a folder that none can read is a
+    # warning naming it, as in Ansible (fatal where its inventory_any_unparsed_is_failed says so)
+    C.INVENTORY_UNPARSED_IS_FAILED = True
     C.HOST_PATTERN_MISMATCH = "ignore"  # an empty --limit is provision's own error (exit 2)
     C.DEFAULT_HASH_BEHAVIOUR = "merge"  # provision: merged key by key, in Ansible's order
     if C.CACHE_PLUGIN in ("memory", "ansible.builtin.memory"):
@@ -95,6 +130,53 @@ def ansible_warnings():
             setattr(display, name, replacement)
             stack.callback(setattr, display, name, original)
         yield found
+
+
+def remove_temp() -> None:
+    """Remove Ansible's local temporary folder of this process (the console script's exit skips atexit)."""
+    import shutil
+
+    while _TEMP:
+        shutil.rmtree(_TEMP.pop(), ignore_errors=True)
+
+
+KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+         (stat.S_ISSOCK, "a socket"))
+
+
+def check_readable(path: Path, what: str = "inventory") -> None:
+    """Refuse what Ansible would read wrongly or for ever, before it opens anything: a FIFO or device
+    (``-i /dev/zero`` read until memory ran out, a FIFO without a writer blocked), a file over
+    MAX_FILE_BYTES, a symlink loop, and a file or folder this user cannot read (Ansible skips an
+    unreadable ``group_vars/`` silently: its hosts would lose their settings). A folder is walked as
+    Ansible walks it: every entry but the hidden ones, ``group_vars/`` and ``host_vars/`` included."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise InputError(f"{path}: a symlink to nothing ({os.readlink(path)})") from None
+        raise
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            raise InputError(f"{path}: a symlink loop; not an {what} file or folder") from None
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    kind = next((name for test, name in KINDS if test(st.st_mode)), None)
+    if kind:
+        raise InputError(f"{path}: is {kind}, not an {what} file; not opened")
+    if stat.S_ISDIR(st.st_mode):
+        if not os.access(path, os.X_OK) or (what == "inventory" and not os.access(path, os.R_OK)):
+            raise InputError(f"{path}: cannot read this folder (permission denied); its {what} would be lost")
+        if not os.access(path, os.R_OK):
+            return  # vars: entered but not listed, Ansible opens each host's and group's file by its name
+        for entry in sorted(os.listdir(path)):
+            if not entry.startswith("."):
+                check_readable(path / entry, "inventory vars" if entry in ("group_vars", "host_vars") else what)
+        return
+    if st.st_size > MAX_FILE_BYTES:
+        raise InputError(f"{path}: is {st.st_size / 2**20:.0f} MiB; an {what} file may be at most "
+                         f"{MAX_FILE_BYTES // 2**20} MiB (refused before reading it)")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: cannot read this file (permission denied)")
 
 
 def _failure(msg: str, exc: BaseException) -> str:
@@ -147,6 +229,10 @@ def _loader():
         follow every alias of a 'billion laughs' file."""
 
         def load_from_file(self, file_name, cache="all", unsafe=False, json_only=False, trusted_as_template=False):
+            try:
+                check_readable(Path(file_name), "inventory or vars")
+            except InputError as exc:
+                raise AnsibleParserError(str(exc)) from None
             data = super().load_from_file(file_name, cache, True, json_only, trusted_as_template)
             if problem := bounded(data):
                 raise AnsibleParserError(f"{file_name}: {problem}; refused")
@@ -182,21 +268,20 @@ def _setup_vault(loader) -> None:
 
 def load_inventory(source: str | Path) -> Inventory:
     """Load ``source`` (anything ``ansible -i`` takes: a file, a folder, a script, a plugin configuration)."""
+    configure()
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.vars.manager import VariableManager
 
-    configure()
     source = Path(source)
     try:
-        if source.is_dir():
-            os.listdir(source)
-        else:
-            open(source, "rb").close()  # Ansible's plugins would each decline it, saying nothing of why
+        check_readable(source)  # Ansible's plugins would each decline it, saying nothing of why
+        beside = source if source.is_dir() else source.parent
+        for folder in ("group_vars", "host_vars"):  # read by Ansible's vars plugin, which skips what it cannot read
+            if os.path.lexists(beside / folder):
+                check_readable(beside / folder, "inventory vars")
     except FileNotFoundError:
         raise InputError(f"{source}: no such inventory file or folder") from None
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read: {exc.strerror}") from None
     loader = _loader()
     from ansible import constants as C
 
@@ -212,6 +297,8 @@ def load_inventory(source: str | Path) -> Inventory:
             if refused := take_refused():  # a plugin's expression (constructed's compose) asked for one
                 raise InputError(f"{source}: {refusal(refused)}") from None
             failed = str(exc.message).removeprefix("Completely failed to parse inventory source ").strip()
+            if failed.startswith("No inventory was parsed"):  # the source itself (INVENTORY_UNPARSED_IS_FAILED)
+                failed = str(source)
             reasons = "\n  ".join(_relevant(failed, warned.failures)) or str(exc.message)
             raise InputError(f"{failed}: not an inventory Ansible can read:\n  {reasons}") from None
         except RecursionError:

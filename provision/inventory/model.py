@@ -73,6 +73,9 @@ class Inventory:
             hosts = self.manager.get_hosts(pattern or "all")
         except AnsibleError as exc:
             raise InputError(f"--limit {pattern!r}: {exc.message}") from None
+        except (IndexError, ValueError, TypeError):  # Ansible's pattern parser on '!' or '&' alone
+            raise InputError(f"--limit {pattern!r}: not a host pattern (names, globs, groups, joined by ':', "
+                             "'!' or '&' before a name)") from None
         if not hosts:
             if pattern:
                 raise InputError(f"--limit {pattern!r} matches no host in {self.source}; groups: "
