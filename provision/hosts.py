@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from provision.errors import InputError
+from provision.errors import InputError, Unreachable
 
 SCHEMES = ("local", "ssh", "paramiko", "docker", "ansible")
 
@@ -35,6 +35,7 @@ class HostSpec:
     ssh_args: tuple[str, ...] = ()  # ssh options, one word each (never given to a shell)
     control_path: str = ""  # ssh's ControlPath: one master connection per node
     python: tuple[str, ...] = ()  # the node's Python for the probe (ansible_python_interpreter); () discovers it
+    problem: str = ""  # why the node cannot be reached from here (a key file missing): it is unreachable, as in Ansible
 
     @property
     def is_local(self) -> bool:
@@ -125,6 +126,9 @@ def connect(host: HostSpec, *, timeout: float = 10):
     """The testinfra host for ``host``; nothing is sent until a command runs."""
     import testinfra
     from testinfra.host import Host
+
+    if host.problem:
+        raise Unreachable(host.problem)
 
     if host.scheme == "ssh":
         from provision.ssh import ArgvSshBackend

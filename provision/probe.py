@@ -73,6 +73,8 @@ def run_program(host: HostSpec, program: str, *, timeout: float = 30, local_pyth
     :class:`Unreachable` (the probe and the apply agent both run this way). The program goes on the
     node's standard input (:data:`BOOT`). On the local node it runs under ``local_python`` (by default
     this interpreter), as an argument vector: no shell."""
+    if host.problem:
+        raise Unreachable(host.problem)
     data = program.encode("utf-8")
     try:
         # -I -S: the program is stdlib only, so skip site and the user's environment (faster, predictable)

@@ -60,21 +60,31 @@ def host_spec_for(host: InventoryHost) -> HostSpec:
     address = _checked(var, host_address, address)
     user = _checked(host.label("ansible_user"), user_name, str(v["ansible_user"])) if v.get("ansible_user") is not None else ""
     port = _checked(host.label("ansible_port"), port_number, v["ansible_port"]) if v.get("ansible_port") is not None else None
-    identity = ""
+    identity, problem = "", ""
     if key := v.get("ansible_ssh_private_key_file"):
         key = str(key)
         if any(not c.isprintable() for c in key) or "PRIVATE KEY" in key:  # the key itself, pasted
             raise ConnectionError_(host.label("ansible_ssh_private_key_file"), "must be the path of a key file, not the key "
                                    "(the value is not shown)")
         key_path = Path(os.path.expanduser(key))
-        if not key_path.is_file():  # never quoted back: a key pasted on one line looks like a file name
-            raise ConnectionError_(host.label("ansible_ssh_private_key_file"), "names no key file on this machine (the value is "
-                                   "not shown: it may be a pasted key)")
         identity = str(key_path)
+        if not key_path.is_file() and not looks_like_path(key):  # never quoted back: a key pasted on one line
+            raise ConnectionError_(host.label("ansible_ssh_private_key_file"), "names no key file on this machine (the value is "
+                                   "not shown: it looks like a pasted key)")
+        if not key_path.is_file():  # as in Ansible: this host's connection fails, the others go on
+            problem = f"{host.label('ansible_ssh_private_key_file')}: no key file {key} on this machine"
     args: tuple[str, ...] = ()
     for name in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
         if v.get(name):
             args += _checked(name, ssh_options, str(v[name]))
     return HostSpec(name=host.name, scheme=connection, address=address, user=user, port=port, identity_file=identity,
                     ssh_args=args if connection == "ssh" else (), python=python,
-                    control_path=control_path() if connection == "ssh" else "")
+                    control_path=control_path() if connection == "ssh" else "", problem=problem)
+
+
+def looks_like_path(value: str) -> bool:
+    """Whether a key file's name may be shown: short, and without the long base64 runs of a key pasted
+    on one line (``AAAAB3NzaC1yc2E...``)."""
+    import re
+
+    return len(value) <= 200 and not re.search(r"[A-Za-z0-9+=]{40,}", value)

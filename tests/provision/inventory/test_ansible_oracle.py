@@ -126,3 +126,49 @@ def test_connections_as_ansible_makes_them(hooks):
     assert nodes["para1"].scheme == "paramiko"
     implicit = select_nodes(inventory=str(SOURCES["patterns"]), limit="localhost", hooks=hooks).nodes
     assert [(n.name, n.spec.scheme) for n in implicit] == [("localhost", "local")]  # Ansible's implicit localhost
+
+
+def test_an_unparseable_file_in_a_folder_is_a_warning_as_in_ansible(tmp_path):
+    """A README without an extension in an inventory folder: Ansible warns and reads the rest, unless its
+    inventory_any_unparsed_is_failed setting makes it fatal; provision does the same."""
+    from tests.conftest import provision_bin
+
+    (tmp_path / "hosts.yml").write_text("compute:\n  hosts:\n    cmp1: {}\n    cmp2: {}\n")
+    (tmp_path / "README").write_text("This folder holds the site's inventory: edit with care!\n[not ini\n")
+    env = {**oracle_env(), "ANSIBLE_INVENTORY_UNPARSED_WARNING": "true"}
+    listed = subprocess.run([str(BIN / "ansible"), "-i", str(tmp_path), "all", "--list-hosts"], capture_output=True,
+                            text=True, env=env)
+    assert listed.returncode == 0 and "Unable to parse" in listed.stderr and str(tmp_path / "README") in listed.stderr
+    expected = [line.strip() for line in listed.stdout.splitlines()[1:] if line.strip()]
+    assert load_inventory(tmp_path).select(None) == expected == ["cmp1", "cmp2"]
+    result = subprocess.run([provision_bin(), "inventory", "hosts", "-i", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.split() == expected
+    assert f"provision: warning: Unable to parse {tmp_path / 'README'} as an inventory source" in result.stderr
+
+    fatal = {**env, "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"}
+    assert subprocess.run([str(BIN / "ansible"), "-i", str(tmp_path), "all", "--list-hosts"], capture_output=True,
+                          env=fatal).returncode != 0
+    result = subprocess.run([provision_bin(), "inventory", "hosts", "-i", str(tmp_path)], capture_output=True, text=True,
+                            env=fatal)
+    assert result.returncode == 2
+    assert f"{tmp_path / 'README'}: not an inventory Ansible can read" in result.stderr
+
+
+def test_a_missing_key_file_fails_only_that_hosts_connection_as_in_ansible(tmp_path):
+    """Ansible lists a host whose key file is missing here and fails only when it connects to it."""
+    from tests.conftest import provision_bin
+
+    source = tmp_path / "hosts.yml"
+    source.write_text("all:\n  hosts:\n    n1: {ansible_connection: local}\n"
+                      f"    n2: {{ansible_host: 192.0.2.9, ansible_ssh_private_key_file: {tmp_path}/gone/id_ed25519}}\n")
+    expected = ansible_hosts(source, "all")
+    assert expected == ["n1", "n2"] and ansible_hostvars(source)["n2"]["ansible_ssh_private_key_file"]
+    result = subprocess.run([provision_bin(), "inventory", "hosts", "-i", str(source), "-l", "all"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and result.stdout.split() == expected
+    result = subprocess.run([provision_bin(), "preflight", "-i", str(source), "-o", "json"], capture_output=True, text=True)
+    hosts = {h["host"]: h for h in json.loads(result.stdout)["hosts"]}
+    assert result.returncode == 1
+    assert hosts["n1"]["reachable"] is True
+    assert hosts["n2"] == {**hosts["n2"], "reachable": False,
+                           "error": f"ansible_ssh_private_key_file: no key file {tmp_path}/gone/id_ed25519 on this machine"}

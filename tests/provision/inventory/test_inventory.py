@@ -162,7 +162,7 @@ BAD = [
     ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_port: http}\n", r"host n1: ansible_port: must be a port number"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_port: 70000}\n",
      r"host n1: ansible_port: must be a port number 1-65535 \(got 70000\)"),
-    ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_ssh_private_key_file: /nonexistent/id_ed25519}\n",
+    ("hosts.yml", "all:\n  hosts:\n    n1: {ansible_ssh_private_key_file: AAAAB3NzaC1yc2EAAAADAQABAAABgQC7yK9fake0key0material}\n",
      r"host n1: ansible_ssh_private_key_file: names no key file on this machine \(the value is not shown"),
 ]
 
