@@ -19,6 +19,7 @@ esac
 PACKAGES=(
   python3 python3-venv python3-dev gcc pkg-config            # the venv; libvirt-python builds from source
   qemu-system-x86 qemu-utils                                # QEMU (KVM or TCG)
+  qemu-block-extra                                          # QEMU's rbd and iscsi drivers (storage.rbd, storage.iscsi)
   libvirt-daemon-system libvirt-clients libvirt-dev          # libvirtd, virtlogd, virsh, virt-xml-validate
   libvirt-daemon-driver-storage-rbd libvirt-daemon-driver-storage-iscsi-direct
   dnsmasq-base                                               # libvirt's NAT networks (DHCP and DNS)

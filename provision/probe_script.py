@@ -249,8 +249,10 @@ def _which(name):
 
 
 def op_processes(spec):
-    """Names (comm) of running processes; a zombie (dead, not yet reaped) does not run."""
+    """Names (comm) of running processes but the probe's own children (the commands it runs meanwhile,
+    ``libvirtd --version`` among them, are no running daemon); a zombie (dead, not yet reaped) does not run."""
     names = set()
+    own = str(os.getpid())
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
@@ -259,8 +261,10 @@ def op_processes(spec):
             except OSError:
                 continue
             # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ')'
-            comm, state = stat_line[stat_line.index("(") + 1:stat_line.rindex(")")], stat_line[stat_line.rindex(")") + 2:][:1]
-            if state not in ("Z", "X"):
+            comm = stat_line[stat_line.index("(") + 1:stat_line.rindex(")")]
+            fields = stat_line[stat_line.rindex(")") + 2:].split()
+            # a zombie (dead, not yet reaped) does not run; nor is the probe's own ``libvirtd --version`` the daemon
+            if fields[0] not in ("Z", "X") and fields[1] != own:
                 names.add(comm)
     return {"names": sorted(names)}
 

@@ -46,7 +46,7 @@ def test_a_killed_apply_is_undone_and_the_next_converges(node, tmp_path, sig):
         inv_path = tmp_path / "hung.yml"
         inv_path.write_text(open(inventory(tmp_path, True)).read().replace("127.0.0.1:3260", "127.0.0.1:22"))
         apply = subprocess.Popen(["nsenter", "-t", str(node.pid), "-m", "-n", "-p", provision_bin(), "apply", "-i",
-                                  str(inv_path), "--ignore", "storage.iscsi", "-o", "json"],
+                                  str(inv_path), "-o", "json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         state = node.path("/var/lib/provision/state.json")
         deadline = time.monotonic() + 60

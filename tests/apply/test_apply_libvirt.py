@@ -106,12 +106,12 @@ def test_a_pool_that_cannot_start_rolls_back_its_secret_and_definitions(node, tm
     inv = inventory(tmp_path, storage=[{"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["127.0.0.1:1"],
                                        "user": "nova", "secret_uuid": uuid, "key_file": "/etc/ceph/client.nova.key"}],
                     network={"nat": [NAT]})
-    # QEMU's rbd driver is not installed here (preflight's storage.rbd fails): the operator overrides the
-    # gate, and libvirt's own rbd backend tries the monitor
-    check, data = apply(node, inv, "--check", "--ignore", "storage.rbd")
+    # setup.sh installs QEMU's and libvirt's rbd drivers, so the gate lets the plan through, and libvirt's
+    # own rbd backend tries the monitor
+    check, data = apply(node, inv, "--check")
     assert check.returncode == 3
     assert steps(data, "secret")[uuid] == ("create", "not defined")
-    result, data = apply(node, inv, "--ignore", "storage.rbd")
+    result, data = apply(node, inv)
     assert result.returncode == 1
     pool = steps(data, "pool")["vms"]
     assert pool[0] == "failed" and "failed to connect to the RADOS monitor on: 127.0.0.1:1" in pool[1]
@@ -197,7 +197,7 @@ def test_a_key_file_missing_on_the_node_refuses_it(node, tmp_path):
     uuid = "457eb676-33da-42ec-9a8c-9293d545c337"
     inv = inventory(tmp_path, storage=[{"name": "vms", "type": "rbd", "pool": "vms", "monitors": ["127.0.0.1:1"],
                                        "user": "nova", "secret_uuid": uuid, "key_file": "/etc/ceph/absent.key"}])
-    result, data = apply(node, inv, "--ignore", "storage.rbd")
+    result, data = apply(node, inv)
     assert result.returncode == 1
     assert steps(data, "secret")[uuid] == ("failed", "the value file /etc/ceph/absent.key is missing on the node")
     assert "refused before any change" in data["hosts"][0]["error"]
@@ -270,7 +270,7 @@ def test_an_undo_libvirt_refuses_is_reported_not_restored_and_retried_by_the_nex
     # the NAT range narrowed, and a pool that cannot start (no Ceph monitor answers): the run is undone
     second = inventory(tmp_path / "two", network={"nat": [{**NAT, "dhcp": {"start": "192.168.177.20", "end": "192.168.177.99"}}]},
                        storage=[rbd])
-    result = node.run(provision_bin(), "apply", "-i", second, "-o", "json", "--ignore", "storage.rbd", before=path)
+    result = node.run(provision_bin(), "apply", "-i", second, "-o", "json", before=path)
     assert result.returncode == 1, result.stderr
     host = json.loads(result.stdout)["hosts"][0]
     assert host["not_restored"] == ["network:guestnat: operation failed: injected refusal of the old definition"]

@@ -299,3 +299,24 @@ def test_a_long_reason_is_cut_to_a_few_lines_saying_so():
     assert brief("short") == "short"
     assert brief("a\nb\nc\nd\ne") == "a\nb\nc [...]"
     assert brief("x" * 1000) == "x" * 300 + " [...]"
+
+
+def test_the_probes_own_commands_are_not_running_daemons(tmp_path):
+    """The probe runs ``libvirtd --version`` while it lists processes: that child is no running libvirtd
+    (a node whose libvirtd was down passed the gate now and then)."""
+    fake = tmp_path / "pvfakedaemon"  # a name of its own: this machine's libvirtd may well run
+    fake.symlink_to("/bin/sleep")  # its comm is the link's name
+    elsewhere = subprocess.Popen([str(fake), "30"])  # one the probe did not start: it counts
+    try:
+        facts = gather_facts(parse_host_spec("local://"), {"run": {"op": "run", "argv": [str(fake), "0.5"]},
+                                                           "p": {"op": "processes"}})
+        assert facts.answer("run")["rc"] == 0
+        assert "pvfakedaemon" in facts.answer("p")["names"]
+        elsewhere.kill()
+        elsewhere.wait()
+        facts = gather_facts(parse_host_spec("local://"), {"run": {"op": "run", "argv": [str(fake), "0.5"]},
+                                                           "p": {"op": "processes"}})
+        assert facts.answer("run")["rc"] == 0 and "pvfakedaemon" not in facts.answer("p")["names"]
+    finally:
+        elsewhere.kill()
+        elsewhere.wait()
