@@ -711,7 +711,18 @@ def _apply_all(state, node_steps, objects, steps, files, run, arm):
     try:
         _carry_out_node_steps(state, node_steps, journal, running, arm)
         _carry_out_objects(state, objects, journal, run, running)
-        _carry_out_files(state, steps, files, journal, run, running)
+        if journal.get("watchdog"):
+            # a guarded change (the host network) is live but unconfirmed: its files (netplan, networkd)
+            # would make it the one the node boots into, and a reboot kills the guard. They are written
+            # when the controller confirms (:func:`confirm`); until then a reboot boots the old network
+            wanted = set(s["target"] for s in steps if s["action"] in CHANGES)
+            journal["deferred"] = {"steps": [s for s in steps if s["action"] in CHANGES],
+                                   "files": [f for f in files if f["target"] in wanted]}
+            for step in steps:
+                if step["action"] in CHANGES:
+                    step["deferred"] = True
+        else:
+            _carry_out_files(state, steps, files, journal, run, running)
     except BaseException as exc:
         _disarm(journal)
         undone = set(_undo_all(state, journal))
@@ -743,6 +754,9 @@ def _own_source():
     return source[:source.rindex("\nmain(")]
 
 
+GUARD = "provision-guard"  # the guard's first argument: it and its run's id name it in its command line
+
+
 def _own_boot():
     """The bootstrap this program was run with (``python -c BOOT``, reading the program on stdin)."""
     with open("/proc/self/cmdline", "rb") as fh:
@@ -760,7 +774,8 @@ def _arm(confirm_timeout, state):
             return
         deadline = time.time() + confirm_timeout
         program = "%s\nmain(%r)\n" % (_own_source(), {"mode": "watchdog", "run": journal["run"], "deadline": deadline})
-        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _own_boot()], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _own_boot(), GUARD, journal["run"]],
+                                stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
                                 start_new_session=True)
         proc.stdin.write(program.encode("utf-8"))
@@ -771,7 +786,7 @@ def _arm(confirm_timeout, state):
 
 
 def _disarm(journal):
-    """Stop a run's guard (it is ours when its command line names the run)."""
+    """Stop a run's guard (it is ours when its command line names the guard and the run)."""
     import signal
 
     guard = journal.get("watchdog")
@@ -779,7 +794,8 @@ def _disarm(journal):
         return
     try:
         with open("/proc/%d/cmdline" % guard["pid"], "rb") as fh:
-            if journal["run"].encode() not in fh.read():
+            argv = fh.read().split(b"\0")
+            if GUARD.encode() not in argv or journal["run"].encode() not in argv:
                 return
         os.kill(guard["pid"], signal.SIGKILL)
     except (OSError, ValueError):
@@ -867,6 +883,13 @@ def confirm(spec):
             _disarm(journal)
             return {"rolled_back": _roll_back(state, "; ".join(problems))}
         _disarm(journal)
+        deferred = journal.pop("deferred", None)
+        if deferred:  # confirmed: now the files, which a reboot would boot from
+            try:
+                _carry_out_files(state, deferred["steps"], deferred["files"], journal, journal["run"], [])
+            except Exception as exc:
+                return {"rolled_back": _roll_back(state, "the confirmed run's files could not be written: %s: %s"
+                                                  % (type(exc).__name__, exc))}
         state.pop("pending", None)
         state["last_confirmed"] = spec["run"]
         _save_state(state)

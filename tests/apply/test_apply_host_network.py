@@ -87,7 +87,7 @@ def test_the_management_interface_moves_into_a_bridge_and_stays_reachable(manage
     assert reachable(net, address)
     state = json.loads(node.path("/var/lib/provision/state.json").read_text())
     assert "pending" not in state and state["steps"]["host-network"] == {"bridges": {BRIDGE: {"created": True}}}
-    assert not [p for p in node.processes() if b"'watchdog'" in cmdline(p)]
+    assert not [p for p in node.processes() if b"provision-guard" in cmdline(p)]
 
     assert set(state["objects"]) == {f"network:{BRIDGE}"} and "/etc/netplan/60-provision.yaml" in state["files"]
 
@@ -147,5 +147,45 @@ def test_a_controller_killed_after_the_change_leaves_the_node_to_roll_back(manag
             break
         time.sleep(0.1)
     assert state["last_rollback"]["reason"] == "not confirmed within 6 s of the change"
+    assert "pending" not in state
+    assert reachable(net, address)
+
+
+def test_a_reboot_before_confirmation_boots_the_old_network(managed):
+    """The controller and the node's guard die together inside the confirmation window, as in a reboot:
+    the host-network files are written only at confirmation, so the node's boot path (netplan generate)
+    finds the old network, and the next apply undoes what was live and converges."""
+    node, net, interface, address = managed
+    inv = inventory(net, interface)
+    argv = net.client_argv(provision_bin(), "apply", "-i", inv, "--confirm-timeout", "60")
+    controller = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(600):  # the agent is done: the change is live and awaits its confirmation
+            state = node.path("/var/lib/provision/state.json")
+            pending = json.loads(state.read_text()).get("pending") or {} if state.exists() else {}
+            if pending.get("deferred"):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the run never came to await its confirmation")
+        guards = [p for p in node.processes() if b"provision-guard" in cmdline(p)]
+        assert len(guards) == 1 and link(node, interface)["master"] == BRIDGE
+        os.killpg(controller.pid, signal.SIGKILL)  # the controller and its ssh, at once
+        for pid in guards:
+            os.kill(pid, signal.SIGKILL)  # the guard dies with the node's processes
+    finally:
+        controller.wait()
+    state = json.loads(node.path("/var/lib/provision/state.json").read_text())
+    assert state["pending"]["deferred"]["files"], "the run's files wait for its confirmation"
+    assert not node.path("/etc/netplan/60-provision.yaml").exists()
+    generated = node.run("sh", "-c", "netplan generate && cat /run/systemd/network/* 2>/dev/null; true")
+    assert generated.returncode == 0 and BRIDGE not in generated.stdout, generated.stdout + generated.stderr
+
+    result, data = apply(net, inv, "--confirm-timeout", "30")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert data["hosts"][0]["recovered"], "the unconfirmed run is undone first"
+    assert network_steps(data)[BRIDGE][0] == "create"
+    assert BRIDGE in node.path("/etc/netplan/60-provision.yaml").read_text()
+    state = json.loads(node.path("/var/lib/provision/state.json").read_text())
     assert "pending" not in state
     assert reachable(net, address)

@@ -131,7 +131,7 @@ def test_a_stale_guarded_run_is_finished_before_a_new_apply(wired, tmp_path):
             break
         time.sleep(0.05)
     assert state["pending"]["watchdog"]["timeout"] == 600
-    guards = [p for p in wired.processes() if b"'watchdog'" in cmdline(p)]
+    guards = [p for p in wired.processes() if b"provision-guard" in cmdline(p)]
     assert len(guards) == 1
 
     result, data = apply(wired, inv)
