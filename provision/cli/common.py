@@ -36,18 +36,46 @@ def user_errors(fn):
     return wrapper
 
 
-@contextmanager
-def progress(total: int, label: str):
-    """A progress bar on stderr when it is a terminal and there is more than one node."""
-    if total < 2 or not sys.stderr.isatty():
-        yield lambda done: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
+class Progress:
+    """A progress bar on stderr, shown once :meth:`start` knows there is more than one node and stderr
+    is a terminal; :meth:`advance` as each node is done (the pipeline's ``on_start`` and ``on_done``)."""
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda done: bar.advance(task)
+    def __init__(self, label: str) -> None:
+        self.label, self.bar, self.task = label, None, None
+
+    def start(self, total: int) -> None:
+        if total < 2 or not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import Progress as Bar
+
+        self.bar = Bar(console=Console(stderr=True), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=total)
+
+    def advance(self, _done=None) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextmanager
+def progress(label: str):
+    bar = Progress(label)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def warn(message: str) -> None:
+    """An inventory's warning, on stderr."""
+    from provision.report.text import terminal_text
+
+    typer.echo(f"provision: warning: {terminal_text(message)}", err=True)
 
 
 def stdout_is_terminal() -> bool:
@@ -70,14 +98,9 @@ HostOpt = Annotated[
 
 def select(*, inventory, limit, hosts=None):
     """The nodes to act on; inventory warnings go to stderr."""
-    from provision.inventory.select import select_nodes
-    from provision.plugins import default_hooks
-    from provision.report.text import terminal_text
+    from provision import pipeline
 
-    selection = select_nodes(inventory=inventory, limit=limit, hosts=hosts, hooks=default_hooks())
-    for warning in selection.warnings:
-        typer.echo(f"provision: warning: {terminal_text(warning)}", err=True)
-    return selection
+    return pipeline.select(inventory=inventory, limit=limit, hosts=hosts or (), warn=warn)
 
 
 def command_group(help: str) -> typer.Typer:

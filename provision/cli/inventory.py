@@ -17,8 +17,8 @@ RequiredInventory = Annotated[str, typer.Option("--inventory", "-i", metavar="IN
 @user_errors
 def validate_cli(inventory: RequiredInventory) -> None:
     """Check the inventory: YAML, settings schema, connections. Exit 2 with every problem."""
-    selection = select(inventory=inventory, limit=None)
-    typer.echo(f"{inventory}: valid, {len(selection.nodes)} hosts")
+    nodes = select(inventory=inventory, limit=None)
+    typer.echo(f"{inventory}: valid, {len(nodes)} hosts")
 
 
 @app.command("hosts")
@@ -26,7 +26,7 @@ def validate_cli(inventory: RequiredInventory) -> None:
 def hosts_cli(inventory: RequiredInventory, limit: LimitOpt = None,
               output: Annotated[Output, typer.Option("--output", "-o")] = Output.table) -> None:
     """List the hosts a --limit pattern selects."""
-    names = [n.name for n in select(inventory=inventory, limit=limit).nodes]
+    names = [n.name for n in select(inventory=inventory, limit=limit)]
     typer.echo(json.dumps({"hosts": names}) if output == Output.json else "\n".join(names))
 
 

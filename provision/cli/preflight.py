@@ -15,9 +15,9 @@ from provision.cli.common import (
     forks_option,
     progress,
     seconds_option,
-    select,
     stdout_is_terminal,
     user_errors,
+    warn,
 )
 
 
@@ -43,13 +43,14 @@ def preflight_cli(
         min=1, max=3600, help="seconds one canary boot may take (--functional)")] = 15,
 ) -> None:
     """Check nodes (the local one by default) and decide virt_type kvm or qemu, with evidence."""
-    from provision.preflight import exit_code, preflight
+    from provision import pipeline
+    from provision.preflight import exit_code
     from provision.report import load_writer, render_report
 
-    nodes = select(inventory=inventory, limit=limit, hosts=host).nodes
-    with progress(len(nodes), "preflight") as advance:
-        report = preflight(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=advance,
-                           functional=boot_timeout if functional else None,
-                           meanwhile=lambda: load_writer(output.value))
+    with progress("preflight") as bar:
+        report = pipeline.preflight(inventory=inventory, limit=limit, hosts=host, forks=forks, timeout=timeout,
+                                    ignore=ignore, functional=boot_timeout if functional else None,
+                                    on_start=bar.start, on_done=bar.advance, warn=warn,
+                                    meanwhile=lambda: load_writer(output.value))
     typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
     raise typer.Exit(exit_code(report, fail_on=fail_on.value, ignore=ignore))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from provision.cli.common import InventoryOpt, LimitOpt, forks_option, seconds_option, select, user_errors
+from provision.cli.common import InventoryOpt, LimitOpt, forks_option, seconds_option, user_errors, warn
 
 
 @user_errors
@@ -21,25 +21,13 @@ def render_cli(
         help="seconds a node may take (--diff, auto), or to wait for another render into --out")] = 30,
 ) -> None:
     """Render hypervisor, storage and network configuration for each node."""
-    from provision.errors import Unreachable
-    from provision.plugins import default_hooks
-    from provision.render import diff_against_nodes, prepare, render_all
-    from provision.tree import render_tree
+    from provision import pipeline
 
     if out is None and not diff:
         raise typer.BadParameter("give --out DIR, or --diff", param_hint="--out")
-    nodes = select(inventory=inventory, limit=limit).nodes
-    hooks = default_hooks()
-    try:
-        nodes, decisions = prepare(nodes, hooks=hooks, forks=forks, timeout=timeout)
-        rendered = render_all(nodes=nodes, decisions=decisions, hooks=hooks) if diff else None  # once for both
-        if out is not None:
-            total = render_tree(out, nodes=nodes, decisions=decisions, hooks=hooks, rendered=rendered,
-                                protected=[Path(inventory)] if inventory else [], wait=timeout)
-            typer.echo(f"rendered {total} files for {len(nodes)} hosts into {out}")
-        if rendered is not None:
-            typer.echo(diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks), nl=False)
-    except Unreachable as exc:
-        if "virt_type auto" in str(exc):
-            raise
-        raise Unreachable(f"cannot read the node's files for --diff: {exc}") from None
+    done = pipeline.render(inventory=inventory, limit=limit, out=out, diff=diff, forks=forks, timeout=timeout,
+                           warn=warn)
+    if out is not None:
+        typer.echo(f"rendered {done.written} files for {len(done.nodes)} hosts into {out}")
+    if diff:
+        typer.echo(done.diff, nl=False)

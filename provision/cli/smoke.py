@@ -38,7 +38,7 @@ def smoke_cli(
     from provision.report import render_report
     from provision.smoke import smoke
 
-    nodes = select(inventory=inventory, limit=limit, hosts=host).nodes
+    nodes = select(inventory=inventory, limit=limit, hosts=host)
     report = smoke(nodes=nodes, canary=find_canary(), hooks=default_hooks(), forks=forks, timeout=timeout)
     typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
     raise typer.Exit(exit_code(report))

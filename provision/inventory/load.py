@@ -54,7 +54,7 @@ class Warnings:
     failures: list[str] = field(default_factory=list)
 
 
-def _load_constants():
+def ansible_constants():
     """Ansible's settings, loaded the first time with its local temporary folder where this user can
     write: Ansible makes a folder under ~/.ansible/tmp as they load, and a HOME that cannot be written
     (nobody's /nonexistent) was a traceback. Unless ANSIBLE_LOCAL_TEMP says otherwise, a private folder
@@ -82,7 +82,7 @@ def _load_constants():
 
 def configure() -> None:
     """Ansible's settings that provision relies on; the rest is as ansible.cfg and ANSIBLE_* say."""
-    C = _load_constants()
+    C = ansible_constants()
 
     if not _TEMP and C.DEFAULT_LOCAL_TMP:
         _TEMP.append(C.DEFAULT_LOCAL_TMP)  # Ansible removes it at exit, which provision's quick exit skips

@@ -47,11 +47,10 @@ def _through_ansible_inventory(specs, hooks) -> Selection:
     ansible.cfg), read and validated as ``-i`` reads it: its connection from that host's variables
     (ssh from an argument vector; testinfra's own ansible:// backend joined them into a shell command
     line on this machine), its settings from its ``provision`` variable."""
-    from ansible import constants as C
-
-    from provision.inventory.load import load_inventory
+    from provision.inventory.load import ansible_constants, load_inventory
     from provision.inventory.validate import validate_inventory
 
+    C = ansible_constants()
     configured = [str(s) for s in C.DEFAULT_HOST_LIST]
     sources = [s for s in configured if os.path.exists(s)]
     first = next(s.spec for s in specs if s.scheme == "ansible")

@@ -1,0 +1,169 @@
+"""provision as a library: the operations the CLI runs, each returning the report the CLI prints.
+
+The command line only parses options and prints; everything between an inventory and a report is
+here, so a Python program, an Ansible module or a test runs exactly what ``provision`` runs::
+
+    from provision import pipeline
+
+    report = pipeline.preflight(inventory="inventories/example", limit="compute")
+    print(report.as_dict()["summary"])              # {'pass': ..., 'warn': ..., 'fail': ..., 'skip': ...}
+    plan = pipeline.apply(inventory="site.yml", check=True)
+    print(plan.exit_code, [s.target for r in plan.results for s in r.steps if s.action != "unchanged"])
+
+Every function takes the inventory (anything ``ansible -i`` takes; None: the local node, or ``hosts``
+as testinfra host specs), ``limit`` (an Ansible host pattern), ``forks`` and ``timeout`` as the CLI
+does. Bad input raises :class:`provision.errors.InputError` (the CLI's exit 2), a failure on a node is
+in the report, and an inventory's warnings go to ``warn`` (the CLI prints them on stderr).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision.hosts import Node
+from provision.results import Report
+
+Warn = Callable[[str], None]
+
+
+def select(*, inventory: str | None = None, limit: str | None = None, hosts: Iterable[str] = (),
+           warn: Warn | None = None) -> list[Node]:
+    """The nodes to act on, validated before any is contacted; the inventory's warnings go to ``warn``."""
+    from provision.inventory.select import select_nodes
+    from provision.plugins import default_hooks
+
+    selection = select_nodes(inventory=inventory, limit=limit, hosts=list(hosts), hooks=default_hooks())
+    for warning in selection.warnings:
+        if warn:
+            warn(warning)
+    return selection.nodes
+
+
+def preflight(*, inventory: str | None = None, limit: str | None = None, hosts: Iterable[str] = (),
+              forks: int = 8, timeout: float = 30, ignore: Iterable[str] = (), functional: float | None = None,
+              on_start: Callable[[int], None] | None = None, on_done: Callable | None = None,
+              meanwhile: Callable[[], object] | None = None, warn: Warn | None = None) -> Report:
+    """Check every node and decide ``kvm`` or ``qemu`` (``provision preflight``). ``functional``: also
+    boot the canary on each node, each boot bounded by that many seconds. ``on_start(n)`` before the n
+    nodes are contacted, ``on_done(host_report)`` as each is done, ``meanwhile()`` while they answer."""
+    from provision.preflight import preflight as run
+
+    nodes = select(inventory=inventory, limit=limit, hosts=hosts, warn=warn)
+    if on_start:
+        on_start(len(nodes))
+    return run(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=on_done, functional=functional,
+               meanwhile=meanwhile)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What ``render`` made: the files of each node (in memory), how many were written into ``out``,
+    and the diff against the nodes (``diff=True``)."""
+
+    nodes: list[Node]
+    files: dict[str, list] | None
+    written: int | None = None
+    diff: str = ""
+
+
+def render(*, inventory: str | None = None, limit: str | None = None, out: Path | str | None = None,
+           diff: bool = False, forks: int = 8, timeout: float = 30, warn: Warn | None = None) -> Rendered:
+    """Render each node's configuration (``provision render``): into ``out/<host>/`` with its manifest,
+    and/or as a diff against the files on each node. ``timeout`` bounds a node (for ``diff`` and the
+    decisions of ``virt_type: auto``) and the wait for another render into ``out``."""
+    from provision.errors import Unreachable
+    from provision.plugins import default_hooks
+    from provision.render import diff_against_nodes, prepare, render_all
+    from provision.tree import render_tree
+
+    hooks = default_hooks()
+    nodes, decisions = prepare(select(inventory=inventory, limit=limit, warn=warn), hooks=hooks, forks=forks,
+                               timeout=timeout)
+    rendered = render_all(nodes=nodes, decisions=decisions, hooks=hooks) if diff or out is None else None
+    written = None
+    if out is not None:
+        written = render_tree(Path(out), nodes=nodes, decisions=decisions, hooks=hooks, rendered=rendered,
+                              protected=[Path(inventory)] if inventory else [], wait=timeout)
+    text = ""
+    if diff:
+        try:
+            text = diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks)
+        except Unreachable as exc:
+            raise Unreachable(f"cannot read the node's files for --diff: {exc}") from None
+    return Rendered(nodes, rendered, written, text)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An apply: each node's result in the inventory's order, its exit code (0 converged, 1 a failure,
+    3 changes pending with ``check``), the drift that the verification after it found, and the diffs."""
+
+    results: list = field(default_factory=list)
+    check: bool = False
+    exit_code: int = 0
+    drift: list[str] | None = None  # None: not verified (nothing changed, or --check); [] verified, or unreadable
+    diff: str = ""  # the files' unified diff against the nodes, as they were before (diff=True)
+    object_diff: str = ""  # each libvirt object's diff (diff=True)
+
+    def as_dict(self) -> dict:
+        from provision.apply import to_json
+
+        return to_json(self.results, check=self.check)
+
+
+def _prepared(inventory, limit, forks, timeout, ignore, warn):
+    """The selected nodes, those that pass the preflight gate with their rendered files, libvirt objects
+    and node steps, and the refused ones as results."""
+    from provision.apply import gate, node_steps_for, objects_for
+    from provision.plugins import default_hooks
+    from provision.render import render_all, with_defaults
+
+    hooks = default_hooks()
+    nodes = with_defaults(select(inventory=inventory, limit=limit, warn=warn), hooks=hooks)
+    passed, decisions, refused = gate(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
+    rendered = render_all(nodes=passed, decisions=decisions, hooks=hooks)
+    objects = objects_for(nodes=passed, rendered=rendered, decisions=decisions, hooks=hooks)
+    steps = node_steps_for(nodes=passed, decisions=decisions, hooks=hooks)
+    return nodes, passed, rendered, {"objects": objects, "steps": steps}, refused
+
+
+def apply(*, inventory: str | None = None, limit: str | None = None, check: bool = False, diff: bool = False,
+          forks: int = 8, timeout: float = 120, ignore: Iterable[str] = (), force: bool = False,
+          confirm_timeout: float = 60, on_start: Callable[[int], None] | None = None, on_done: Callable | None = None,
+          warn: Warn | None = None) -> Applied:
+    """Make each node match its rendered configuration, then verify it (``provision apply``); with
+    ``check``, only plan. Nodes that fail the preflight gate are refused, changing nothing."""
+    from provision.apply import apply_nodes, exit_code, object_diffs
+    from provision.render import diff_against_nodes
+
+    selected, nodes, rendered, plan, refused = _prepared(inventory, limit, forks, timeout, tuple(ignore), warn)
+    text = diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks) if diff else ""
+    if on_start:
+        on_start(len(nodes))
+    results = apply_nodes(nodes=nodes, rendered=rendered, **plan, check=check, forks=forks, timeout=timeout,
+                          force=force, diff=diff, on_done=on_done, confirm_timeout=confirm_timeout)
+    order = {n.name: i for i, n in enumerate(selected)}
+    results = sorted([*refused, *results], key=lambda r: order[r.host])
+    code = exit_code(results, check=check)
+    drift = None
+    changed = [n for n in nodes if any(r.host == n.name and r.pending for r in results)]
+    if not check and code == 0 and changed:  # apply ends with verify: a changed node must now read as converged
+        after = apply_nodes(nodes=changed, rendered=rendered, **plan, check=True, forks=forks, timeout=timeout)
+        drift = [f"{r.host}: {s.target} ({s.action})" for r in after for s in r.steps if s.action != "unchanged"]
+        if drift or exit_code(after, check=True):
+            code = 1
+        else:
+            drift = None
+    return Applied(results, check, code, drift, text, object_diffs(results) if diff else "")
+
+
+def verify(*, inventory: str | None = None, limit: str | None = None, forks: int = 8, timeout: float = 30,
+           warn: Warn | None = None) -> Report:
+    """Each node's drift from its rendered configuration, as checks (``provision verify``); changes nothing."""
+    from provision.apply import apply_nodes, verify_report
+
+    _, nodes, rendered, plan, refused = _prepared(inventory, limit, forks, timeout, ("all",), warn)
+    return verify_report(refused + apply_nodes(nodes=nodes, rendered=rendered, **plan, check=True, forks=forks,
+                                               timeout=timeout))
