@@ -84,7 +84,7 @@ def main() -> None:
     provision = str(Path(sys.executable).with_name("provision"))
     inv = work / "site.yml"
     inv.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local"}}, "vars": {"provision": {
-        "hypervisor": {"virt_type": "qemu"}, "network": {"nat": [NAT]}, "storage": [SAN]}}}}))
+        "virt_type": "qemu", "network": {"nat": [NAT]}, "storage": [SAN]}}}}))
     nodes = []
     try:
         firsts, by_hand = [], []
@@ -134,7 +134,7 @@ def fleet(work: Path, provision: str, hosts: int, runs: int) -> None:
                 nodes.append(node)
                 net.add_node(f"n{i:02d}", node)
             data = net.inventory_data()
-            data["all"]["vars"]["provision"] = {"hypervisor": {"virt_type": "qemu"}}
+            data["all"]["vars"]["provision"] = {"virt_type": "qemu"}
             inv = net.write_inventory(data)
             argv = net.client_argv(provision, "apply", "-i", str(inv), "--forks", str(hosts), "--ignore", "libvirt.daemon")
             first = subprocess.run(argv, capture_output=True, text=True)

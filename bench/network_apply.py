@@ -48,7 +48,7 @@ def main() -> None:
 
             def inventory(**bridge) -> str:
                 data = net.inventory_data()
-                data["all"]["vars"]["provision"] = {"hypervisor": {"virt_type": "qemu"}, "network": {
+                data["all"]["vars"]["provision"] = {"virt_type": "qemu", "network": {
                     "bridges": [{"name": "br-provider", "interfaces": [port], **bridge}]}}
                 return str(net.write_inventory(data, name=f"inv{len(bridge)}.yml"))
 

@@ -77,7 +77,17 @@ def _atomic_write(path, data, mode, uid=0, gid=0):
     os.rename(tmp, path)
 
 
+# the state record's layout: a record without "schema" is of the first layout (read, and rewritten with
+# this number); one of a later layout comes from a newer provision, and this one refuses to read it
+STATE_SCHEMA = 1
+
+
+class NewerState(Exception):
+    pass
+
+
 def _save_state(state):
+    state["schema"] = STATE_SCHEMA
     _atomic_write(STATE_DIR + "/state.json", json.dumps(state, indent=1, sort_keys=True).encode(), 0o600)
 
 
@@ -831,7 +841,12 @@ def _lock(blocking_seconds=0, read_only=False):
 
 def _load_state():
     data, _ = _read_regular(STATE_DIR + "/state.json")
-    return json.loads(data.decode()) if data else {"files": {}}
+    state = json.loads(data.decode()) if data else {"files": {}}
+    schema = state.get("schema", 1)
+    if not isinstance(schema, int) or schema > STATE_SCHEMA:
+        raise NewerState("%s/state.json has schema %r, written by a newer provision (this one reads up to %d); "
+                         "nothing was read or changed: run a provision at least as new" % (STATE_DIR, schema, STATE_SCHEMA))
+    return state
 
 
 def _roll_back(state, reason):
@@ -981,6 +996,8 @@ def main(spec):
                                    "tries again" % (journal["run"], "; ".join(journal["not_restored"])))
         if not result.get("not_restored"):
             _plan_and_apply(spec, state, result)
+    except NewerState as exc:
+        result["error"] = str(exc)
     except Exception as exc:
         result["error"] = "%s: %s" % (type(exc).__name__, exc)
     finally:

@@ -59,3 +59,20 @@ def test_an_undo_that_fails_is_reported_kept_for_the_next_run_and_never_counted_
     assert state["pending"] is journal  # kept for the next run to retry
     saved = (tmp_path / "state.json").read_text()
     assert '"not_restored"' in saved and "net: eth9: refused" in saved
+
+
+def test_the_state_record_carries_its_schema_and_a_newer_one_is_refused(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    monkeypatch.setattr(agent, "STATE_DIR", str(tmp_path))
+    (tmp_path / "state.json").write_text(json.dumps({"files": {"/etc/x": {"run": "r1"}}}))  # an older record
+    state = agent._load_state()
+    assert state["files"] == {"/etc/x": {"run": "r1"}}
+    agent._save_state(state)
+    assert json.loads((tmp_path / "state.json").read_text())["schema"] == agent.STATE_SCHEMA  # rewritten
+    (tmp_path / "state.json").write_text(json.dumps({"schema": agent.STATE_SCHEMA + 1, "files": {}}))
+    with pytest.raises(agent.NewerState, match=r"state\.json has schema 2, written by a newer provision \(this one "
+                                               r"reads up to 1\); nothing was read or changed"):
+        agent._load_state()
