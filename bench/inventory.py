@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render import cpu_reference, inventory, timed  # noqa: E402
+from render import cpu_reference, inventory, timed
 
 BIN = Path(sys.executable).parent
 

@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from provision.errors import Unreachable  # noqa: F401  (re-exported: the one unreachable-node error)
+from provision.errors import Unreachable
 from provision.facts import Facts
 from provision.hosts import HostSpec, connect
 

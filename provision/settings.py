@@ -40,7 +40,7 @@ def build_settings_model(parts: list[dict[str, Any]]) -> type[BaseModel]:
                 node = node.setdefault(p, {})
             node[leaf] = spec
     for name, models in tagged.items():
-        union = models[0] if len(models) == 1 else Union[tuple(models)]  # noqa: UP007
+        union = models[0] if len(models) == 1 else Union[tuple(models)]
         entry = Annotated[union, Field(discriminator="type")] if len(models) > 1 else union
         tree[name] = (list[entry], [])
     model = _model("ProvisionSettings", tree)

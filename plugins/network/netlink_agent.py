@@ -146,7 +146,7 @@ def _has_8021q():
 
 # -- planning ----------------------------------------------------------------------------------------
 
-def _want(spec, state, owned, management):
+def _want(spec, state, owned, management):  # noqa: C901 (one decision table: each interface kind and field, read in one place)
     """Per bridge: the changes it needs (why), refusals, and what apply should make of it."""
     links, addresses = state["links"], state["addresses"]
     changes, refused, wants = [], [], []
@@ -400,7 +400,7 @@ def _apply_vlan(ipr, vlan, state):
 
 # -- restoring -------------------------------------------------------------------------------------
 
-def restore(saved, spec):
+def restore(saved, spec):  # noqa: C901 (the snapshot's parts, restored in the kernel's order, each checked)
     """Put the snapshot back: links the step made are deleted, ports go back to their masters, MTUs,
     MACs, static addresses and routes as they were. Returns what still differs (empty: restored)."""
     ipr = _iproute(spec)

@@ -84,11 +84,11 @@ def stdout_is_terminal() -> bool:
 
 INVENTORY_HELP = "Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)"
 InventoryOpt = Annotated[
-    Optional[str],  # noqa: UP007 (Typer reads the annotation)
+    Optional[str],
     typer.Option("--inventory", "-i", metavar="INVENTORY", help=INVENTORY_HELP),
 ]
 LimitOpt = Annotated[
-    Optional[str],  # noqa: UP007
+    Optional[str],
     typer.Option("--limit", "-l", metavar="PATTERN", help="Ansible host pattern: names, globs, a:b, a:!b, a:&b"),
 ]
 HostOpt = Annotated[

@@ -14,7 +14,7 @@ from provision.report.text import terminal_text as safe
 
 app = command_group("Create, inspect and manage guests on a node (libvirt).")
 
-ConnectOpt = Annotated[Optional[str], typer.Option("--connect", "-c", metavar="URI", help="libvirt URI (default qemu:///system)")]  # noqa: UP007
+ConnectOpt = Annotated[Optional[str], typer.Option("--connect", "-c", metavar="URI", help="libvirt URI (default qemu:///system)")]
 
 
 class VirtType(str, Enum):
@@ -42,9 +42,9 @@ def backend(connect, inventory, limit, virt_type=None):
 @user_errors
 def create_cli(
     name: str,
-    image: Annotated[Optional[str], typer.Option(metavar="PATH", help="disk image: booted through a qcow2 overlay in --pool")] = None,  # noqa: UP007
-    kernel: Annotated[Optional[str], typer.Option(metavar="PATH", help="kernel for direct boot (path on the node)")] = None,  # noqa: UP007
-    initrd: Annotated[Optional[str], typer.Option(metavar="PATH", help="initrd for direct boot")] = None,  # noqa: UP007
+    image: Annotated[Optional[str], typer.Option(metavar="PATH", help="disk image: booted through a qcow2 overlay in --pool")] = None,
+    kernel: Annotated[Optional[str], typer.Option(metavar="PATH", help="kernel for direct boot (path on the node)")] = None,
+    initrd: Annotated[Optional[str], typer.Option(metavar="PATH", help="initrd for direct boot")] = None,
     cmdline: Annotated[str, typer.Option(metavar="TEXT", help="kernel command line")] = "console=ttyS0",
     memory: Annotated[int, typer.Option(metavar="MiB", help="memory")] = 256,
     max_memory: Annotated[int, typer.Option(metavar="MiB", help="memory the guest may grow to (set-memory)")] = 0,
@@ -234,7 +234,7 @@ def set_memory_cli(name: str, mib: int, connect: ConnectOpt = None, inventory: I
 @app.command("migrate")
 @user_errors
 def migrate_cli(name: str, to: Annotated[str, typer.Option("--to", metavar="URI", help="destination libvirt URI")],
-                live: Annotated[Optional[bool], typer.Option("--live/--offline", help="default: live if running")] = None,  # noqa: UP007
+                live: Annotated[Optional[bool], typer.Option("--live/--offline", help="default: live if running")] = None,
                 connect: ConnectOpt = None, inventory: InventoryOpt = None, limit: LimitOpt = None) -> None:
     """Move a guest to another node: offline (a stopped guest's definition), or live when both ends allow."""
     with backend(connect, inventory, limit) as (guests, _, _):

@@ -14,7 +14,7 @@ from provision.cli.common import InventoryOpt, LimitOpt, forks_option, seconds_o
 def render_cli(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", metavar="DIR", help="folder for DIR/<host>/...")] = None,  # noqa: UP007
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="DIR", help="folder for DIR/<host>/...")] = None,
     diff: Annotated[bool, typer.Option("--diff", help="print a unified diff against the files on each node")] = False,
     forks: Annotated[int, forks_option()] = 8,
     timeout: Annotated[float, seconds_option(

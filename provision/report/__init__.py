@@ -11,7 +11,7 @@ def load_writer(fmt: str) -> None:
     """Import what writing ``fmt`` needs (rich, for the table), ahead of the report: a preflight does it
     while its nodes answer."""
     if fmt == "table":
-        import rich.console  # noqa: F401
+        import rich.console
         import rich.table  # noqa: F401
 
 
