@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -127,9 +128,10 @@ def _folder_problems(settings: dict, objects: list[dict[str, Any]]) -> list[tupl
     targets = []
     for o in objects:
         root = ET.fromstring(o["xml"])
-        if o["kind"] == "pool" and root.get("type") in FOLDER_POOLS and root.findtext("target/path"):
-            targets.append((o["name"], root.findtext("target/path").rstrip("/") or "/"))
-    where = {}
+        path = root.findtext("target/path")
+        if o["kind"] == "pool" and root.get("type") in FOLDER_POOLS and path:
+            targets.append((o["name"], path.rstrip("/") or "/"))
+    where: dict[str, tuple] = {}
     for path, value in setting_paths(settings):
         where.setdefault(value.rstrip("/") or "/", path)
     problems = [(where.get(t, ()), f"pool {name!r} targets {t}: {problem}")
@@ -176,7 +178,7 @@ def node_steps_for(*, nodes: list[Node], decisions, hooks) -> dict[str, list[dic
 
 
 def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, Any]], *, check: bool, timeout: float,
-               run: str, force: bool = False, diff: bool = False, steps: list[dict] = (),
+               run: str, force: bool = False, diff: bool = False, steps: Sequence[dict] = (),
                confirm_timeout: float = 60) -> NodeApply:
     """Plan (and unless ``check``, carry out) one node's libvirt objects and files, in one round trip."""
     from provision.probe import Unreachable, run_program, within
@@ -205,11 +207,11 @@ def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, An
     outcome = confirm_run(node, run, answer["confirm"], timeout=timeout) if answer.get("confirm") else ""
     if outcome:  # rolled back, or not known to be confirmed: every change of the run is reported so
         error, rolled_back = outcome, True
-    steps = tuple(
+    reported = tuple(
         Step(s.get("kind", "file"), s["target"], "rolled back" if rolled_back and s["action"] in CHANGES else s["action"],
              s.get("why") or "", s.get("seconds"), redact(s.get("diff") or ""))
         for key in ("node_steps", "objects", "steps") for s in answer.get(key, ()))
-    return NodeApply(node.name, True, steps, error, tuple(answer.get("recovered", ())),
+    return NodeApply(node.name, True, reported, error, tuple(answer.get("recovered", ())),
                      time.monotonic() - start, tuple(answer.get("not_restored", ())))
 
 

@@ -18,6 +18,10 @@ import stat
 import sys
 import time
 
+TYPE_CHECKING_NODE = False  # mypy takes it as true (pyproject's always_true): the node imports no typing
+if TYPE_CHECKING_NODE:
+    from typing import Any  # noqa: F401
+
 STATE_DIR = "/var/lib/provision"
 
 
@@ -118,7 +122,7 @@ def _prune_backups(state, keep=KEEP_BACKUPS):
 def _undo(state, journal):
     """Undo a journal's file steps, newest first: restore the backup, or remove what the step created.
     ``(undone, problems, records whose undo failed)``: a failed one keeps its old state record."""
-    undone, problems, kept = [], [], []
+    undone, problems, kept = [], [], []  # type: list, list, list
     for step in reversed(journal["done"]):
         target = step["target"]
         try:
@@ -203,6 +207,7 @@ def _carry_out_files(state, steps, files, journal, run, running):
         if current is not None:
             backup = _backup_path(run, target)
             _atomic_write(backup, current, 0o600)
+            assert st is not None  # read with the data
             record.update(backup=backup, old_mode=stat.S_IMODE(st.st_mode), old_uid=st.st_uid, old_gid=st.st_gid)
         journal["done"].append(record)
         _save_state(state)  # the journal says what to undo before the change is made
@@ -221,7 +226,7 @@ def _carry_out_files(state, steps, files, journal, run, running):
 
 # -- libvirt objects, through virsh on the node (argument vectors, no shell) ---------------------------
 
-VIRSH = {
+VIRSH = {  # type: dict
     "network": {"dump": ["net-dumpxml", "--inactive"], "define": "net-define", "start": "net-start",
                 "autostart": "net-autostart", "destroy": "net-destroy", "undefine": "net-undefine", "info": "net-info"},
     "pool": {"dump": ["pool-dumpxml", "--inactive"], "define": "pool-define", "start": "pool-start",
@@ -362,7 +367,7 @@ def _ident(obj):
 
 def _info(obj, ident):
     info = dict(line.split(":", 1) for line in virsh(VIRSH[obj["kind"]]["info"], ident).splitlines() if ":" in line)
-    active = info.get("Active", info.get("State", "")).strip() in ("yes", "running")
+    active = (info.get("Active") or info.get("State") or "").strip() in ("yes", "running")
     return active, info.get("Autostart", "").strip() == "yes"
 
 
@@ -558,7 +563,7 @@ def _undo_objects(state, journal):
     it changed are defined as they were. Only "no such object" counts as already undone; every other
     refusal is a problem, with libvirt's message, and its record stays for the next run to retry.
     ``(undone, problems, records whose undo failed)``."""
-    undone, problems, kept = [], [], []
+    undone, problems, kept = [], [], []  # type: list, list, list
     for record in reversed(journal.get("objects", [])):
         kind, names, obj = record["kind"], VIRSH[record["kind"]], record["object"]
         ident = record.get("defined") or _ident(obj)
@@ -658,7 +663,7 @@ def _carry_out_node_steps(state, planned, journal, running, arm):
 
 def _undo_node_steps(state, journal):
     """Put each node step's snapshot back, newest first. ``(undone, problems, records not restored)``."""
-    undone, problems, kept = [], [], []
+    undone, problems, kept = [], [], []  # type: list, list, list
     for record in reversed(journal.get("steps", [])):
         try:
             module = _module(record["source"], record["name"])
@@ -717,7 +722,7 @@ def _apply_all(state, node_steps, objects, steps, files, run, arm):
     journal = {"run": run, "done": [], "objects": [], "steps": []}
     state["pending"] = journal
     _save_state(state)
-    running = []
+    running = []  # type: list
     try:
         _carry_out_node_steps(state, node_steps, journal, running, arm)
         _carry_out_objects(state, objects, journal, run, running)
@@ -788,8 +793,9 @@ def _arm(confirm_timeout, state):
                                 stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
                                 start_new_session=True)
-        proc.stdin.write(program.encode("utf-8"))
-        proc.stdin.close()
+        feed = proc.stdin  # type: Any
+        feed.write(program.encode("utf-8"))
+        feed.close()
         journal["watchdog"] = {"pid": proc.pid, "deadline": deadline, "timeout": confirm_timeout}
         _save_state(state)  # the journal (in the state record) names the guard before any change
     return arm
@@ -968,7 +974,7 @@ def main(spec):
             sys.stdout.write(json.dumps(answer))
         return
 
-    result = {"steps": [], "recovered": []}
+    result = {"steps": [], "recovered": []}  # type: dict
     check = bool(spec.get("check"))
     if not check:  # --check and verify read the node and change nothing, this folder included
         try:

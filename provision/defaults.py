@@ -40,7 +40,7 @@ def settings_defaults(hooks) -> dict[str, Any]:
         if cached is not None:
             return cached
     defaults = hooks.settings_model().model_dump(mode="json")
-    if path:
+    if path and folder:
         _write(folder, path, {"format": FORMAT, "key": key, "modules": _loaded_module_files(), "defaults": defaults})
     return defaults
 

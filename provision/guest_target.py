@@ -35,6 +35,9 @@ class GuestTarget:
         host = preflight(nodes=[self.node], hooks=hooks, timeout=timeout, functional=functional).hosts[0]
         if not host.reachable:
             raise NodeUnreachable(f"cannot decide virt_type for {self.node.name}: {host.error}; pass --virt-type qemu")
+        if host.decision is None:  # every decision plugin disabled, or none answered
+            raise InputError(f"no plugin decided virt_type for {self.node.name} (is the kvm plugin disabled?); "
+                             "pass --virt-type qemu or kvm")
         if pinned == "kvm" and host.decision.virt_type != "kvm":
             raise InputError(f"virt_type kvm was asked for, but {self.node.name} decided {host.decision.virt_type}: "
                              + "; ".join(host.decision.reasons))

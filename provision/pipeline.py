@@ -88,6 +88,7 @@ def render(*, inventory: str | None = None, limit: str | None = None, out: Path 
                               protected=[Path(inventory)] if inventory else [], wait=timeout)
     text = ""
     if diff:
+        assert rendered is not None
         try:
             text = diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks)
         except Unreachable as exc:

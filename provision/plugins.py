@@ -165,7 +165,7 @@ class Hooks:
         result per check id it declares, and the other plugins' checks still run."""
         from provision.checks import internal_error
 
-        results = []
+        results: list = []
         for plugin_name, caller in self._subset_callers("provision_checks"):
             try:
                 for part in caller(facts=facts, settings=settings):  # one plugin's answer, as a list of one

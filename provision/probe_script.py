@@ -13,6 +13,10 @@ import os
 import stat
 import sys
 
+TYPE_CHECKING_NODE = False  # mypy takes it as true (pyproject's always_true): the node imports no typing
+if TYPE_CHECKING_NODE:
+    from typing import Any  # noqa: F401
+
 MAX_READ = 4 * 1024 * 1024
 
 
@@ -26,7 +30,7 @@ def op_read(spec):
     if path.endswith(".gz"):
         import gzip
 
-        opener = gzip.open
+        opener = gzip.open  # type: Any
     else:
         opener = open
     with opener(path, "rb") as fh:
@@ -56,7 +60,7 @@ def lines_with(text, keep):
 
 KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
-_SECRET_WORDS = {}
+_SECRET_WORDS = {}  # type: dict
 
 
 def _kind(mode):
@@ -146,7 +150,7 @@ def op_listdir(spec):
 
 
 CAPS_DIR = "/var/cache/libvirt/qemu/capabilities"
-_CAPS_HEADERS = {}
+_CAPS_HEADERS = {}  # type: dict
 
 
 def _caps_headers(folder):
@@ -323,8 +327,8 @@ def op_qemu_cpu_models(spec):
     for name in sorted(os.listdir(folder)):
         if not name.endswith(".xml"):
             continue
-        models, current, own = {}, None, False
-        hosts, host = {}, None  # the host-model CPU per accelerator: its boolean features that are on
+        models, current, own = {}, None, False  # type: dict, Any, bool
+        hosts, host = {}, None  # type: dict, Any  # the host-model CPU per accelerator: its boolean features on
         with open(os.path.join(folder, name)) as fh:
             for line in fh:
                 if "<arch>" in line:
@@ -464,6 +468,7 @@ def _boot(qemu, accel, timeout, spec):
     marker = spec["marker"].encode()
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout  # type: Any
     seen, why = b"", None
     try:
         while True:
@@ -471,10 +476,10 @@ def _boot(qemu, accel, timeout, spec):
             if left <= 0:
                 why = "no marker on the console within %gs" % timeout
                 break
-            ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+            ready, _, _ = select.select([out], [], [], min(left, 0.5))
             if not ready:
                 continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
+            chunk = os.read(out.fileno(), 65536)
             if not chunk:
                 proc.wait()
                 why = "QEMU exited with %s before the marker" % proc.returncode
@@ -486,7 +491,7 @@ def _boot(qemu, accel, timeout, spec):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        proc.stdout.close()
+        out.close()
     seconds = round(time.monotonic() - started, 2)
     lines = [ln.strip() for ln in seen.decode("utf-8", "replace").splitlines() if ln.strip()]
     if why is None:
@@ -580,7 +585,7 @@ def op_listening(spec):
     import socket
 
     try:
-        ports = set()
+        ports = set()  # type: set
         for family in (socket.AF_INET, socket.AF_INET6):
             ports.update(_listening_by_netlink(family))
         return {"ports": sorted(ports), "source": "sock_diag"}
@@ -618,7 +623,7 @@ def _listening_by_netlink(family):
     try:
         sock.settimeout(2)
         sock.sendto(header + request, (0, 0))
-        ports = set()
+        ports = set()  # type: set
         while True:
             data = sock.recv(65536)
             if not data:

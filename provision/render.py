@@ -86,7 +86,7 @@ def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> di
     if down:
         raise Unreachable("virt_type auto needs each node's preflight decision: "
                           + "; ".join(f"{h.host}: {h.error}" for h in down))
-    return {h.host: h.decision for h in report.hosts}
+    return {h.host: h.decision for h in report.hosts if h.decision is not None}
 
 
 def prepare(nodes: list[Node], *, hooks, forks: int = 8, timeout: float = 30) -> tuple[list[Node], dict[str, Decision]]:
@@ -110,7 +110,7 @@ def render_all(*, nodes: list[Node], decisions: dict[str, Decision], hooks) -> d
     """Every node's files, in memory (for --diff); any error means none are returned."""
     results = {node.name: _render_or_problems(node, decisions, hooks) for node in nodes}
     _refuse([line for _, problems in results.values() for line in problems])
-    return {name: files for name, (files, _) in results.items()}
+    return {name: files for name, (files, _) in results.items() if files is not None}
 
 
 def _render_or_problems(node: Node, decisions: dict[str, Decision], hooks) -> tuple[list[RenderedFile] | None, list[str]]:

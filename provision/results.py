@@ -99,7 +99,7 @@ class Report:
     schema: str = "provision.preflight/1"
 
     def summary(self) -> dict[str, int]:
-        totals = {s: sum(h.count(s) for h in self.hosts) for s in STATUSES}
+        totals: dict[str, int] = {s: sum(h.count(s) for h in self.hosts) for s in STATUSES}
         # An unreachable node ran no check, yet it must count as a failure.
         totals["fail"] += sum(1 for h in self.hosts if not h.reachable)
         return totals

@@ -40,9 +40,9 @@ def build_settings_model(parts: list[dict[str, Any]]) -> type[BaseModel]:
                 node = node.setdefault(p, {})
             node[leaf] = spec
     for name, models in tagged.items():
-        union = models[0] if len(models) == 1 else Union[tuple(models)]
-        entry = Annotated[union, Field(discriminator="type")] if len(models) > 1 else union
-        tree[name] = (list[entry], [])
+        union: Any = models[0] if len(models) == 1 else Union[tuple(models)]
+        entry: Any = Annotated[union, Field(discriminator="type")] if len(models) > 1 else union
+        tree[name] = (list[entry], [])  # built at run time from the plugins' parts
     model = _model("ProvisionSettings", tree)
     # built now, once: forked validation workers inherit the validator instead of each building it
     model.model_rebuild()
@@ -57,7 +57,7 @@ def _model(name: str, tree: dict[str, Any]) -> type[BaseModel]:
             fields[key] = (sub, Field(default_factory=sub))
         else:
             fields[key] = spec
-    return create_model(name, __base__=StrictModel, **fields)
+    return create_model(name, __base__=StrictModel, **fields)  # type: ignore[call-overload]  # fields built at run time
 
 
 def validate_settings(model: type[BaseModel], data: Any) -> tuple[dict[str, Any] | None, list[tuple[tuple, str]]]:
@@ -68,7 +68,7 @@ def validate_settings(model: type[BaseModel], data: Any) -> tuple[dict[str, Any]
         return None, list(dict.fromkeys(explain(model, err) for err in exc.errors()))  # union members may say it twice
 
 
-def explain(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
+def explain(model: type[BaseModel], err: Any) -> tuple[tuple, str]:
     """A pydantic error as (path without union tags, a message a user can act on). The value is
     quoted back, except in a field that holds or names a secret (a key pasted into key_file)."""
     from provision.secrets import points_at_secret
@@ -169,7 +169,8 @@ def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
     for part in path:
         if isinstance(part, int):
             continue
-        current = _step(current, part)
-        if current is None:
+        following = _step(current, part)
+        if following is None:
             return []
+        current = following
     return sorted({k for m in current for k, f in m.model_fields.items() if not f.exclude})  # not moved keys

@@ -23,6 +23,7 @@ import signal
 import stat
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -184,7 +185,7 @@ def _folders(relative: str) -> tuple[str, ...]:
 
 
 def render_tree(out: Path, *, nodes, decisions, hooks, workers: int | None = None, rendered=None,
-                protected: list[Path] = (), wait: float = 30) -> int:
+                protected: Sequence[Path] = (), wait: float = 30) -> int:
     """Render every node into ``out/<host>/...`` with its manifest and return the number of files.
 
     All or nothing: an error leaves ``out`` as it was (and removes it if this run made it). Large
@@ -220,7 +221,7 @@ def _render_locked(out: Path, made: bool, nodes, decisions, hooks, workers, rend
 
     def render_host(node) -> tuple[int, list[str], str | None]:
         if rendered is not None:
-            files, problems = rendered[node.name], []
+            files, problems = rendered[node.name], list[str]()
         else:
             files, problems = _render_or_problems(node, decisions, hooks)
         if files is not None:

@@ -17,3 +17,12 @@ def test_ruff_finds_nothing():
         pytest.skip("ruff is not installed (setup.sh installs it into .venv)")
     result = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing():
+    """mypy with the configuration in pyproject.toml (check_untyped_defs) over provision/."""
+    mypy = Path(sys.executable).with_name("mypy")
+    if not mypy.exists():
+        pytest.skip("mypy is not installed (setup.sh installs it into .venv)")
+    result = subprocess.run([str(mypy), "--no-incremental"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

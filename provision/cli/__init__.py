@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -40,6 +40,7 @@ class LazyCommands(TyperGroup):
 def _command(name: str):
     module, attribute = COMMANDS[name]
     target = getattr(importlib.import_module(module), attribute)
+    command: Any  # a click command or group (typer vendors click)
     if isinstance(target, typer.Typer):  # a group, even of one subcommand (canary build)
         command = typer.main.get_group(target)
     else:  # a command function: a one-command app makes it a click command
@@ -102,6 +103,7 @@ def main() -> None:
     import signal
     import sys
 
+    code: int | str | None
     try:
         app()
         code = 0

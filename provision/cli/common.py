@@ -6,7 +6,7 @@ import functools
 import sys
 from contextlib import contextmanager
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -41,7 +41,9 @@ class Progress:
     is a terminal; :meth:`advance` as each node is done (the pipeline's ``on_start`` and ``on_done``)."""
 
     def __init__(self, label: str) -> None:
-        self.label, self.bar, self.task = label, None, None
+        self.label = label
+        self.bar: Any = None
+        self.task: Any = None
 
     def start(self, total: int) -> None:
         if total < 2 or not sys.stderr.isatty():

@@ -183,13 +183,14 @@ def _failure(msg: str, exc: BaseException) -> str:
     """'yaml plugin: YAML parsing failed: ... (site.yml:4:1)' from Ansible's failure and its causes."""
     plugin = msg.removeprefix("Failed to parse inventory with ").removesuffix(" plugin.").strip("'")
     reasons: dict[str, str] = {}
-    while exc is not None:
-        text = (getattr(exc, "message", None) or str(exc)).split("\n")[0].strip()
+    cause: BaseException | None = exc
+    while cause is not None:
+        text = (getattr(cause, "message", None) or str(cause)).split("\n")[0].strip()
         text = text.removeprefix("Failed to parse inventory: ")
-        where = _origin_text(getattr(exc, "obj", None))
+        where = _origin_text(getattr(cause, "obj", None))
         if text and not text.startswith("Failed to parse inventory with") and text not in reasons:
             reasons[text] = text + (f" ({where})" if where and where not in text else "")
-        exc = exc.__cause__
+        cause = cause.__cause__
     return f"{plugin} plugin: {'; '.join(reasons.values()) or msg}"
 
 
