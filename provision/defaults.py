@@ -18,11 +18,15 @@ nothing else in the folder is touched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provision.hosts import Node
 
 CACHE_ENV = "PROVISION_CACHE_DIR"
 FORMAT = 1  # bumped when the file's layout changes
@@ -171,3 +175,11 @@ def _write(folder: str, path: str, entry: dict[str, Any]) -> None:
             raise
     except OSError:
         return
+
+
+def with_defaults(nodes: list[Node], *, hooks) -> list[Node]:
+    """The nodes, those without settings (no inventory) given every default."""
+    if all(n.settings for n in nodes):
+        return nodes
+    defaults = settings_defaults(hooks)
+    return [n if n.settings else dataclasses.replace(n, settings=defaults) for n in nodes]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from provision.errors import InputError, Unreachable
+from provision.errors import InputError
 
 SCHEMES = ("local", "ssh", "paramiko", "docker", "ansible")
 
@@ -120,36 +120,6 @@ def parse_host_spec(text: str, *, name: str | None = None) -> HostSpec:
         raise InputError(f"host spec {text!r}: {exc}") from None
     spec = HostSpec(name=name or "", scheme=scheme, address=address, user=user, port=number)
     return spec if name else replace(spec, name=spec.netloc.rpartition("@")[2])
-
-
-def connect(host: HostSpec, *, timeout: float = 10):
-    """The testinfra host for ``host``; nothing is sent until a command runs."""
-    import testinfra
-    from testinfra.host import Host
-
-    if host.problem:
-        raise Unreachable(host.problem)
-
-    if host.scheme == "ssh":
-        from provision.ssh import ArgvSshBackend
-
-        backend = ArgvSshBackend(host, timeout=max(1, int(timeout)))
-    elif host.scheme == "paramiko":
-        from provision.paramiko_backend import InputParamikoBackend
-
-        # the parts are checked (no '@', ':' or '?' where they do not belong): this string cannot mean more
-        backend = InputParamikoBackend(host.netloc, ssh_identity_file=host.identity_file or None, timeout=max(1, int(timeout)))
-    elif host.scheme == "docker":
-        from provision.docker import ArgvDockerBackend
-
-        backend = ArgvDockerBackend(host)
-    elif host.scheme == "local":
-        return testinfra.get_host("local://")
-    else:  # ansible:// is resolved through Ansible's inventory when the nodes are selected
-        raise ValueError(f"no connection for {host.scheme}:// (a {host.scheme}:// spec is resolved before any is made)")
-    result = Host(backend)
-    backend.set_host(result)
-    return result
 
 
 def private_folder(name: str, base: str | None = None) -> str:

@@ -118,8 +118,9 @@ def _prepared(inventory, limit, forks, timeout, ignore, warn):
     """The selected nodes, those that pass the preflight gate with their rendered files, libvirt objects
     and node steps, and the refused ones as results."""
     from provision.apply import gate, node_steps_for, objects_for
+    from provision.defaults import with_defaults
     from provision.plugins import default_hooks
-    from provision.render import render_all, with_defaults
+    from provision.render import render_all
 
     hooks = default_hooks()
     nodes = with_defaults(select(inventory=inventory, limit=limit, warn=warn), hooks=hooks)

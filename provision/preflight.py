@@ -74,8 +74,8 @@ def preflight(
     ``meanwhile()`` runs (the CLI loads its report writer), before the nodes' answers are awaited."""
     from concurrent.futures import Future
 
+    from provision.defaults import with_defaults
     from provision.parallel import FanOut
-    from provision.render import with_defaults
 
     hooks = hooks or default_hooks()
     ignored = resolve_ignore(ignore, hooks.check_catalog)

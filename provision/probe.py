@@ -11,7 +11,8 @@ from typing import Any
 
 from provision.errors import Unreachable
 from provision.facts import Facts
-from provision.hosts import HostSpec, connect
+from provision.hosts import HostSpec
+from provision.transport import connect
 
 
 @cache

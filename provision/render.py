@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from provision.api import LIBVIRT_DIR, RenderContext, RenderedFile  # noqa: F401  (plugins' imports, as before)
+from provision.defaults import with_defaults
 from provision.errors import InputError, SettingsError, Unreachable
 from provision.hosts import Node
 from provision.results import Decision
@@ -94,16 +94,6 @@ def prepare(nodes: list[Node], *, hooks, forks: int = 8, timeout: float = 30) ->
     virt_type is auto: what rendering needs, gathered once for --out and --diff alike."""
     nodes = with_defaults(nodes, hooks=hooks)
     return nodes, decisions_for(nodes, hooks=hooks, forks=forks, timeout=timeout)
-
-
-def with_defaults(nodes: list[Node], *, hooks) -> list[Node]:
-    """The nodes, those without settings (no inventory) given every default."""
-    from provision.defaults import settings_defaults
-
-    if all(n.settings for n in nodes):
-        return nodes
-    defaults = settings_defaults(hooks)
-    return [n if n.settings else replace(n, settings=defaults) for n in nodes]
 
 
 def render_all(*, nodes: list[Node], decisions: dict[str, Decision], hooks) -> dict[str, list[RenderedFile]]:

@@ -7,6 +7,7 @@ from provision.api import LibvirtObject
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
+from provision_plugins.storage.ceph import MON_PORT
 from provision_plugins.storage.names import host_port
 from provision_plugins.storage.pools import (
     entries,
@@ -25,8 +26,6 @@ SOFTWARE = installed.Software(
     "Ceph RBD software", pieces=(libvirt_backend("rbd"),),
     remedy="apt-get install libvirt-daemon-driver-storage-rbd qemu-block-extra (Debian/Ubuntu) or "
            "dnf install libvirt-daemon-driver-storage-rbd qemu-kvm-block-rbd (RHEL)")
-MON_PORT = 6789
-CEPH_CONF = "/etc/ceph/ceph.conf"
 
 
 @hookimpl

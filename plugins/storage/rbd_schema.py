@@ -9,8 +9,8 @@ from pydantic import Field, field_validator
 
 from provision.fields import ConfWord, FilePath, IniPath, LibvirtName
 from provision.settings import StrictModel
+from provision_plugins.storage.ceph import CEPH_CONF, MON_PORT
 from provision_plugins.storage.names import host_port
-from provision_plugins.storage.rbd import CEPH_CONF, MON_PORT
 
 
 class RbdPool(StrictModel):

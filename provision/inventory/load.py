@@ -21,7 +21,6 @@ from pathlib import Path
 from provision.errors import InputError
 from provision.inventory.model import Inventory
 
-SETTINGS_VAR = "provision"
 MAX_FILE_BYTES = 16 * 1024 * 1024  # an inventory file, or a vars file: ten thousand hosts take a few MiB
 _TEMP: list[str] = []  # Ansible's local temporary folder of this process, removed when provision exits
 # inventory plugins tried in this order when ansible.cfg does not say: Ansible's own list with yaml

@@ -8,49 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import InputError
+from provision.inventory.resolve import CONNECTION_VARS, SETTINGS_VAR, InventoryHost  # noqa: F401 (their home before)
 
 MAX_VALUES = 2_000_000  # values a setting may expand to, aliases followed: far above any real inventory
 MAX_DEPTH = 64  # nesting: inventories are a few levels deep
-
-# each connection setting provision reads, and the variables Ansible's connection plugins read it from,
-# lowest precedence first (the last one set wins), as the ssh and paramiko plugins document them
-CONNECTION_VARS: dict[str, tuple[str, ...]] = {
-    "ansible_host": ("ansible_host", "ansible_ssh_host"),
-    "ansible_port": ("ansible_port", "ansible_ssh_port"),
-    "ansible_user": ("ansible_user", "ansible_ssh_user"),
-    "ansible_connection": ("ansible_connection",),
-    "ansible_ssh_private_key_file": ("ansible_private_key_file", "ansible_ssh_private_key_file"),
-    "ansible_ssh_common_args": ("ansible_ssh_common_args",),
-    "ansible_ssh_extra_args": ("ansible_ssh_extra_args",),
-    "ansible_python_interpreter": ("ansible_python_interpreter",),
-}
-
-
-@dataclass
-class InventoryHost:
-    """One host as provision reads it; plain Python values only (it travels between processes)."""
-
-    name: str
-    groups: list[str]
-    vars: dict[str, Any]  # connection settings by their canonical name (CONNECTION_VARS), templated
-    var_files: dict[str, Path]  # canonical name -> the file that set the winning value
-    var_names: dict[str, str]  # canonical name -> the variable the inventory used (ansible_ssh_user, ...)
-    provision: dict[str, Any]  # merged key by key, templated, before validation
-    provision_files: dict[tuple, Path]  # path inside provision -> file that set it
-    implicit: bool = False  # Ansible's implicit localhost (not in the inventory)
-    settings: dict[str, Any] = field(default_factory=dict)  # validated, defaults filled in
-
-    def file_of(self, path: tuple) -> Path | None:
-        """The file that set ``path`` (or its nearest parent) of the ``provision`` variable."""
-        for n in range(len(path), -1, -1):
-            if path[:n] in self.provision_files:
-                return self.provision_files[path[:n]]
-        return None
-
-    def label(self, var: str) -> str:
-        """The variable as the inventory spelt it: ``ansible_ssh_user`` where that set the user."""
-        return self.var_names.get(var, var)
-
 
 @dataclass
 class Inventory:
