@@ -87,7 +87,12 @@ FIXTURE_MARKERS = {"kvm_permissions": ("root",), "loop_device": ("root",), "libv
 IMPLIED = {"libvirt": "root", "netns": "root"}  # a daemon of the system's, or a namespace: root's to make
 
 
-def pytest_collection_modifyitems(items):
+ALL_ITEMS = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    config.stash[ALL_ITEMS] = list(items)  # every collected test, before -k and -m deselect (test_markers.py)
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         wanted = [mark for fixture, marks in FIXTURE_MARKERS.items() if fixture in used for mark in marks]

@@ -69,6 +69,7 @@ def test_smoke_refuses_kvm_pinned_on_a_node_that_decided_qemu(cli, libvirtd, tmp
     assert result.exit_code == 1 and leftovers() == []
 
 
+@pytest.mark.netns  # a test host in a namespace of its own
 def test_guest_commands_over_ssh_with_connect(libvirtd, tmp_path):
     from provision.canary import find_canary
     from tests.guests import remove_test_guests

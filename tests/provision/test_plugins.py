@@ -1,6 +1,7 @@
 """The plugin system: specs documented, built-ins registered, third-party plugins loaded, typos caught."""
 
 import inspect
+import re
 
 import pluggy
 import pytest
@@ -27,7 +28,9 @@ def test_every_hook_is_prefixed_typed_and_documented(name, fn):
     assert sig.return_annotation is not inspect.Signature.empty, f"{name} has no return type"
     assert ":return:" in doc
     firstresult = fn.provision_spec["firstresult"]
-    assert ("firstresult" in doc), f"{name} must say whether it is firstresult ({firstresult})"
+    said = re.findall(r"(Not firstresult|firstresult):", doc)  # the contract says which, in these words
+    assert said == (["firstresult"] if firstresult else ["Not firstresult"]), (
+        f"{name} is {'' if firstresult else 'not '}firstresult, and its documentation must say so once: {said}")
 
 
 def test_hooks_are_documented_in_the_readme():
@@ -79,3 +82,17 @@ def test_entry_point_plugins_load_unless_autoload_is_off(monkeypatch, tmp_path):
     assert "demo" in dict(Hooks(make_plugin_manager()).plugin_hooks())
     monkeypatch.setenv(AUTOLOAD_OFF_ENV, "1")
     assert "demo" not in dict(Hooks(make_plugin_manager()).plugin_hooks())
+
+
+def test_the_probe_operations_are_listed_as_the_probe_has_them():
+    """provision_probe's documentation and the README's hook table name exactly the probe's operations."""
+    import provision.hookspecs as hookspecs
+    from provision import probe
+    from tests.conftest import ROOT
+
+    source = probe.probe_source()
+    ops = set(re.findall(r"^def op_(\w+)\(", source, re.M)) | {"run"}  # run: started first, finished last
+    documented = set(re.findall(r"``(\w+)``", inspect.getdoc(hookspecs.provision_probe).split("one of", 1)[1].split("(see")[0]))
+    assert documented == ops
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `provision_probe` |"))
+    assert set(re.findall(r"`(\w+)`", row.split("what to read from a node", 1)[1])) == ops
