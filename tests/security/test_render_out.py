@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -191,6 +192,28 @@ def busy_cpus():
         loop.wait()
 
 
+def stuck(pgid: int) -> str:
+    """What each process of a group that did not end is doing: its state, kernel wait channel and
+    Python stack (py-spy where installed), for the failure's message."""
+    import shutil
+
+    said = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) != pgid:
+                continue
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            line = f"pid {pid} state {state} wchan {wchan}"
+            spy = shutil.which("py-spy") or shutil.which("py-spy", path=os.path.dirname(sys.executable))
+            if spy:
+                line += "\n" + subprocess.run([spy, "dump", "--pid", pid], capture_output=True, text=True).stdout
+            said.append(line)
+        except OSError:
+            continue
+    return "; ".join(said) or "no process left in the group (its pipe was held elsewhere)"
+
+
 @pytest.fixture
 def subreaper():
     """This process adopts what an ended render leaves (a child subreaper, as a CI job's shell or systemd
@@ -249,9 +272,10 @@ def test_interrupted_renders_end_within_a_second_leaving_every_host_old_or_new(t
         try:
             _, err = proc.communicate(timeout=5)  # the output pipe closes: no worker is left holding it
         except subprocess.TimeoutExpired:
+            where = stuck(proc.pid)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            pytest.fail(f"round {round_}: the render did not end within 5 s of {sig.name}")
+            pytest.fail(f"round {round_}: the render did not end within 5 s of {sig.name}: {where}")
         ended = gone(proc.pid, sent + 5)
         took = time.monotonic() - sent
         assert ended, f"round {round_}: processes of the render are still running 5 s after {sig.name}"
