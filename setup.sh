@@ -29,6 +29,7 @@ PACKAGES=(
   e2fsprogs util-linux systemd                              # mkfs, losetup, unshare, script, systemd-analyze in the tests
   openssh-server openssh-client                             # test hosts in network namespaces
   busybox-static cpio dpkg-dev                              # the canary guest's initramfs
+  chromium chromium-driver                                  # the HTML report's tests, in a real browser
 )
 
 missing=()

@@ -13,7 +13,7 @@ from typing import Any
 
 from provision.hosts import Node
 from provision.render import RenderedFile
-from provision.results import CheckResult, HostReport, Report
+from provision.results import CheckResult, HostReport, Report, Status
 
 CHANGES = ("create", "update", "remove", "release")
 
@@ -372,6 +372,30 @@ def verify_report(results: list[NodeApply]) -> Report:
             checks.append(CheckResult("apply.file", "fail", r.error))
         hosts.append(HostReport(r.host, True, None, tuple(checks), seconds=r.seconds))
     return Report(tuple(hosts), schema="provision.verify/1")
+
+
+def apply_report(results: list[NodeApply], *, check: bool) -> Report:
+    """An apply as checks, one per step (``apply.file``, ``apply.network``, ...), for the reports that
+    show checks (``-o html``): unchanged or done is pass, pending (``--check``) is warn, failed, rolled
+    back or not done is fail; an undo that failed is a failure of its own."""
+    hosts = []
+    for r in results:
+        if not r.reachable:
+            hosts.append(HostReport(r.host, False, error=r.error, seconds=r.seconds))
+            continue
+        checks = []
+        for s in r.steps:
+            status: Status = ("pass" if s.action in ("unchanged", "release") or not check and s.action in CHANGES
+                              else "warn" if s.action in CHANGES else "fail")
+            verb = s.action if not check or s.action not in CHANGES else f"would {s.action}"
+            checks.append(CheckResult(f"apply.{s.kind.replace('-', '_')}", status, f"{s.target}: {verb}"
+                                      + (f" ({s.why})" if s.why else ""), {"path": s.target, "action": s.action}))
+        for problem in r.not_restored:
+            checks.append(CheckResult("apply.not_restored", "fail", problem, {}, "provision apply (retries the undo)"))
+        if r.error and not any(c.status == "fail" for c in checks):
+            checks.append(CheckResult("apply.error", "fail", r.error))
+        hosts.append(HostReport(r.host, True, None, tuple(checks), seconds=r.seconds))
+    return Report(tuple(hosts), schema="provision.apply/1")
 
 
 def summary(results: list[NodeApply]) -> dict[str, int]:

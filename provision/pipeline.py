@@ -54,7 +54,7 @@ def preflight(*, inventory: str | None = None, limit: str | None = None, hosts: 
     if on_start:
         on_start(len(nodes))
     return run(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=on_done, functional=functional,
-               meanwhile=meanwhile)
+               meanwhile=meanwhile).with_groups(nodes)
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,13 @@ class Applied:
     drift: list[str] | None = None  # None: not verified (nothing changed, or --check); [] verified, or unreadable
     diff: str = ""  # the files' unified diff against the nodes, as they were before (diff=True)
     object_diff: str = ""  # each libvirt object's diff (diff=True)
+    nodes: tuple = ()  # the selected nodes, in the inventory's order
+
+    def report(self) -> Report:
+        """The apply as a report of checks, one per step (for ``-o html``)."""
+        from provision.apply import apply_report
+
+        return apply_report(self.results, check=self.check).with_groups(self.nodes)
 
     def as_dict(self) -> dict:
         from provision.apply import to_json
@@ -158,7 +165,7 @@ def apply(*, inventory: str | None = None, limit: str | None = None, check: bool
             code = 1
         else:
             drift = None
-    return Applied(results, check, code, drift, text, object_diffs(results) if diff else "")
+    return Applied(results, check, code, drift, text, object_diffs(results) if diff else "", tuple(selected))
 
 
 def verify(*, inventory: str | None = None, limit: str | None = None, forks: int = 8, timeout: float = 30,
@@ -166,6 +173,6 @@ def verify(*, inventory: str | None = None, limit: str | None = None, forks: int
     """Each node's drift from its rendered configuration, as checks (``provision verify``); changes nothing."""
     from provision.apply import apply_nodes, verify_report
 
-    _, nodes, rendered, plan, refused = _prepared(inventory, limit, forks, timeout, ("all",), warn)
+    selected, nodes, rendered, plan, refused = _prepared(inventory, limit, forks, timeout, ("all",), warn)
     return verify_report(refused + apply_nodes(nodes=nodes, rendered=rendered, **plan, check=True, forks=forks,
-                                               timeout=timeout))
+                                               timeout=timeout)).with_groups(selected)

@@ -75,6 +75,7 @@ class HostReport:
     checks: tuple[CheckResult, ...] = ()
     error: str = ""
     seconds: float = 0.0
+    groups: tuple[str, ...] = ()  # the node's inventory groups (the HTML report groups by them); not in JSON
 
     def count(self, status: Status) -> int:
         return sum(1 for c in self.checks if c.status == status)
@@ -97,6 +98,14 @@ class Report:
 
     hosts: tuple[HostReport, ...]
     schema: str = "provision.preflight/1"
+
+    def with_groups(self, nodes) -> Report:
+        """The report with each host's inventory groups, from the nodes it was made of."""
+        import dataclasses
+
+        groups = {n.name: tuple(n.groups) for n in nodes}
+        return dataclasses.replace(self, hosts=tuple(dataclasses.replace(h, groups=groups.get(h.host, h.groups))
+                                                     for h in self.hosts))
 
     def summary(self) -> dict[str, int]:
         totals: dict[str, int] = {s: sum(h.count(s) for h in self.hosts) for s in STATUSES}

@@ -36,7 +36,7 @@ def environment(extra_paths: tuple[str, ...] = ()):
     env = FlatGlobals(
         loader=ChoiceLoader([FileSystemLoader(builtin), *(FileSystemLoader(p) for p in extra_paths)]),
         undefined=StrictUndefined,
-        autoescape=select_autoescape(enabled_extensions=("xml.j2",), default_for_string=False),
+        autoescape=select_autoescape(enabled_extensions=("xml.j2", "html.j2"), default_for_string=False),
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -16,6 +16,7 @@ SMALLEST = {
     "apply.py": ["--runs", "1", "--hosts", "2"],
     "network_apply.py": ["--runs", "1"],
     "guest.py": ["--runs", "1"],
+    "report.py": ["--hosts", "20", "--runs", "1"],
 }
 
 

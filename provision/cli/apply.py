@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import InventoryOpt, LimitOpt, Output, forks_option, progress, seconds_option, user_errors, warn
+from provision.cli.common import (
+    InventoryOpt,
+    LimitOpt,
+    ReportFileOpt,
+    ReportFormat,
+    emit,
+    forks_option,
+    progress,
+    seconds_option,
+    user_errors,
+    warn,
+)
 
 
 @user_errors
@@ -18,7 +29,8 @@ def apply_cli(
     diff: Annotated[bool, typer.Option("--diff", help="print each file's and libvirt object's unified diff (secrets redacted)")] = False,
     forks: Annotated[int, forks_option()] = 8,
     timeout: Annotated[float, seconds_option(help="seconds a node may take")] = 120,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.table,
+    output: Annotated[ReportFormat, typer.Option("--output", "-o", help="table, json or html")] = ReportFormat.table,
+    report_file: ReportFileOpt = None,
     ignore: Annotated[list[str], typer.Option(
         metavar="ID", help="preflight check id whose failure does not refuse the node; repeatable")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option("--force", help="redefine networks and pools running guests use")] = False,
@@ -31,6 +43,9 @@ def apply_cli(
     from provision.apply import to_text
     from provision.report.text import terminal_text
 
+    if output == ReportFormat.junit:
+        raise typer.BadParameter("apply writes table, json or html", param_hint="--output")
+
     with progress("apply --check" if check else "apply") as bar:
         done = pipeline.apply(inventory=inventory, limit=limit, check=check, diff=diff, forks=forks, timeout=timeout,
                               ignore=ignore, force=force, confirm_timeout=confirm_timeout, on_start=bar.start,
@@ -40,10 +55,15 @@ def apply_cli(
     if done.drift is not None:
         typer.echo(terminal_text("provision: error: verification after apply found drift: " + "; ".join(done.drift)),
                    err=True)
-    if diff and output != Output.json:  # in JSON each step carries its own diff
+    if diff and output == ReportFormat.table:  # in JSON each step carries its own diff
         typer.echo(done.object_diff, nl=False)
-    typer.echo(json.dumps(done.as_dict(), indent=2) if output == Output.json
-               else terminal_text(to_text(done.results, check=check)), nl=False)
+    if output == ReportFormat.html:
+        from provision.report import render_report
+
+        emit(render_report(done.report(), "html"), report_file)
+    else:
+        emit(json.dumps(done.as_dict(), indent=2) + "\n" if output == ReportFormat.json
+             else terminal_text(to_text(done.results, check=check)), report_file)
     raise typer.Exit(done.exit_code)
 
 
@@ -53,7 +73,8 @@ def verify_cli(
     limit: LimitOpt = None,
     forks: Annotated[int, forks_option()] = 8,
     timeout: Annotated[float, seconds_option(help="seconds a node may take")] = 30,
-    output: Annotated[Output, typer.Option("--output", "-o", help="table, json or junit")] = Output.table,
+    output: Annotated[ReportFormat, typer.Option("--output", "-o", help="table, json, junit or html")] = ReportFormat.table,
+    report_file: ReportFileOpt = None,
 ) -> None:
     """Report drift of each node's managed files from the rendered ones; changes nothing. Exit 1 on drift."""
     from provision import pipeline
@@ -62,5 +83,5 @@ def verify_cli(
     from provision.report import render_report
 
     report = pipeline.verify(inventory=inventory, limit=limit, forks=forks, timeout=timeout, warn=warn)
-    typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
+    emit(render_report(report, output.value, color=stdout_is_terminal() and report_file is None), report_file)
     raise typer.Exit(exit_code(report))

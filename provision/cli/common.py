@@ -6,6 +6,7 @@ import functools
 import sys
 from contextlib import contextmanager
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -17,6 +18,48 @@ class Output(str, Enum):
     table = "table"
     json = "json"
     junit = "junit"
+
+
+class ReportFormat(str, Enum):
+    """The formats of a fleet report (preflight, verify, apply, smoke)."""
+
+    table = "table"
+    json = "json"
+    junit = "junit"
+    html = "html"
+
+
+ReportFileOpt = Annotated[
+    Optional[Path],
+    typer.Option("--report", metavar="FILE", help="write the report there (atomically) instead of to standard output"),
+]
+
+
+def emit(text: str, report: Path | None) -> None:
+    """The report on standard output, or written into ``report`` (a new file beside it, then renamed)."""
+    if report is None:
+        typer.echo(text, nl=False)
+        return
+    import os
+    import tempfile
+
+    from provision.errors import InputError
+
+    folder = report.parent if str(report.parent) else Path(".")
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{report.name}.", dir=folder)
+    except OSError as exc:
+        raise InputError(f"--report {report}: cannot write there: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, report)
+    except BaseException as exc:
+        os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise InputError(f"--report {report}: cannot write there: {exc.strerror}") from None
+        raise
 
 
 def user_errors(fn):

@@ -11,7 +11,9 @@ from provision.cli.common import (
     HostOpt,
     InventoryOpt,
     LimitOpt,
-    Output,
+    ReportFileOpt,
+    ReportFormat,
+    emit,
     forks_option,
     progress,
     seconds_option,
@@ -31,7 +33,8 @@ def preflight_cli(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     host: HostOpt = [],  # noqa: B006
-    output: Annotated[Output, typer.Option("--output", "-o", help="table, json or junit")] = Output.table,
+    output: Annotated[ReportFormat, typer.Option("--output", "-o", help="table, json, junit or html")] = ReportFormat.table,
+    report_file: ReportFileOpt = None,
     fail_on: Annotated[FailOn, typer.Option(help="exit 1 on failures, or on warnings too")] = FailOn.fail,
     ignore: Annotated[list[str], typer.Option(
         metavar="ID", help="check id whose failure becomes a warning; repeatable, or all")] = [],  # noqa: B006
@@ -52,5 +55,5 @@ def preflight_cli(
                                     ignore=ignore, functional=boot_timeout if functional else None,
                                     on_start=bar.start, on_done=bar.advance, warn=warn,
                                     meanwhile=lambda: load_writer(output.value))
-    typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
+    emit(render_report(report, output.value, color=stdout_is_terminal() and report_file is None), report_file)
     raise typer.Exit(exit_code(report, fail_on=fail_on.value, ignore=ignore))

@@ -10,8 +10,10 @@ from provision.cli.common import (
     HostOpt,
     InventoryOpt,
     LimitOpt,
-    Output,
+    ReportFileOpt,
+    ReportFormat,
     command_group,
+    emit,
     forks_option,
     seconds_option,
     select,
@@ -27,7 +29,8 @@ def smoke_cli(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     host: HostOpt = [],  # noqa: B006
-    output: Annotated[Output, typer.Option("--output", "-o")] = Output.table,
+    output: Annotated[ReportFormat, typer.Option("--output", "-o", help="table, json, junit or html")] = ReportFormat.table,
+    report_file: ReportFileOpt = None,
     forks: Annotated[int, forks_option()] = 4,
     timeout: Annotated[float, seconds_option(min=1, help="seconds to wait for the canary's marker")] = 60,
 ) -> None:
@@ -39,8 +42,8 @@ def smoke_cli(
     from provision.smoke import smoke
 
     nodes = select(inventory=inventory, limit=limit, hosts=host)
-    report = smoke(nodes=nodes, canary=find_canary(), hooks=default_hooks(), forks=forks, timeout=timeout)
-    typer.echo(render_report(report, output.value, color=stdout_is_terminal()), nl=False)
+    report = smoke(nodes=nodes, canary=find_canary(), hooks=default_hooks(), forks=forks, timeout=timeout).with_groups(nodes)
+    emit(render_report(report, output.value, color=stdout_is_terminal() and report_file is None), report_file)
     raise typer.Exit(exit_code(report))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from provision.results import Report
 
-FORMATS = ("table", "json", "junit")
+FORMATS = ("table", "json", "junit", "html")
 
 
 def load_writer(fmt: str) -> None:
@@ -24,6 +24,10 @@ def render_report(report: Report, fmt: str, *, color: bool | None = None) -> str
         from provision.report.junit import to_junit
 
         return to_junit(report)
+    if fmt == "html":
+        from provision.report.html import to_html
+
+        return to_html(report)
     from provision.report.table import to_table
 
     return to_table(report, color=color)
