@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from provision.results import Decision
 
@@ -103,9 +103,41 @@ class NodeStep:
     :param guarded: the change can cut the node off from the controller: a rollback is armed on the
         node before the first change, and only the controller's confirmation over a new connection,
         with the probes passing, disarms it.
+    :param phase: when the step runs in the apply: ``before_objects`` (the default: before libvirt's
+        networks, secrets and pools, which may use what it makes) or ``after_files`` (after the
+        rendered files are written, for a step that acts on them, e.g. reloading a daemon). A guarded
+        step runs ``before_objects``.
     """
 
     name: str
     agent: str
     spec: dict[str, Any]
     guarded: bool = False
+    phase: Literal["before_objects", "after_files"] = "before_objects"
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ValueError(f"NodeStep {self.name}: phase must be one of {', '.join(PHASES)} (got {self.phase!r})")
+        if self.guarded and self.phase != "before_objects":
+            raise ValueError(f"NodeStep {self.name}: a guarded step runs before_objects")
+
+
+PHASES = ("before_objects", "after_files")
+
+
+class NodeStepModule(Protocol):
+    """What a node step's module (:attr:`NodeStep.agent`) defines, as the apply agent calls it on the
+    node (Python 3.6, standard library and what the node has installed). :mod:`provision.testing` loads
+    one as the agent does, for a plugin's own tests."""
+
+    def plan(self, spec: dict, owned: dict, context: dict) -> dict:
+        """``{"changes": [{target, action, why}], "refused": [{target, why}]}``: pure, from read state."""
+
+    def snapshot(self, spec: dict) -> Any:
+        """The live state the step may change, to put back on a rollback."""
+
+    def apply(self, spec: dict, owned: dict, context: dict) -> dict:
+        """Make the changes; what the step now owns (kept in the node's state record)."""
+
+    def restore(self, snapshot: Any, spec: dict) -> list[str]:
+        """Put the snapshot back; what still differs (each becomes a ``not_restored`` line)."""

@@ -160,20 +160,22 @@ def objects_for(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], d
     return found
 
 
-def node_steps_for(*, nodes: list[Node], decisions, hooks) -> dict[str, list[dict]]:
-    """Each node's node steps (:func:`~provision.hookspecs.provision_apply_node_steps`), as the agent
-    takes them: name, the module's source, spec, guarded."""
+def node_steps_for(*, nodes: list[Node], decisions, hooks, rendered: dict[str, list[RenderedFile]] | None = None
+                   ) -> dict[str, list[dict]]:
+    """Each node's node steps (:func:`~provision.hookspecs.provision_apply_node_steps`, given every file
+    rendered for the node), as the agent takes them: name, the module's source, spec, guarded, phase."""
     from provision.render import node_context
 
     sources: dict[str, str] = {}
     found = {}
     for n in nodes:
-        steps = hooks.apply_node_steps(node_context(n, decisions.get(n.name), hooks=hooks), {})
+        files = {f.target: f for f in (rendered or {}).get(n.name, ())}
+        steps = hooks.apply_node_steps(node_context(n, decisions.get(n.name), hooks=hooks), files)
         for step in steps:
             if step.agent not in sources:
                 sources[step.agent] = Path(step.agent).read_text()
-        found[n.name] = [{"name": s.name, "source": sources[s.agent], "spec": s.spec, "guarded": s.guarded}
-                         for s in steps]
+        found[n.name] = [{"name": s.name, "source": sources[s.agent], "spec": s.spec, "guarded": s.guarded,
+                          "phase": s.phase} for s in steps]
     return found
 
 

@@ -723,8 +723,10 @@ def _apply_all(state, node_steps, objects, steps, files, run, arm):
     state["pending"] = journal
     _save_state(state)
     running = []  # type: list
+    before = [s for s in node_steps if s["step"].get("phase", "before_objects") == "before_objects"]
+    after = [s for s in node_steps if s["step"].get("phase") == "after_files"]
     try:
-        _carry_out_node_steps(state, node_steps, journal, running, arm)
+        _carry_out_node_steps(state, before, journal, running, arm)
         _carry_out_objects(state, objects, journal, run, running)
         if journal.get("watchdog"):
             # a guarded change (the host network) is live but unconfirmed: its files (netplan, networkd)
@@ -736,8 +738,10 @@ def _apply_all(state, node_steps, objects, steps, files, run, arm):
             for step in steps:
                 if step["action"] in CHANGES:
                     step["deferred"] = True
+            journal["deferred"]["node_steps"] = after  # they act on the files: they follow them
         else:
             _carry_out_files(state, steps, files, journal, run, running)
+            _carry_out_node_steps(state, after, journal, running, arm)
     except BaseException as exc:
         _disarm(journal)
         undone = set(_undo_all(state, journal))
@@ -905,9 +909,10 @@ def confirm(spec):
             return {"rolled_back": _roll_back(state, "; ".join(problems))}
         _disarm(journal)
         deferred = journal.pop("deferred", None)
-        if deferred:  # confirmed: now the files, which a reboot would boot from
+        if deferred:  # confirmed: now the files, which a reboot would boot from, and the steps after them
             try:
                 _carry_out_files(state, deferred["steps"], deferred["files"], journal, journal["run"], [])
+                _carry_out_node_steps(state, deferred.get("node_steps", []), journal, [], lambda journal: None)
             except Exception as exc:
                 return {"rolled_back": _roll_back(state, "the confirmed run's files could not be written: %s: %s"
                                                   % (type(exc).__name__, exc))}

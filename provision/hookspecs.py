@@ -200,11 +200,14 @@ def provision_apply_objects(ctx: RenderContext, files: Mapping[str, RenderedFile
 @hookspec
 def provision_apply_node_steps(ctx: RenderContext, files: Mapping[str, RenderedFile]) -> list[NodeStep]:
     """Name changes that ``apply`` makes by running the plugin's own code on the node (the host
-    network, through netlink), before libvirt's objects and the files.
+    network, through netlink), each in its declared phase: before libvirt's objects (the default),
+    or after the rendered files.
 
     The step's module is sent with the apply agent; it plans, snapshots, applies and restores (see
-    :class:`~provision.api.NodeStep`). A step that fails, like any other, undoes the whole run. A
-    guarded step is confirmed by the controller over a new connection, or rolled back by the node.
+    :class:`~provision.api.NodeStep` and :class:`~provision.api.NodeStepModule`;
+    :mod:`provision.testing` loads one as the agent does). A step that fails, like any other, undoes
+    the whole run, and what its restore could not put back is reported as not restored. A guarded
+    step is confirmed by the controller over a new connection, or rolled back by the node.
 
     :param ctx: the node, as :func:`provision_render` saw it.
     :param files: every file rendered for the node, by target.

@@ -134,7 +134,7 @@ def _prepared(inventory, limit, forks, timeout, ignore, warn):
     passed, decisions, refused = gate(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
     rendered = render_all(nodes=passed, decisions=decisions, hooks=hooks)
     objects = objects_for(nodes=passed, rendered=rendered, decisions=decisions, hooks=hooks)
-    steps = node_steps_for(nodes=passed, decisions=decisions, hooks=hooks)
+    steps = node_steps_for(nodes=passed, decisions=decisions, hooks=hooks, rendered=rendered)
     return nodes, passed, rendered, {"objects": objects, "steps": steps}, refused
 
 
