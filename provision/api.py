@@ -13,7 +13,54 @@ from typing import Any, Literal, Protocol
 from provision.results import Decision
 
 LIBVIRT_DIR = "/etc/provision/libvirt"  # pool, secret and network XML: apply defines the objects from here
-LIBVIRT_KINDS = ("network", "secret", "pool")  # the order apply defines them in: what a later kind refers to comes first
+
+
+@dataclass(frozen=True)
+class LibvirtKind:
+    """A kind of libvirt object that ``apply`` defines, described as data: the built-in network, secret
+    and pool are :data:`BUILTIN_KINDS`; a plugin adds one (``nwfilter``) through
+    :func:`~provision.hookspecs.provision_libvirt_kinds`, with no change to the core.
+
+    :param name: the kind (``nwfilter``).
+    :param verbs: its ``virsh`` commands: ``dump`` (a list: the command and its options), ``define``,
+        ``undefine``, ``list``; for a startable kind also ``start``, ``destroy``, ``autostart``, ``info``.
+    :param startable: the object runs (started, restarted when redefined, set to autostart).
+    :param identity: ``name`` (its ``<name>``), or ``uuid`` (its ``<uuid>``, else found by its usage in
+        ``virsh list``, as secrets are).
+    :param holds_value: a value is set into it from a file on the node (a secret's).
+    :param folder_types: its types whose ``<target><path>`` is a folder it makes or mounts on (never a
+        system folder, nor another's).
+    :param used_by: how running guests use one: ``network`` (an interface's source), ``pool`` (a
+        disk's source pool or a path under its folder); empty for none.
+    :param element: its XML's root element, where that is not its name (an nwfilter's is ``filter``).
+    """
+
+    name: str
+    verbs: dict[str, Any]
+    startable: bool = True
+    identity: Literal["name", "uuid"] = "name"
+    holds_value: bool = False
+    folder_types: tuple[str, ...] = ()
+    used_by: Literal["", "network", "pool"] = ""
+    element: str = ""
+
+    @property
+    def root(self) -> str:
+        return self.element or self.name
+
+
+BUILTIN_KINDS = (  # the order apply defines them in: what a later kind refers to comes first
+    LibvirtKind("network", {"dump": ["net-dumpxml", "--inactive"], "define": "net-define", "start": "net-start",
+                            "autostart": "net-autostart", "destroy": "net-destroy", "undefine": "net-undefine",
+                            "info": "net-info", "list": "net-list"}, used_by="network"),
+    LibvirtKind("secret", {"dump": ["secret-dumpxml"], "define": "secret-define", "undefine": "secret-undefine",
+                           "list": "secret-list"}, startable=False, identity="uuid", holds_value=True),
+    LibvirtKind("pool", {"dump": ["pool-dumpxml", "--inactive"], "define": "pool-define", "start": "pool-start",
+                         "autostart": "pool-autostart", "destroy": "pool-destroy", "undefine": "pool-undefine",
+                         "info": "pool-info", "list": "pool-list", "build": "pool-build"},
+                folder_types=("dir", "fs", "netfs"), used_by="pool"),
+)
+LIBVIRT_KINDS = tuple(k.name for k in BUILTIN_KINDS)  # the built-in kinds' names, in that order
 
 
 @dataclass(frozen=True)

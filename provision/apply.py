@@ -3,6 +3,7 @@ produces, through the apply agent (provision/apply_agent.py), one round trip per
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Sequence
@@ -75,18 +76,18 @@ def libvirt_objects(ctx, files: list[RenderedFile], *, hooks) -> list[dict[str, 
     the agent takes it: kind, label (name, or a secret's UUID or usage), XML and what the plugin adds."""
     import xml.etree.ElementTree as ET
 
-    from provision.api import LIBVIRT_KINDS
-
+    kinds = hooks.libvirt_kinds
+    order = list(kinds)
     by_target = {f.target: f for f in files}
     found, problems, named = [], [], {}
     for obj in hooks.apply_objects(ctx, by_target):
         f = by_target.get(obj.file)
-        if f is None or obj.kind not in LIBVIRT_KINDS:
+        if f is None or obj.kind not in kinds:
             problems.append(((), f"a plugin names {obj.file} as a libvirt {obj.kind}, but " + (
-                "no plugin renders that file" if f is None else f"the kinds are {', '.join(LIBVIRT_KINDS)}")))
+                "no plugin renders that file" if f is None else f"the kinds are {', '.join(order)}")))
             continue
         root = ET.fromstring(f.content)
-        if root.tag != obj.kind:
+        if root.tag != kinds[obj.kind].root:
             problems.append(((), f"{f.plugin} names {f.target} as a libvirt {obj.kind}, but its XML is a <{root.tag}>"))
             continue
         if f.target in named:
@@ -96,7 +97,7 @@ def libvirt_objects(ctx, files: list[RenderedFile], *, hooks) -> list[dict[str, 
         entry: dict[str, Any] = {"kind": obj.kind, "xml": f.content, "file": f.target, "plugin": f.plugin}
         if obj.build:
             entry["build"] = True
-        if obj.kind == "secret":
+        if kinds[obj.kind].identity == "uuid":
             usage = root.find("usage")
             label = next((usage.findtext(t) for t in ("name", "target", "volume") if usage is not None
                           and usage.findtext(t)), "")
@@ -104,32 +105,31 @@ def libvirt_objects(ctx, files: list[RenderedFile], *, hooks) -> list[dict[str, 
                          value_format=obj.value_format)
             entry["label"] = entry["uuid"] or label
         else:
-            entry["name"] = entry["label"] = root.findtext("name")
+            entry["name"] = entry["label"] = root.findtext("name") or root.get("name")  # <name> or name=""
         found.append(entry)
-    problems += _folder_problems(ctx.settings, found)
+    problems += _folder_problems(ctx.settings, found, kinds)
     if problems:
         from provision.errors import SettingsError
 
         raise SettingsError(problems)
-    return sorted(found, key=lambda o: LIBVIRT_KINDS.index(o["kind"]))
+    return sorted(found, key=lambda o: order.index(o["kind"]))
 
 
-FOLDER_POOLS = ("dir", "fs", "netfs")  # pools whose target is a folder libvirt makes or mounts on
-
-
-def _folder_problems(settings: dict, objects: list[dict[str, Any]]) -> list[tuple[tuple, str]]:
+def _folder_problems(settings: dict, objects: list[dict[str, Any]], kinds=None) -> list[tuple[tuple, str]]:
     """Pools, of any plugin, whose target folder is a system folder, or another pool's folder or inside
     it; each named by the setting that holds that folder (the first whose value it is)."""
     import xml.etree.ElementTree as ET
 
+    from provision.api import BUILTIN_KINDS
     from provision.fields import folder_target_problem, nested_folders
     from provision.secrets import setting_paths
 
+    kinds = kinds or {k.name: k for k in BUILTIN_KINDS}
     targets = []
     for o in objects:
         root = ET.fromstring(o["xml"])
         path = root.findtext("target/path")
-        if o["kind"] == "pool" and root.get("type") in FOLDER_POOLS and path:
+        if o["kind"] in kinds and root.get("type") in kinds[o["kind"]].folder_types and path:
             targets.append((o["name"], path.rstrip("/") or "/"))
     where: dict[str, tuple] = {}
     for path, value in setting_paths(settings):
@@ -181,7 +181,7 @@ def node_steps_for(*, nodes: list[Node], decisions, hooks, rendered: dict[str, l
 
 def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, Any]], *, check: bool, timeout: float,
                run: str, force: bool = False, diff: bool = False, steps: Sequence[dict] = (),
-               confirm_timeout: float = 60) -> NodeApply:
+               confirm_timeout: float = 60, kinds: Sequence | None = None) -> NodeApply:
     """Plan (and unless ``check``, carry out) one node's libvirt objects and files, in one round trip."""
     from provision.probe import Unreachable, run_program, within
     from provision.secrets import redact_line
@@ -189,7 +189,11 @@ def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, An
     def redact(text: str) -> str:  # libvirt XML holds no secret value; a plugin's comment still might
         return "".join(redact_line(line) for line in text.splitlines(True))
 
+    from provision.api import BUILTIN_KINDS
+
+    table = {k.name: dataclasses.asdict(k) for k in (kinds or BUILTIN_KINDS)}
     spec = {"run": run, "check": check, "force": force, "diff": diff, "objects": objects, "steps": list(steps),
+            "kinds": table,
             "confirm_timeout": confirm_timeout,
             "files": [{"target": f.target, "content": f.content, "mode": f.mode} for f in files]}
     start = time.monotonic()
@@ -316,7 +320,8 @@ def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=()):
 
 def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], objects: dict[str, list[dict]],
                 check: bool, forks: int, timeout: float, force: bool = False, diff: bool = False, on_done=None,
-                steps: dict[str, list[dict]] | None = None, confirm_timeout: float = 60) -> list[NodeApply]:
+                steps: dict[str, list[dict]] | None = None, confirm_timeout: float = 60,
+                kinds: Sequence | None = None) -> list[NodeApply]:
     """Every node, ``forks`` at a time; a node that fails does not stop the others. ``on_done`` is called
     with each node's result as it comes (a progress bar)."""
     from provision.parallel import fan_out
@@ -325,7 +330,8 @@ def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], o
 
     def one(node: Node) -> NodeApply:
         result = apply_node(node, rendered[node.name], objects[node.name], check=check, timeout=timeout, run=run, force=force,
-                            diff=diff, steps=(steps or {}).get(node.name, ()), confirm_timeout=confirm_timeout)
+                            diff=diff, steps=(steps or {}).get(node.name, ()), confirm_timeout=confirm_timeout,
+                            kinds=kinds)
         if on_done:
             on_done(result)
         return result

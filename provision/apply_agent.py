@@ -226,13 +226,28 @@ def _carry_out_files(state, steps, files, journal, run, running):
 
 # -- libvirt objects, through virsh on the node (argument vectors, no shell) ---------------------------
 
-VIRSH = {  # type: dict
-    "network": {"dump": ["net-dumpxml", "--inactive"], "define": "net-define", "start": "net-start",
-                "autostart": "net-autostart", "destroy": "net-destroy", "undefine": "net-undefine", "info": "net-info"},
-    "pool": {"dump": ["pool-dumpxml", "--inactive"], "define": "pool-define", "start": "pool-start",
-             "autostart": "pool-autostart", "destroy": "pool-destroy", "undefine": "pool-undefine", "info": "pool-info"},
-    "secret": {"dump": ["secret-dumpxml"], "define": "secret-define", "undefine": "secret-undefine"},
+# each kind of libvirt object, as data (provision.api.LibvirtKind): the controller sends the table with
+# the spec (a plugin may add a kind); these are the built-in ones, for a spec that names none
+KINDS = {  # type: dict
+    "network": {"verbs": {"dump": ["net-dumpxml", "--inactive"], "define": "net-define", "start": "net-start",
+                          "autostart": "net-autostart", "destroy": "net-destroy", "undefine": "net-undefine",
+                          "info": "net-info", "list": "net-list"},
+                "startable": True, "identity": "name", "holds_value": False, "folder_types": [], "used_by": "network"},
+    "secret": {"verbs": {"dump": ["secret-dumpxml"], "define": "secret-define", "undefine": "secret-undefine",
+                         "list": "secret-list"},
+               "startable": False, "identity": "uuid", "holds_value": True, "folder_types": [], "used_by": ""},
+    "pool": {"verbs": {"dump": ["pool-dumpxml", "--inactive"], "define": "pool-define", "start": "pool-start",
+                       "autostart": "pool-autostart", "destroy": "pool-destroy", "undefine": "pool-undefine",
+                       "info": "pool-info", "list": "pool-list", "build": "pool-build"},
+             "startable": True, "identity": "name", "holds_value": False, "folder_types": ["dir", "fs", "netfs"],
+             "used_by": "pool"},
 }
+
+
+def _verbs(kind):
+    if kind not in KINDS:
+        raise ValueError("no description of the libvirt kind %r (the plugin that described it is not loaded)" % kind)
+    return KINDS[kind]["verbs"]
 
 
 class VirshError(Exception):
@@ -333,12 +348,10 @@ def _object_diff(live, want, label):
                                         "b/" + label))
 
 
-FOLDER_POOLS = ("dir", "fs", "netfs")  # pools whose target is a folder libvirt makes or mounts on
-
-
-def _target_problem(want):
+def _target_problem(want, kind_name):
     """Why a pool's target folder cannot be used, from the node: something that is not a folder there."""
-    path = want.findtext("target/path") if want.tag == "pool" and want.get("type") in FOLDER_POOLS else None
+    kind = KINDS.get(kind_name) or {}
+    path = want.findtext("target/path") if want.get("type") in kind.get("folder_types", ()) else None
     if not path:
         return None
     try:
@@ -354,7 +367,7 @@ def _target_problem(want):
 def _secret_uuid(obj):
     if obj.get("uuid"):
         return obj["uuid"]
-    for line in virsh("secret-list").splitlines():  # by usage: "UUID  iscsi provision-san1"
+    for line in virsh(_verbs(obj["kind"])["list"]).splitlines():  # by usage: "UUID  iscsi provision-san1"
         parts = line.split()
         if len(parts) >= 3 and parts[-1] == obj["usage"]:
             return parts[0]
@@ -362,11 +375,11 @@ def _secret_uuid(obj):
 
 
 def _ident(obj):
-    return _secret_uuid(obj) if obj["kind"] == "secret" else obj["name"]
+    return _secret_uuid(obj) if KINDS[obj["kind"]]["identity"] == "uuid" else obj["name"]
 
 
 def _info(obj, ident):
-    info = dict(line.split(":", 1) for line in virsh(VIRSH[obj["kind"]]["info"], ident).splitlines() if ":" in line)
+    info = dict(line.split(":", 1) for line in virsh(_verbs(obj["kind"])["info"], ident).splitlines() if ":" in line)
     active = (info.get("Active") or info.get("State") or "").strip() in ("yes", "running")
     return active, info.get("Autostart", "").strip() == "yes"
 
@@ -376,11 +389,14 @@ def _users(kind, name, live):
     or by a path under the pool's target folder)."""
     import xml.etree.ElementTree as ET
 
-    folder = live.findtext("target/path") if kind == "pool" else None
+    used_by = KINDS[kind].get("used_by", "")
+    if not used_by:
+        return []
+    folder = live.findtext("target/path") if used_by == "pool" else None
     users = []
     for dom in virsh("list", "--name").split():
         doc = ET.fromstring(virsh("dumpxml", dom))
-        if kind == "network":
+        if used_by == "network":
             used = any(s.get("network") == name for s in doc.iterfind("devices/interface/source"))
         else:
             used = any(s.get("pool") == name or (folder and (s.get("file") or s.get("dev") or "").startswith(folder + "/"))
@@ -414,7 +430,7 @@ def plan_objects(state, objects, force=False, diff=False):  # noqa: C901 (each o
             live = None
             if ident:
                 try:
-                    live = ET.fromstring(virsh(*(VIRSH[obj["kind"]]["dump"] + [ident])))
+                    live = ET.fromstring(virsh(*(_verbs(obj["kind"])["dump"] + [ident])))
                 except VirshError:
                     live = None
             if live is not None and key not in owned:
@@ -422,7 +438,7 @@ def plan_objects(state, objects, force=False, diff=False):  # noqa: C901 (each o
                     "not touched" % obj["kind"]
                 continue
             want = ET.fromstring(obj["xml"])
-            problem = _target_problem(want)
+            problem = _target_problem(want, obj["kind"])
             if problem:
                 step["action"], step["why"] = "failed", problem
                 continue
@@ -437,7 +453,7 @@ def plan_objects(state, objects, force=False, diff=False):  # noqa: C901 (each o
                 step["action"], step["why"] = "update", "its definition differs: " + differs
             else:
                 step["action"], step["why"] = "unchanged", ""
-            if obj["kind"] != "secret":
+            if KINDS[obj["kind"]]["startable"]:
                 active, autostart = _info(obj, ident) if live is not None else (False, False)
                 if active and "define" in step["todo"]:
                     users = _users(obj["kind"], obj["name"], live)
@@ -457,13 +473,17 @@ def plan_objects(state, objects, force=False, diff=False):  # noqa: C901 (each o
                     step["todo"].append("start")
                 if not autostart:
                     step["todo"].append("autostart")
-            elif (owned.get(key) or {}).get("value_digest") != _value_digest(obj):
+            elif KINDS[obj["kind"]]["holds_value"] and (owned.get(key) or {}).get("value_digest") != _value_digest(obj):
                 step["todo"].append("set value")
             if step["action"] == "unchanged" and step["todo"]:
                 step["action"], step["why"] = "update", ", ".join(step["todo"])
         except (VirshError, ValueError, OSError) as exc:
             step["action"], step["why"] = "failed", str(exc)
-    for key in sorted(set(owned) - wanted, reverse=True):  # pools before secrets before networks
+    for key in set(owned) - wanted:  # kinds of objects no longer rendered, as described when defined
+        KINDS.setdefault(key.split(":", 1)[0], owned[key].get("kind_spec") or {})
+    order = list(KINDS)
+    for key in sorted(set(owned) - wanted, key=lambda k: (-order.index(k.split(":", 1)[0]) if k.split(":", 1)[0] in order
+                                                        else 0, k)):  # the kinds defined last go first
         kind, label = key.split(":", 1)
         steps.append({"key": key, "kind": kind, "target": label, "object": owned[key]["object"], "todo": ["remove"],
                       "action": "remove", "why": "no longer rendered (a pool's data is kept)"})
@@ -500,7 +520,7 @@ def _keeping_uuid(xml, old_xml):
 
 def _do(step, journal, state, run):  # noqa: C901 (one branch per virsh verb, journaled in order)
     obj, kind, key = step["object"], step["kind"], step["key"]
-    names = VIRSH[kind]
+    names = _verbs(kind)
     owned = state["objects"]
     record = {"key": key, "kind": kind, "object": obj, "old_state": owned.get(key)}
     ident = _ident(obj)
@@ -518,9 +538,9 @@ def _do(step, journal, state, run):  # noqa: C901 (one branch per virsh verb, jo
             record["defined"] = ident
             _save_state(state)
         elif todo == "start":
-            if kind == "pool" and obj.get("build"):
+            if obj.get("build") and names.get("build"):
                 try:
-                    virsh("pool-build", ident)
+                    virsh(names["build"], ident)
                 except VirshError:
                     pass  # built already; starting says whether it is usable
             virsh(names["start"], ident)
@@ -535,7 +555,7 @@ def _do(step, journal, state, run):  # noqa: C901 (one branch per virsh verb, jo
             args = ["secret-set-value", ident, "--file", obj["value_file"]]
             virsh(*(args + (["--plain"] if obj.get("value_format") == "plain" else [])))
         elif todo == "remove":
-            if kind != "secret":
+            if KINDS[kind]["startable"]:
                 try:
                     virsh(names["destroy"], ident)
                 except VirshError:
@@ -544,8 +564,8 @@ def _do(step, journal, state, run):  # noqa: C901 (one branch per virsh verb, jo
     if "remove" in step["todo"]:
         owned.pop(key, None)
     else:
-        entry = {"object": obj, "run": run}
-        if kind == "secret":
+        entry = {"object": obj, "run": run, "kind_spec": KINDS[kind]}  # to remove it after its plugin is gone
+        if KINDS[kind]["holds_value"]:
             entry["value_digest"] = _value_digest(obj)
         owned[key] = entry
 
@@ -565,12 +585,12 @@ def _undo_objects(state, journal):
     ``(undone, problems, records whose undo failed)``."""
     undone, problems, kept = [], [], []  # type: list, list, list
     for record in reversed(journal.get("objects", [])):
-        kind, names, obj = record["kind"], VIRSH[record["kind"]], record["object"]
+        kind, names, obj = record["kind"], _verbs(record["kind"]), record["object"]
         ident = record.get("defined") or _ident(obj)
         try:
             if record.get("old_xml"):
                 _define(names["define"], record["old_xml"])
-                if record.get("started") and kind != "secret":
+                if record.get("started") and KINDS[kind]["startable"]:
                     virsh(names["destroy"], ident)
                 if record.get("restarted"):  # running again, with the definition as it was
                     try:
@@ -579,7 +599,7 @@ def _undo_objects(state, journal):
                         pass  # not running: started below
                     virsh(names["start"], ident)
             elif ident:
-                if kind != "secret":
+                if KINDS[kind]["startable"]:
                     try:
                         virsh(names["destroy"], ident)
                     except VirshError:
@@ -686,6 +706,7 @@ def _undo_all(state, journal):
     """Undo a whole run, newest first: files, libvirt objects, then node steps (applied first). What
     could not be undone stays in the journal, with ``not_restored`` saying why: the caller keeps it
     pending, so the next run retries it. The list of what was undone."""
+    KINDS.update(journal.get("kinds") or {})  # the kinds this run's objects are of (a guard knows no spec)
     files, file_problems, journal["done"] = _undo(state, journal)
     objects, object_problems, journal["objects"] = _undo_objects(state, journal)
     steps, step_problems, journal["steps"] = _undo_node_steps(state, journal)
@@ -719,7 +740,7 @@ def _apply_all(state, node_steps, objects, steps, files, run, arm):
     change. A failure undoes every step of the run, newest first; the journal stays in the state record
     until that is done, so a run killed even during its rollback is undone by the next one. A guarded
     step arms ``arm`` before its first change; its journal then stays until the run is confirmed."""
-    journal = {"run": run, "done": [], "objects": [], "steps": []}
+    journal = {"run": run, "done": [], "objects": [], "steps": [], "kinds": KINDS}
     state["pending"] = journal
     _save_state(state)
     running = []  # type: list
@@ -980,6 +1001,9 @@ def main(spec):
         return
 
     result = {"steps": [], "recovered": []}  # type: dict
+    if spec.get("kinds"):
+        KINDS.clear()
+        KINDS.update(spec["kinds"])
     check = bool(spec.get("check"))
     if not check:  # --check and verify read the node and change nothing, this folder included
         try:

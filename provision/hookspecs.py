@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from provision.api import LibvirtObject, NodeStep, RenderContext, RenderedFile
+from provision.api import LibvirtKind, LibvirtObject, NodeStep, RenderContext, RenderedFile
 
 if TYPE_CHECKING:
     from provision.canary import NodeCanary
@@ -212,6 +212,17 @@ def provision_apply_node_steps(ctx: RenderContext, files: Mapping[str, RenderedF
     :param ctx: the node, as :func:`provision_render` saw it.
     :param files: every file rendered for the node, by target.
     :return: the plugin's steps. Not firstresult: all collected, run in plugin load order.
+    """
+
+
+@hookspec
+def provision_libvirt_kinds() -> list[LibvirtKind]:
+    """Describe kinds of libvirt object beyond the built-in network, secret and pool (an ``nwfilter``),
+    so that :func:`provision_apply_objects` may name objects of that kind.
+
+    :return: the kinds, as data (:class:`~provision.api.LibvirtKind`); they are defined after the
+        built-in ones, in plugin load order. A kind two plugins describe is refused at start-up.
+        Not firstresult: all collected.
     """
 
 

@@ -130,12 +130,14 @@ def _prepared(inventory, limit, forks, timeout, ignore, warn):
     from provision.render import render_all
 
     hooks = default_hooks()
+    _ = hooks.libvirt_kinds  # two plugins describing one kind are refused before any node is contacted
     nodes = with_defaults(select(inventory=inventory, limit=limit, warn=warn), hooks=hooks)
     passed, decisions, refused = gate(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
     rendered = render_all(nodes=passed, decisions=decisions, hooks=hooks)
     objects = objects_for(nodes=passed, rendered=rendered, decisions=decisions, hooks=hooks)
     steps = node_steps_for(nodes=passed, decisions=decisions, hooks=hooks, rendered=rendered)
-    return nodes, passed, rendered, {"objects": objects, "steps": steps}, refused
+    return nodes, passed, rendered, {"objects": objects, "steps": steps,
+                                     "kinds": tuple(hooks.libvirt_kinds.values())}, refused
 
 
 def apply(*, inventory: str | None = None, limit: str | None = None, check: bool = False, diff: bool = False,

@@ -234,6 +234,22 @@ class Hooks:
         for plugin_name, caller in self._subset_callers("provision_render"):
             yield plugin_name, [f for part in caller(ctx=ctx) for f in part or []]
 
+    @cached_property
+    def libvirt_kinds(self) -> dict:
+        """Every kind of libvirt object, by name, in the order apply defines them: the built-in ones,
+        then the plugins' (:func:`~provision.hookspecs.provision_libvirt_kinds`); a kind described
+        twice is an input error naming both."""
+        from provision.api import BUILTIN_KINDS
+        from provision.errors import InputError
+
+        kinds = {k.name: ("provision (core)", k) for k in BUILTIN_KINDS}
+        for plugin_name, caller in self._subset_callers("provision_libvirt_kinds"):
+            for kind in [k for part in caller() for k in part or []]:
+                if kind.name in kinds:
+                    raise InputError(f"libvirt kind {kind.name!r} is described by both {kinds[kind.name][0]} and {plugin_name}")
+                kinds[kind.name] = (plugin_name, kind)
+        return {name: kind for name, (_, kind) in kinds.items()}
+
     def apply_objects(self, ctx, files) -> list:
         return _in_load_order(self.pm.hook.provision_apply_objects(ctx=ctx, files=files))
 

@@ -70,3 +70,31 @@ def test_a_step_declares_a_phase_it_can_run_in():
         NodeStep("x", AGENT, {}, phase="whenever")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="a guarded step runs before_objects"):
         NodeStep("x", AGENT, {}, guarded=True, phase="after_files")
+
+
+@pytest.mark.libvirt
+@pytest.mark.netns
+def test_a_plugins_libvirt_kind_is_defined_kept_and_removed(node, tmp_path):
+    """nwfilter, from tests/fixture_plugins/nwfilter.py: no edit of the core."""
+    env = f"export PROVISION_PLUGINS=tests.fixture_plugins.nwfilter PYTHONPATH={ROOT}"
+    inv = inventory(tmp_path)
+    result = node.provision("apply", "-i", inv, "-o", "json", before=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = {(s["kind"], s["target"]): s["action"] for s in json.loads(result.stdout)["hosts"][0]["steps"]}
+    assert steps[("nwfilter", "provision-test-clean")] == "create"
+    assert "provision-test-clean" in node.virsh("nwfilter-list").stdout
+    again = node.provision("apply", "-i", inv, "-o", "json", before=env)
+    assert {s["action"] for s in json.loads(again.stdout)["hosts"][0]["steps"]} == {"unchanged"}
+    assert node.provision("verify", "-i", inv, before=env).returncode == 0
+    gone = node.provision("apply", "-i", inv, "-o", "json")  # the plugin is not loaded: its object is removed
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    steps = {(s["kind"], s["target"]): s["action"] for s in json.loads(gone.stdout)["hosts"][0]["steps"]}
+    assert steps[("nwfilter", "provision-test-clean")] == "remove"
+    assert "provision-test-clean" not in node.virsh("nwfilter-list").stdout
+
+
+def test_a_kind_two_plugins_describe_is_refused(cli, tmp_path):
+    result = cli("apply", "--check", "-i", inventory(tmp_path),
+                 env={"PROVISION_PLUGINS": "tests.fixture_plugins.nwfilter,tests.fixture_plugins.nwfilter_again"})
+    assert result.exit_code == 2
+    assert "libvirt kind 'nwfilter' is described by both tests.fixture_plugins.nwfilter and tests.fixture_plugins.nwfilter_again" in result.stderr
