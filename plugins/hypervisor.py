@@ -31,7 +31,7 @@ def provision_settings_schema():
 def provision_validate_settings(settings):
     """nova's rules: cpu_models only with custom (which needs one); an images_type needs its storage."""
     hv = settings.get("hypervisor") or {}
-    problems = []
+    problems: list[tuple[tuple, str]] = []
     if hv.get("cpu_models") and hv.get("cpu_mode") != "custom":
         problems.append((("hypervisor", "cpu_models"),
                          f"only allowed with cpu_mode custom (cpu_mode is {hv.get('cpu_mode')!r})"))
@@ -47,7 +47,7 @@ def provision_validate_settings(settings):
             close = difflib.get_close_matches(model, sorted(known), n=3, cutoff=0.6)
             problems.append((("hypervisor", "cpu_models", i), f"{model!r} is not a CPU model libvirt knows"
                              + (f" (did you mean {', '.join(close)}?)" if close else f" (see {CPU_MAP})")))
-    backing = IMAGES_BACKING.get(hv.get("images_type"))
+    backing = IMAGES_BACKING.get(hv.get("images_type") or "")
     if backing and not _storage_of(settings, backing):
         problems.append((("hypervisor", "images_type"),
                          f"images_type {hv['images_type']} needs a storage entry of type {backing}"))
@@ -140,6 +140,16 @@ def _storage_of(settings, kind: str) -> dict | None:
     return next((s for s in settings.get("storage") or [] if s.get("type") == kind), None)
 
 
+def _backing(settings, kind: str) -> dict:
+    """The storage entry an images_type renders from: validated to exist (provision_validate_settings)."""
+    entry = _storage_of(settings, kind)
+    if entry is None:
+        from provision.errors import SettingsError
+
+        raise SettingsError([(("hypervisor", "images_type"), f"images_type {kind} needs a {kind} storage entry")])
+    return entry
+
+
 def nova_options(ctx) -> dict[str, dict[str, str]]:
     """The nova.conf sections and options this node gets, as strings."""
     hv = ctx.settings["hypervisor"]
@@ -152,9 +162,9 @@ def nova_options(ctx) -> dict[str, dict[str, str]]:
     if images_type != "default":
         libvirt["images_type"] = images_type
     if images_type == "lvm":
-        libvirt["images_volume_group"] = _storage_of(ctx.settings, "lvm")["name"]
+        libvirt["images_volume_group"] = _backing(ctx.settings, "lvm")["name"]
     if images_type == "rbd":
-        rbd = _storage_of(ctx.settings, "rbd")
+        rbd = _backing(ctx.settings, "rbd")
         libvirt.update(images_rbd_pool=rbd["pool"], images_rbd_ceph_conf=rbd["ceph_conf"],
                        rbd_user=rbd["user"], rbd_secret_uuid=str(rbd["secret_uuid"]))
         sections["DEFAULT"] = {"force_raw_images": "True"}  # RBD clones raw images; qcow2 would be copied

@@ -7,10 +7,10 @@ import time
 import uuid
 
 from provision.guests import GuestError, GuestSpec, render_domain_xml
-from provision_plugins.libvirt_guests.connection import message
+from provision_plugins.libvirt_guests.connection import Connection, message
 
 
-class Canary:
+class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's members
     def boot_canary(self, canary, virt_type: str, marker: str, timeout: float) -> tuple[float, str]:
         """Upload the canary into a pool made for it, boot it transient, wait for the marker on
         its console; remove everything. (seconds to the marker, console text)."""

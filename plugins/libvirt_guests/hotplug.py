@@ -8,10 +8,10 @@ from xml.etree import ElementTree as ET
 
 from provision.errors import InputError
 from provision.guests import Change, GuestError
-from provision_plugins.libvirt_guests.connection import message
+from provision_plugins.libvirt_guests.connection import Connection, message
 
 
-class HotPlug:
+class HotPlug(Connection):  # a part of LibvirtBackend: it uses the connection's members
     def _apply(self, dom, action: str, fn, *args) -> tuple[str, str]:
         """Apply live and to the config when the guest runs, else to the config; (how, why not live)."""
         live_flags = self.lv.VIR_DOMAIN_AFFECT_LIVE | self.lv.VIR_DOMAIN_AFFECT_CONFIG

@@ -11,10 +11,10 @@ from xml.etree import ElementTree as ET
 
 from provision.errors import InputError
 from provision.guests import Change, DiskSpec, GuestError, GuestInfo, GuestSpec, render_domain_xml
-from provision_plugins.libvirt_guests.connection import message
+from provision_plugins.libvirt_guests.connection import Connection, message
 
 
-class LifeCycle:
+class LifeCycle(Connection):  # a part of LibvirtBackend: it uses the connection's members
     def create(self, spec: GuestSpec) -> GuestInfo:
         try:
             existing = self.conn.lookupByName(spec.name)

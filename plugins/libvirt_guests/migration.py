@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from provision.guests import Change, GuestError
-from provision_plugins.libvirt_guests.connection import message
+from provision_plugins.libvirt_guests.connection import Connection, message
 
 
-class Migration:
+class Migration(Connection):  # a part of LibvirtBackend: it uses the connection's members
     def migrate(self, name: str, to_uri: str, live: bool | None) -> Change:
         dom = self._domain(name)
         try:

@@ -28,7 +28,9 @@ def provision_validate_settings(settings):
 
     bridges = (settings.get("network") or {}).get("bridges") or []
     names = {b["name"]: i for i, b in enumerate(bridges)}
-    problems, ports, subnets = [], {}, []
+    problems: list = []
+    ports: dict = {}
+    subnets: list = []
     for i, bridge in enumerate(bridges):
         for j, member in enumerate(bridge["interfaces"]):
             where = ("network", "bridges", i, "interfaces", j)

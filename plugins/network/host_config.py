@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from provision import installed
 from provision.api import NodeStep, RenderedFile
 from provision.checks import CheckSet
@@ -34,7 +36,8 @@ def provision_settings_schema():
 @hookimpl
 def provision_validate_settings(settings):
     """An interface is declared once across bridges, VLANs and NAT networks."""
-    problems, seen = [], {}
+    problems: list = []
+    seen: dict = {}
     for kind, key in (("bridges", "name"), ("vlans", "name"), ("nat", "bridge")):
         for i, entry in enumerate((settings.get("network") or {}).get(kind) or []):
             name = entry[key]
@@ -75,7 +78,7 @@ def renderer_software(facts, settings):
                                     unneeded="no host bridges or VLANs in the inventory")
 
 
-LINK_DEFAULTS = {"interfaces": [], "addresses": [], "mtu": None, "stp": False, "id": None, "link": None,
+LINK_DEFAULTS: dict[str, Any] = {"interfaces": [], "addresses": [], "mtu": None, "stp": False, "id": None, "link": None,
                  "bridge": None, "vlans": []}
 
 
@@ -144,7 +147,7 @@ def provision_apply_node_steps(ctx, files):
         return []
     keys = {"bridge": ("name", "interfaces", "addresses", "mtu", "stp"),
             "vlan": ("name", "id", "link", "mtu", "addresses", "bridge")}
-    spec = {"bridges": [], "vlans": []}
+    spec: dict[str, list] = {"bridges": [], "vlans": []}
     for link in links:
         if link["kind"] in keys:
             spec[link["kind"] + "s"].append({k: link.get(k) for k in keys[link["kind"]]})

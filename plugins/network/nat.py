@@ -30,7 +30,7 @@ def provision_validate_settings(settings):
     from provision_plugins.network.addresses import ip_address, ip_interface, ip_network
 
     net = settings.get("network") or {}
-    problems = []
+    problems: list[tuple[tuple, str]] = []
     taken = [
         (ip_interface(a).network, f"network.bridges[{i}].addresses")
         for i, b in enumerate(net.get("bridges") or []) for a in b["addresses"]]

@@ -24,7 +24,8 @@ def provision_validate_settings(settings):
     net = settings.get("network") or {}
     bridges = {b["name"] for b in net.get("bridges") or []}
     ports = {member: b["name"] for b in net.get("bridges") or [] for member in b["interfaces"]}
-    problems, seen = [], {}
+    problems: list = []
+    seen: dict = {}
     for i, vlan in enumerate(net.get("vlans") or []):
         if vlan["bridge"] and vlan["bridge"] not in bridges:
             known = ", ".join(sorted(bridges)) or "none"
