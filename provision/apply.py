@@ -354,56 +354,59 @@ def exit_code(results: list[NodeApply], *, check: bool) -> int:
     return 0
 
 
+def _as_report(results: list[NodeApply], schema: str, checks_of) -> Report:
+    """Apply results in the preflight report's format: an unreachable node stays unreachable, each other
+    one gets ``checks_of(result)``."""
+    hosts = [HostReport(r.host, False, error=r.error, seconds=r.seconds) if not r.reachable else
+             HostReport(r.host, True, None, tuple(checks_of(r)), seconds=r.seconds) for r in results]
+    return Report(tuple(hosts), schema=schema)
+
+
+def _check_id(step: Step) -> str:
+    return f"apply.{step.kind.replace('-', '_')}"
+
+
 def verify_report(results: list[NodeApply]) -> Report:
     """Drift as checks (``apply.file``, ``apply.network``, ``apply.secret``, ``apply.pool``), in the
     preflight report's format."""
-    hosts = []
-    for r in results:
-        if not r.reachable:
-            hosts.append(HostReport(r.host, False, error=r.error, seconds=r.seconds))
-            continue
+
+    def drift(r: NodeApply) -> list[CheckResult]:
         checks = []
         for s in r.steps:
             if s.action == "unchanged":
-                checks.append(CheckResult(f"apply.{s.kind.replace('-', '_')}", "pass", f"{s.target} is as rendered",
-                                          {"path": s.target}))
-            elif s.action == "release":
-                continue
-            else:
+                checks.append(CheckResult(_check_id(s), "pass", f"{s.target} is as rendered", {"path": s.target}))
+            elif s.action != "release":
                 what = {"create": "is missing" if s.kind in ("file", "host-network") else "is not defined",
                         "update": f"differs ({s.why})",
                         "remove": "is no longer rendered",
                         }.get(s.action, s.why)
-                checks.append(CheckResult(f"apply.{s.kind.replace('-', '_')}", "fail", f"{s.target} {what}", {"path": s.target},
-                                          "provision apply"))
+                checks.append(CheckResult(_check_id(s), "fail", f"{s.target} {what}", {"path": s.target}, "provision apply"))
         if r.error and not checks:
             checks.append(CheckResult("apply.file", "fail", r.error))
-        hosts.append(HostReport(r.host, True, None, tuple(checks), seconds=r.seconds))
-    return Report(tuple(hosts), schema="provision.verify/1")
+        return checks
+
+    return _as_report(results, "provision.verify/1", drift)
 
 
 def apply_report(results: list[NodeApply], *, check: bool) -> Report:
     """An apply as checks, one per step (``apply.file``, ``apply.network``, ...), for the reports that
     show checks (``-o html``): unchanged or done is pass, pending (``--check``) is warn, failed, rolled
     back or not done is fail; an undo that failed is a failure of its own."""
-    hosts = []
-    for r in results:
-        if not r.reachable:
-            hosts.append(HostReport(r.host, False, error=r.error, seconds=r.seconds))
-            continue
+
+    def steps(r: NodeApply) -> list[CheckResult]:
         checks = []
         for s in r.steps:
             status: Status = ("pass" if s.action in ("unchanged", "release") or not check and s.action in CHANGES
                               else "warn" if s.action in CHANGES else "fail")
             verb = s.action if not check or s.action not in CHANGES else f"would {s.action}"
-            checks.append(CheckResult(f"apply.{s.kind.replace('-', '_')}", status, f"{s.target}: {verb}"
-                                      + (f" ({s.why})" if s.why else ""), {"path": s.target, "action": s.action}))
-        for problem in r.not_restored:
-            checks.append(CheckResult("apply.not_restored", "fail", problem, {}, "provision apply (retries the undo)"))
+            checks.append(CheckResult(_check_id(s), status, f"{s.target}: {verb}" + (f" ({s.why})" if s.why else ""),
+                                      {"path": s.target, "action": s.action}))
+        checks += [CheckResult("apply.not_restored", "fail", p, {}, "provision apply (retries the undo)") for p in r.not_restored]
         if r.error and not any(c.status == "fail" for c in checks):
             checks.append(CheckResult("apply.error", "fail", r.error))
-        hosts.append(HostReport(r.host, True, None, tuple(checks), seconds=r.seconds))
-    return Report(tuple(hosts), schema="provision.apply/1")
+        return checks
+
+    return _as_report(results, "provision.apply/1", steps)
 
 
 def summary(results: list[NodeApply]) -> dict[str, int]:

@@ -18,6 +18,14 @@ from tests.fixture_plugins.after_files import NOVA, STAMP
 AGENT = str(ROOT / "tests" / "fixture_plugins" / "steps" / "stamp_agent.py")
 
 
+def applied(node, inv, plugin: str | None = None):
+    """``provision apply`` on the node, with a test plugin loaded: (result, {(kind, target): action})."""
+    env = f"export PROVISION_PLUGINS=tests.fixture_plugins.{plugin} PYTHONPATH={ROOT}" if plugin else ""
+    result = node.provision("apply", "-i", inv, "-o", "json", before=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result, {(s["kind"], s["target"]): s["action"] for s in json.loads(result.stdout)["hosts"][0]["steps"]}
+
+
 def inventory(tmp_path) -> str:
     path = tmp_path / "site.yml"
     path.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_connection": "local"}},
@@ -28,17 +36,13 @@ def inventory(tmp_path) -> str:
 @pytest.mark.libvirt
 @pytest.mark.netns
 def test_a_step_after_the_files_acts_on_what_was_just_written(node, tmp_path):
-    env = f"export PROVISION_PLUGINS=tests.fixture_plugins.after_files PYTHONPATH={ROOT}"
     inv = inventory(tmp_path)
-    result = node.provision("apply", "-i", inv, "-o", "json", before=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    steps = {(s["kind"], s["target"]): s["action"] for s in json.loads(result.stdout)["hosts"][0]["steps"]}
+    _, steps = applied(node, inv, "after_files")
     assert steps[("stamp", STAMP)] == "create" and steps[("file", NOVA)] == "create"
     written = node.path(NOVA).read_bytes()
     assert node.path(STAMP).read_text() == hashlib.sha256(written).hexdigest()  # it ran after the file was there
-    again = node.provision("apply", "-i", inv, "-o", "json", before=env)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert {s["action"] for s in json.loads(again.stdout)["hosts"][0]["steps"]} == {"unchanged"}
+    _, steps = applied(node, inv, "after_files")
+    assert set(steps.values()) == {"unchanged"}
 
 
 def test_a_steps_plan_is_tested_without_a_node(tmp_path):
@@ -76,19 +80,15 @@ def test_a_step_declares_a_phase_it_can_run_in():
 @pytest.mark.netns
 def test_a_plugins_libvirt_kind_is_defined_kept_and_removed(node, tmp_path):
     """nwfilter, from tests/fixture_plugins/nwfilter.py: no edit of the core."""
-    env = f"export PROVISION_PLUGINS=tests.fixture_plugins.nwfilter PYTHONPATH={ROOT}"
     inv = inventory(tmp_path)
-    result = node.provision("apply", "-i", inv, "-o", "json", before=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    steps = {(s["kind"], s["target"]): s["action"] for s in json.loads(result.stdout)["hosts"][0]["steps"]}
+    _, steps = applied(node, inv, "nwfilter")
     assert steps[("nwfilter", "provision-test-clean")] == "create"
     assert "provision-test-clean" in node.virsh("nwfilter-list").stdout
-    again = node.provision("apply", "-i", inv, "-o", "json", before=env)
-    assert {s["action"] for s in json.loads(again.stdout)["hosts"][0]["steps"]} == {"unchanged"}
-    assert node.provision("verify", "-i", inv, before=env).returncode == 0
-    gone = node.provision("apply", "-i", inv, "-o", "json")  # the plugin is not loaded: its object is removed
-    assert gone.returncode == 0, gone.stdout + gone.stderr
-    steps = {(s["kind"], s["target"]): s["action"] for s in json.loads(gone.stdout)["hosts"][0]["steps"]}
+    _, steps = applied(node, inv, "nwfilter")
+    assert set(steps.values()) == {"unchanged"}
+    verify = node.provision("verify", "-i", inv, before=f"export PROVISION_PLUGINS=tests.fixture_plugins.nwfilter PYTHONPATH={ROOT}")
+    assert verify.returncode == 0, verify.stdout
+    _, steps = applied(node, inv)  # the plugin is not loaded: its object is removed
     assert steps[("nwfilter", "provision-test-clean")] == "remove"
     assert "provision-test-clean" not in node.virsh("nwfilter-list").stdout
 
