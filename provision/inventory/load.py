@@ -143,7 +143,7 @@ KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.
          (stat.S_ISSOCK, "a socket"))
 
 
-def check_readable(path: Path, what: str = "inventory") -> None:
+def check_readable(path: Path, what: str = "inventory", _above: frozenset = frozenset()) -> None:
     """Refuse what Ansible would read wrongly or for ever, before it opens anything: a FIFO or device
     (``-i /dev/zero`` read until memory ran out, a FIFO without a writer blocked), a file over
     MAX_FILE_BYTES, a symlink loop, and a file or folder this user cannot read (Ansible skips an
@@ -163,13 +163,16 @@ def check_readable(path: Path, what: str = "inventory") -> None:
     if kind:
         raise InputError(f"{path}: is {kind}, not an {what} file; not opened")
     if stat.S_ISDIR(st.st_mode):
+        if (st.st_dev, st.st_ino) in _above:
+            raise InputError(f"{path}: a symlink to a folder that holds it (a loop); not an {what} folder")
         if not os.access(path, os.X_OK) or (what == "inventory" and not os.access(path, os.R_OK)):
             raise InputError(f"{path}: cannot read this folder (permission denied); its {what} would be lost")
         if not os.access(path, os.R_OK):
             return  # vars: entered but not listed, Ansible opens each host's and group's file by its name
         for entry in sorted(os.listdir(path)):
             if not entry.startswith("."):
-                check_readable(path / entry, "inventory vars" if entry in ("group_vars", "host_vars") else what)
+                check_readable(path / entry, "inventory vars" if entry in ("group_vars", "host_vars") else what,
+                               _above | {(st.st_dev, st.st_ino)})
         return
     if st.st_size > MAX_FILE_BYTES:
         raise InputError(f"{path}: is {st.st_size / 2**20:.0f} MiB; an {what} file may be at most "

@@ -203,3 +203,11 @@ def test_a_path_no_filesystem_can_hold_is_an_input_error(cli, tmp_path):
     assert ("provision.storage[0].ceph_conf: must be a path a filesystem can hold: at most 255 bytes a name and 4,095 "
             "in all") in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_that_links_to_itself_is_named(cli, tmp_path):
+    (tmp_path / "hosts.yml").write_text("all:\n  hosts:\n    n1: {}\n")
+    (tmp_path / "again").symlink_to(".")
+    result = cli("inventory", "validate", "-i", str(tmp_path))
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'again'}: a symlink to a folder that holds it (a loop); not an inventory folder" in result.stderr
