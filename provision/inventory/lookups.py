@@ -8,6 +8,10 @@ plugin is never loaded, let alone run; it holds for every way a template can rea
 ``lookup``, ``query`` and ``q`` globals, nested in filters, through a variable that refers to another,
 and the ``constructed`` plugin's expressions). Inventory scripts, inventory plugins and vault password
 scripts are code the operator chose to run and still run, as in Ansible.
+
+Jinja's ``{% include %}``, ``{% import %}``, ``{% from %}`` and ``{% extends %}`` read a file (from the
+working folder) as ``lookup('file')`` would: the loader Ansible gives its templates is replaced by one
+that refuses and records each, with no way to allow them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ ALLOW_ENV = "PROVISION_ALLOW_LOOKUPS"
 BUILTIN = "ansible.builtin."
 
 _refused: list[str] = []
+
+
+class FilesRefused(Exception):
+    """A template asked to read a file (include, import, extends)."""
 
 
 class LookupRefused(Exception):
@@ -35,8 +43,23 @@ def allowed() -> frozenset[str]:
 
 
 def install() -> None:
-    """Put the guard in front of Ansible's lookup loader (once per process; forked workers inherit it)."""
+    """Put the guard in front of Ansible's lookup loader, and a loader that reads no file behind its
+    templates (once per process; forked workers inherit both)."""
+    import jinja2
+    from ansible._internal._templating import _jinja_bits
     from ansible.plugins.loader import lookup_loader
+
+    class NoFiles(jinja2.BaseLoader):
+        """What Ansible's templates load files through (include, import, extends): nothing."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def get_source(self, environment, template):
+            _refused.append(f"{{% include/import %}} of {template!r}")
+            raise jinja2.TemplateNotFound(template)
+
+    _jinja_bits.FileSystemLoader = NoFiles  # the name AnsibleEnvironment builds its loader from
 
     if getattr(lookup_loader.get, "provision_guard", False):
         return
@@ -45,7 +68,7 @@ def install() -> None:
     def get(name, *args, **kwargs):
         wanted = str(name)
         if wanted not in allowed() and BUILTIN + wanted not in allowed():
-            _refused.append(wanted)
+            _refused.append(f"lookup {wanted!r}")
             raise LookupRefused(wanted)
         return original(name, *args, **kwargs)
 
@@ -61,8 +84,12 @@ def take_refused() -> list[str]:
 
 
 def refusal(names: list[str]) -> str:
-    """Why the value was refused, and how an operator who means it can allow it."""
-    calls = ", ".join(f"lookup {n!r}" for n in names)
-    first = names[0].removeprefix(BUILTIN)
+    """Why the value was refused, and how an operator who means it can allow a lookup."""
+    calls = ", ".join(names)
+    lookups = [n.split("'")[1] for n in names if n.startswith("lookup '")]
+    if not lookups:
+        return (f"{calls} refused: inventory values are data, and a template that reads a file is a lookup of it; "
+                "nothing was read")
+    first = lookups[0].removeprefix(BUILTIN)
     return (f"{calls} refused: inventory values are data, and lookups run plugins on this machine (pipe runs "
             f"commands); nothing was run. To allow one by name: --allow-lookup {first} or {ALLOW_ENV}={first}")

@@ -124,3 +124,17 @@ def test_an_allowed_lookup_runs_and_only_that_one(cli, tmp_path):
     result = cli("--allow-lookup", "file", "inventory", "show", "n1", "-i", source, env=env)
     assert result.exit_code == 2
     assert "lookup 'env' refused" in result.stderr and "--allow-lookup env or PROVISION_ALLOW_LOOKUPS=env" in result.stderr
+
+
+@pytest.mark.parametrize("statement", ["{% include 'addr.txt' %}", "{% import 'addr.txt' as a %}x",
+                                       "{% from 'addr.txt' import b %}x", "{% extends 'addr.txt' %}"])
+def test_a_template_that_reads_a_file_is_refused(cli, tmp_path, monkeypatch, statement):
+    """Jinja's include, import and extends read a file from the working folder, as lookup('file') would."""
+    (tmp_path / "addr.txt").write_text("192.0.2.77")
+    monkeypatch.chdir(tmp_path)
+    source = inventory(tmp_path, f"ansible_host: {json.dumps(statement)}")
+    result = cli("inventory", "show", "n1", "-i", source)
+    assert result.exit_code == 2, result.output
+    assert (f"{source}: host n1: ansible_host: {{% include/import %}} of 'addr.txt' refused: inventory values are data, "
+            "and a template that reads a file is a lookup of it; nothing was read") in result.stderr
+    assert "192.0.2.77" not in result.output
