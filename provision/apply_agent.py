@@ -527,8 +527,9 @@ def _do(step, journal, state, run):  # noqa: C901 (one branch per virsh verb, jo
     if ident:
         try:
             record["old_xml"] = virsh(*(names["dump"] + [ident]))
-        except VirshError:
-            pass
+        except VirshError as exc:
+            if not _gone(exc):  # only a missing object has no old definition to put back
+                raise
     journal["objects"].append(record)
     _save_state(state)
     for todo in step["todo"]:
@@ -538,12 +539,16 @@ def _do(step, journal, state, run):  # noqa: C901 (one branch per virsh verb, jo
             record["defined"] = ident
             _save_state(state)
         elif todo == "start":
+            built = ""
             if obj.get("build") and names.get("build"):
                 try:
                     virsh(names["build"], ident)
-                except VirshError:
-                    pass  # built already; starting says whether it is usable
-            virsh(names["start"], ident)
+                except VirshError as exc:  # built already, most likely: starting says whether it is usable
+                    built = str(exc)
+            try:
+                virsh(names["start"], ident)
+            except VirshError as exc:
+                raise VirshError("%s (building it first said: %s)" % (exc, built) if built else str(exc)) from None
             record["started"] = True
         elif todo == "restart":
             virsh(names["destroy"], ident)
@@ -556,10 +561,7 @@ def _do(step, journal, state, run):  # noqa: C901 (one branch per virsh verb, jo
             virsh(*(args + (["--plain"] if obj.get("value_format") == "plain" else [])))
         elif todo == "remove":
             if KINDS[kind]["startable"]:
-                try:
-                    virsh(names["destroy"], ident)
-                except VirshError:
-                    pass  # not running
+                _stop(names, ident)
             virsh(names["undefine"], ident)
     if "remove" in step["todo"]:
         owned.pop(key, None)
@@ -578,6 +580,16 @@ def _gone(exc):
     return any(words in str(exc).lower() for words in _GONE)
 
 
+def _stop(names, ident):
+    """Stop an object; one that is not running, or no longer exists, is as wanted. Any other refusal
+    (libvirtd down, a guest holding it) is raised with libvirt's message."""
+    try:
+        virsh(names["destroy"], ident)
+    except VirshError as exc:
+        if not (_gone(exc) or "not active" in str(exc).lower() or "not running" in str(exc).lower()):
+            raise
+
+
 def _undo_objects(state, journal):
     """Undo the libvirt steps of a journal, newest first: objects this run defined are undefined, objects
     it changed are defined as they were. Only "no such object" counts as already undone; every other
@@ -593,17 +605,11 @@ def _undo_objects(state, journal):
                 if record.get("started") and KINDS[kind]["startable"]:
                     virsh(names["destroy"], ident)
                 if record.get("restarted"):  # running again, with the definition as it was
-                    try:
-                        virsh(names["destroy"], ident)
-                    except VirshError:
-                        pass  # not running: started below
+                    _stop(names, ident)
                     virsh(names["start"], ident)
             elif ident:
                 if KINDS[kind]["startable"]:
-                    try:
-                        virsh(names["destroy"], ident)
-                    except VirshError:
-                        pass  # not running: undefined below, which says whether it exists
+                    _stop(names, ident)
                 try:
                     virsh(names["undefine"], ident)
                 except VirshError as exc:
@@ -839,8 +845,8 @@ def _disarm(journal):
             if GUARD.encode() not in argv or journal["run"].encode() not in argv:
                 return
         os.kill(guard["pid"], signal.SIGKILL)
-    except (OSError, ValueError):
-        pass
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # the guard has ended already
 
 
 def _lock(blocking_seconds=0, read_only=False):

@@ -17,8 +17,9 @@ class Migration(Connection):  # a part of LibvirtBackend: it uses the connection
             try:
                 dest.lookupByName(name)
                 raise GuestError(f"{to_uri} already has a guest named {name}; nothing was moved")
-            except self.lv.libvirtError:
-                pass
+            except self.lv.libvirtError as exc:
+                if exc.get_error_code() != self.lv.VIR_ERR_NO_DOMAIN:  # only "no such guest there" lets it go on
+                    raise GuestError(f"cannot look for {name} at {to_uri}: {message(exc)}") from None
             if self._running(dom):
                 if live is False:
                     raise GuestError(f"{name} is running: shut it down for an offline migration, or allow --live")

@@ -76,3 +76,24 @@ def test_the_state_record_carries_its_schema_and_a_newer_one_is_refused(tmp_path
     with pytest.raises(agent.NewerState, match=r"state\.json has schema 2, written by a newer provision \(this one "
                                                r"reads up to 1\); nothing was read or changed"):
         agent._load_state()
+
+
+def test_stopping_lets_only_not_running_or_gone_pass(monkeypatch):
+    """libvirt's own words for an object that is not running or does not exist are as wanted; any other
+    refusal (libvirtd down) is raised, never hidden."""
+    import pytest
+
+    said = {}
+
+    def virsh(*args):
+        raise agent.VirshError(said["message"])
+
+    monkeypatch.setattr(agent, "virsh", virsh)
+    names = agent.KINDS["network"]["verbs"]
+    for message in ("Requested operation is not valid: network is not active",
+                    "failed to get network 'x'\nNetwork not found: no network with matching name 'x'"):
+        said["message"] = message
+        agent._stop(names, "x")
+    said["message"] = "failed to connect to the hypervisor"
+    with pytest.raises(agent.VirshError, match="failed to connect to the hypervisor"):
+        agent._stop(names, "x")
