@@ -1,5 +1,5 @@
 """``provision apply`` and ``provision verify``: make each node's managed files match what ``render``
-produces, through the apply agent (provision/apply_agent.py), one round trip per node."""
+produces, through the apply agent (provision/node/agent.py and its parts), one round trip per node."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +56,11 @@ class NodeApply:
                            **({"diff": s.diff} if s.diff else {})} for s in self.steps]}
 
 
-@cache
-def agent_source() -> str:
-    return Path(__file__).with_name("apply_agent.py").read_text()
-
-
 def agent_program(spec: dict[str, Any]) -> str:
-    return f"{agent_source()}\nmain({spec!r})\n"
+    """The apply agent's bundle (provision/node/), to run ``main(spec)`` on a node."""
+    from provision.node import AGENT, bundle
+
+    return bundle(AGENT, spec)
 
 
 def run_id() -> str:

@@ -33,7 +33,7 @@ def provision_probe() -> dict[str, dict[str, Any]]:
     An operation is a dict with an ``op`` key, one of ``read``, ``read_first``,
     ``node_file``, ``stat``, ``listdir``, ``exists``, ``installed``, ``run``,
     ``processes``, ``statvfs``, ``ioctl``, ``kvm_run``, ``qemu_cpu_models``,
-    ``adjtimex``, ``listening``, ``pci_devices``, ``canary_boot`` (see ``provision/probe_script.py``).
+    ``adjtimex``, ``listening``, ``pci_devices``, ``canary_boot`` (see ``provision/node/probe*.py``).
 
     :return: fact key (prefix it with the plugin's area, e.g. ``kvm.device``)
         mapped to the operation that gathers it. Not firstresult: all merged.

@@ -5,20 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from provision.errors import Unreachable
 from provision.facts import Facts
 from provision.hosts import HostSpec
 from provision.transport import connect
-
-
-@cache
-def probe_source() -> str:
-    return Path(__file__).with_name("probe_script.py").read_text()
-
 
 # What the node's Python runs (``-c``): the program comes on standard input, whatever its size (one
 # argument may hold 128 KiB on Linux, and an apply's spec carries every rendered file). It runs as
@@ -28,8 +20,10 @@ BOOT = ('import sys;S=sys.stdin.buffer.read().decode("utf-8");'
 
 
 def probe_program(operations: dict[str, dict[str, Any]]) -> str:
-    """The probe's source with its operations appended as a Python literal (plain data only)."""
-    return f"{probe_source()}\nmain({operations!r})\n"
+    """The probe's bundle (provision/node/) with its operations as a Python literal (plain data only)."""
+    from provision.node import PROBE, bundle
+
+    return bundle(PROBE, operations)
 
 
 # Where the probe looks for the node's own Python, first found: the system interpreter before whatever

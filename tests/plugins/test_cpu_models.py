@@ -92,7 +92,7 @@ def test_the_real_libvirtd_refuses_passthrough_for_qemu_and_takes_host_model(lib
 
 @pytest.mark.root  # libvirt's capabilities cache is root's (0600)
 def test_the_real_probe_reads_this_nodes_qemu_capabilities():
-    from provision import probe_script
+    from provision.node import probe_runs as probe_script
 
     answer = probe_script.op_qemu_cpu_models({})
     if "error" in answer:

@@ -138,7 +138,7 @@ def test_kvm_run_on_this_machine_runs_the_vcpu_or_says_why_not():
     """The real probe operation, here: /dev/kvm runs the guest (this PVM host does) or is not there."""
     import os
 
-    from provision import probe_script
+    from provision.node import probe_devices as probe_script
 
     answer = probe_script.op_kvm_run({"path": "/dev/kvm", "timeout": 0.5})
     if not os.path.exists("/dev/kvm"):

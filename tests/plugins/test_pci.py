@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from provision import probe_script  # the stdlib script the node runs, run here
 from provision.facts import Facts
+from provision.node import probe_devices as probe_script  # the stdlib code the node runs, run here
 from provision_plugins.pci import host_pci
 
 H200 = Path(__file__).resolve().parents[1] / "fixtures" / "gpu-node-h200"  # recorded on a real H200 node

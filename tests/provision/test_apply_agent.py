@@ -2,17 +2,18 @@
 
 import xml.etree.ElementTree as ET
 
-import provision.apply_agent as agent
+from provision.node import objects, undo
+from provision.node import state as node_state
 
 
 def test_only_the_newest_runs_backups_are_kept_and_a_pending_one_never_goes(tmp_path, monkeypatch):
-    monkeypatch.setattr(agent, "STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(node_state, "STATE_DIR", str(tmp_path))
     runs = [f"20261204T1800{i:02d}Z-abcdef" for i in range(14)]
     for run in runs:
         (tmp_path / "backup" / run / "etc").mkdir(parents=True)
         (tmp_path / "backup" / run / "etc" / "x.conf").write_text(run)
     (tmp_path / "backup" / "stray-file").write_text("not a run")
-    removed = agent._prune_backups({"pending": {"run": runs[0]}}, keep=10)
+    removed = node_state._prune_backups({"pending": {"run": runs[0]}}, keep=10)
     assert removed == runs[1:4]
     assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == sorted([runs[0], *runs[4:], "stray-file"])
 
@@ -22,11 +23,11 @@ def test_an_object_diff_shows_only_the_fields_provision_sets():
                          "<capacity unit='bytes'>0</capacity><target><path>/srv/old</path>"
                          "<permissions><mode>0711</mode></permissions></target></pool>")
     want = ET.fromstring("<pool type='dir'>\n  <name>p</name>\n  <target><path>/srv/new</path></target>\n</pool>")
-    diff = agent._object_diff(live, want, "pool:p")
+    diff = objects._object_diff(live, want, "pool:p")
     assert diff.splitlines() == ["--- a/pool:p", "+++ b/pool:p", "@@ -1,6 +1,6 @@", '<pool type="dir">'.join([" ", ""]),
                                  "   <name>p</name>", "   <target>", "-    <path>/srv/old</path>", "+    <path>/srv/new</path>",
                                  "   </target>", " </pool>"]
-    created = agent._object_diff(None, want, "pool:p").splitlines()
+    created = objects._object_diff(None, want, "pool:p").splitlines()
     assert created[:2] == ["--- /dev/null", "+++ b/pool:p"] and all(line.startswith("+") for line in created[2:] if line[:2] != "@@")
 
 
@@ -38,7 +39,7 @@ def restore(snapshot, spec):
 
 def test_an_undo_that_fails_is_reported_kept_for_the_next_run_and_never_counted_as_done(tmp_path, monkeypatch):
     """Files and node steps: only what was put back counts; the rest keeps its journal record and old state."""
-    monkeypatch.setattr(agent, "STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(node_state, "STATE_DIR", str(tmp_path))
     created, changed = tmp_path / "created.conf", tmp_path / "changed.conf"
     created.write_text("new")
     changed.write_text("new")
@@ -49,13 +50,13 @@ def test_an_undo_that_fails_is_reported_kept_for_the_next_run_and_never_counted_
          "old_state": {"run": "r1"}}],
         "steps": [{"name": "net", "source": STEP_SOURCE, "spec": {}, "snapshot": "refused", "old_state": "old"},
                   {"name": "fs", "source": STEP_SOURCE, "spec": {}, "snapshot": "fine", "old_state": None}]}
-    undone = agent._undo_all(state, journal)
+    undone = undo._undo_all(state, journal)
     assert undone == [str(created), "fs"]
     assert journal["not_restored"] == [f"{changed}: its backup {tmp_path / 'gone'} is missing", "net: eth9: refused"]
     assert [r["target"] for r in journal["done"]] == [str(changed)] and [r["name"] for r in journal["steps"]] == ["net"]
     assert not created.exists() and changed.read_text() == "new"
     assert state == {"files": {str(changed): {"run": "r2"}}, "steps": {"net": "new"}}  # only what was undone moved back
-    agent._settle(state, journal)
+    undo._settle(state, journal)
     assert state["pending"] is journal  # kept for the next run to retry
     saved = (tmp_path / "state.json").read_text()
     assert '"not_restored"' in saved and "net: eth9: refused" in saved
@@ -66,16 +67,16 @@ def test_the_state_record_carries_its_schema_and_a_newer_one_is_refused(tmp_path
 
     import pytest
 
-    monkeypatch.setattr(agent, "STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(node_state, "STATE_DIR", str(tmp_path))
     (tmp_path / "state.json").write_text(json.dumps({"files": {"/etc/x": {"run": "r1"}}}))  # an older record
-    state = agent._load_state()
+    state = node_state._load_state()
     assert state["files"] == {"/etc/x": {"run": "r1"}}
-    agent._save_state(state)
-    assert json.loads((tmp_path / "state.json").read_text())["schema"] == agent.STATE_SCHEMA  # rewritten
-    (tmp_path / "state.json").write_text(json.dumps({"schema": agent.STATE_SCHEMA + 1, "files": {}}))
-    with pytest.raises(agent.NewerState, match=r"state\.json has schema 2, written by a newer provision \(this one "
+    node_state._save_state(state)
+    assert json.loads((tmp_path / "state.json").read_text())["schema"] == node_state.STATE_SCHEMA  # rewritten
+    (tmp_path / "state.json").write_text(json.dumps({"schema": node_state.STATE_SCHEMA + 1, "files": {}}))
+    with pytest.raises(node_state.NewerState, match=r"state\.json has schema 2, written by a newer provision \(this one "
                                                r"reads up to 1\); nothing was read or changed"):
-        agent._load_state()
+        node_state._load_state()
 
 
 def test_stopping_lets_only_not_running_or_gone_pass(monkeypatch):
@@ -86,14 +87,14 @@ def test_stopping_lets_only_not_running_or_gone_pass(monkeypatch):
     said = {}
 
     def virsh(*args):
-        raise agent.VirshError(said["message"])
+        raise objects.VirshError(said["message"])
 
-    monkeypatch.setattr(agent, "virsh", virsh)
-    names = agent.KINDS["network"]["verbs"]
+    monkeypatch.setattr(objects, "virsh", virsh)
+    names = objects.KINDS["network"]["verbs"]
     for message in ("Requested operation is not valid: network is not active",
                     "failed to get network 'x'\nNetwork not found: no network with matching name 'x'"):
         said["message"] = message
-        agent._stop(names, "x")
+        objects._stop(names, "x")
     said["message"] = "failed to connect to the hypervisor"
-    with pytest.raises(agent.VirshError, match="failed to connect to the hypervisor"):
-        agent._stop(names, "x")
+    with pytest.raises(objects.VirshError, match="failed to connect to the hypervisor"):
+        objects._stop(names, "x")

@@ -10,8 +10,8 @@ import pytest
 from tests.conftest import ROOT
 
 NODE_SCRIPTS = {
-    "provision/probe_script.py": set(),
-    "provision/apply_agent.py": set(),
+    **{str(p.relative_to(ROOT)): set() for p in sorted((ROOT / "provision" / "node").glob("*.py"))
+       if p.name != "__init__.py"},
     "plugins/network/netlink_agent.py": {"pyroute2"},
 }
 
@@ -34,15 +34,35 @@ def test_a_node_script_is_python_3_6_and_standard_library_only(script):
     assert outside == set(), f"{script} imports {sorted(outside)}, which a node may not have"
 
 
-def test_every_script_sent_to_nodes_is_listed():
-    """A module read as text to be sent (``Path(__file__).with_name(...).read_text()``) is a node script."""
-    sent = set()
-    for path in [*(ROOT / "provision").rglob("*.py"), *(ROOT / "plugins").rglob("*.py")]:
-        for call in ast.walk(ast.parse(path.read_text())):
-            if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "with_name" and call.args \
-                    and isinstance(call.args[0], ast.Constant) and str(call.args[0].value).endswith(".py"):
-                sent.add(str((path.parent / call.args[0].value).relative_to(ROOT)))
-    assert sent == set(NODE_SCRIPTS), sent
+def test_every_node_module_is_sent_in_a_bundle_and_no_module_is_long():
+    """Every module of provision/node/ goes to nodes in the probe's or the agent's bundle, after the
+    modules it imports (the bundle registers them in that order); none is over 600 lines."""
+    from provision.node import AGENT, PROBE
+
+    folder = ROOT / "provision" / "node"
+    assert sorted(PROBE + AGENT) == sorted(p.stem for p in folder.glob("*.py") if p.name != "__init__.py")
+    for order in (PROBE, AGENT):
+        for i, name in enumerate(order):
+            tree = ast.parse((folder / f"{name}.py").read_text())
+            needs = {n.module or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level
+                     for a in n.names}
+            assert needs <= set(order[:i]), f"{name} imports {sorted(needs - set(order[:i]))}, not sent before it"
+    for script in NODE_SCRIPTS:
+        assert len((ROOT / script).read_text().splitlines()) <= 600, script
+
+
+def test_a_bundle_runs_as_one_program(tmp_path):
+    """The probe's bundle, run as a node runs it: python -c BOOT with the program on standard input."""
+    import json
+    import subprocess
+
+    from provision.node import PROBE, bundle
+    from provision.probe import BOOT
+
+    program = bundle(PROBE, {"os": {"op": "read", "path": "/etc/os-release"}})
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", BOOT], input=program.encode(), capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "ID=" in json.loads(done.stdout)["os"]["text"]
 
 
 def test_the_type_checkers_name_costs_a_node_nothing():

@@ -87,10 +87,10 @@ def test_entry_point_plugins_load_unless_autoload_is_off(monkeypatch, tmp_path):
 def test_the_probe_operations_are_listed_as_the_probe_has_them():
     """provision_probe's documentation and the README's hook table name exactly the probe's operations."""
     import provision.hookspecs as hookspecs
-    from provision import probe
+    from provision.node import PROBE, sources
     from tests.conftest import ROOT
 
-    source = probe.probe_source()
+    source = "".join(source for _, source in sources(PROBE))
     ops = set(re.findall(r"^def op_(\w+)\(", source, re.M)) | {"run"}  # run: started first, finished last
     documented = set(re.findall(r"``(\w+)``", inspect.getdoc(hookspecs.provision_probe).split("one of", 1)[1].split("(see")[0]))
     assert documented == ops

@@ -169,12 +169,12 @@ CAPS_HEAD = """<qemuCaps>
 
 def cached(tmp_path, program, kind, **head):
     """cached_version against a fresh capabilities folder holding one file with ``head``."""
-    from provision import probe_script
+    from provision.node import probe_runs
 
     folder = tmp_path / f"caps{len(list(tmp_path.glob('caps*')))}"
     folder.mkdir()
     (folder / "a.xml").write_text(CAPS_HEAD.format(**head))
-    answer = probe_script.cached_version(str(program), kind, str(folder))
+    answer = probe_runs.cached_version(str(program), kind, str(folder))
     return answer and dict(answer, cache=answer["cache"].replace(str(folder), "CAPS"))
 
 
@@ -192,9 +192,9 @@ def test_versions_come_from_libvirts_cache_only_while_libvirt_would_trust_it(tmp
     assert cached(tmp_path, program, "libvirt", emulator="/x", qemuctime=1, selfctime=ctime + 1) is None
     # a program that is not there, or no cache folder (libvirtd never ran, or we may not read it): run it
     assert cached(tmp_path, tmp_path / "missing", "qemu", emulator=program, qemuctime=ctime, selfctime=1) is None
-    from provision import probe_script
+    from provision.node import probe_runs
 
-    assert probe_script.cached_version(str(program), "qemu", str(tmp_path / "no-caps")) is None
+    assert probe_runs.cached_version(str(program), "qemu", str(tmp_path / "no-caps")) is None
 
 
 def test_cached_versions_on_this_machine_agree_with_the_programs_themselves(local_facts):
@@ -215,14 +215,14 @@ def test_cached_versions_on_this_machine_agree_with_the_programs_themselves(loca
     "",
 ])
 def test_kept_lines_are_those_a_line_by_line_filter_keeps(text):
-    from provision.probe_script import lines_with
+    from provision.node.probe_files import lines_with
 
     keep = ["CONFIG_KVM=", "CONFIG_BRIDGE=", "CONFIG_ABSENT="]
     assert lines_with(text, keep) == "".join(line for line in text.splitlines(True) if any(k in line for k in keep))
 
 
 def test_a_kept_string_spanning_lines_or_empty_keeps_nothing():
-    from provision.probe_script import lines_with
+    from provision.node.probe_files import lines_with
 
     assert lines_with("a\nb\n", ["a\nb", ""]) == ""
 
@@ -231,7 +231,7 @@ def test_a_kept_string_spanning_lines_or_empty_keeps_nothing():
 def test_listening_ports_come_from_netlink_and_agree_with_proc(family, address):
     import socket
 
-    from provision import probe_script
+    from provision.node import probe_devices
 
     with socket.socket(getattr(socket, family), socket.SOCK_STREAM) as listener, \
             socket.socket(getattr(socket, family), socket.SOCK_STREAM) as bound_only:
@@ -239,8 +239,8 @@ def test_listening_ports_come_from_netlink_and_agree_with_proc(family, address):
         listener.listen()
         bound_only.bind((address, 0))  # bound, not listening: not a listening port
         port, other = listener.getsockname()[1], bound_only.getsockname()[1]
-        answer = probe_script.op_listening({})
-        from_proc = probe_script._listening_from_proc()
+        answer = probe_devices.op_listening({})
+        from_proc = probe_devices._listening_from_proc()
     assert answer["source"] == "sock_diag"
     assert port in answer["ports"] and other not in answer["ports"]
     assert port in from_proc and other not in from_proc  # the fallback reads the same from /proc
@@ -265,13 +265,13 @@ def test_a_node_python_that_does_not_answer_makes_the_node_unreachable_saying_wh
 def test_an_answer_json_cannot_hold_loses_only_its_own_fact(capsys):
     import json
 
-    from provision import probe_script
+    from provision.node import probe as node_probe
 
-    probe_script.OPS["test_set"] = lambda spec: {"values": {1, 2}}  # an operation answering with a set
+    node_probe.OPS["test_set"] = lambda spec: {"values": {1, 2}}  # an operation answering with a set
     try:
-        probe_script.main({"x.set": {"op": "test_set"}, "x.dir": {"op": "listdir", "path": "/proc/self/fd"}})
+        node_probe.main({"x.set": {"op": "test_set"}, "x.dir": {"op": "listdir", "path": "/proc/self/fd"}})
     finally:
-        del probe_script.OPS["test_set"]
+        del node_probe.OPS["test_set"]
     facts = json.loads(capsys.readouterr().out)
     assert facts["x.set"] == {"error": "the probe operation's answer is not JSON: Object of type set is not JSON serializable"}
     assert facts["x.dir"]["names"]
