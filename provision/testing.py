@@ -22,18 +22,24 @@ REQUIRED = ("plan", "snapshot", "apply", "restore")
 GUARDED = ("probes", "confirm")
 
 
+def outside_stdlib(source: str, filename: str, allowed: frozenset[str] = frozenset({"pyroute2"})) -> list[str]:
+    """What code meant for a node imports that a node may not have: anything but the standard library
+    and ``allowed``. The source is parsed as Python 3.6 (a node's Python may be that old)."""
+    tree = ast.parse(source, filename=filename, feature_version=(3, 6))
+    found = []
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+        found += [name for name in names if name.split(".")[0] not in sys.stdlib_module_names | allowed]
+    return found
+
+
 def load_step(step: NodeStep) -> dict[str, Any]:
     """The step module's namespace, compiled from its source exactly as the agent does on the node.
     Raises AssertionError naming what the module lacks, or an import outside the standard library."""
     source = Path(step.agent).read_text()
-    tree = ast.parse(source, filename=step.agent, feature_version=(3, 6))  # a node's Python may be that old
-    for node in ast.walk(tree):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-            [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
-        for name in names:
-            top = name.split(".")[0]
-            assert top in sys.stdlib_module_names or top == "pyroute2", \
-                f"{step.agent} imports {name}, which a node may not have (standard library only, and pyroute2)"
+    for name in outside_stdlib(source, step.agent):
+        raise AssertionError(f"{step.agent} imports {name}, which a node may not have (standard library only, and pyroute2)")
     namespace: dict[str, Any] = {"__name__": "provision_step_" + step.name.replace("-", "_")}
     exec(compile(source, f"<{step.name}>", "exec"), namespace)
     wanted = REQUIRED + (GUARDED if step.guarded else ())

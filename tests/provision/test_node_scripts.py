@@ -16,22 +16,12 @@ NODE_SCRIPTS = {
 }
 
 
-def imported(tree: ast.AST) -> set[str]:
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
 @pytest.mark.parametrize("script", NODE_SCRIPTS)
 def test_a_node_script_is_python_3_6_and_standard_library_only(script):
-    source = (ROOT / script).read_text()
-    tree = ast.parse(source, filename=script, feature_version=(3, 6))
-    outside = {n for n in imported(tree) if n not in sys.stdlib_module_names} - NODE_SCRIPTS[script]
-    assert outside == set(), f"{script} imports {sorted(outside)}, which a node may not have"
+    from provision.testing import outside_stdlib
+
+    outside = outside_stdlib((ROOT / script).read_text(), script, frozenset(NODE_SCRIPTS[script]))
+    assert outside == [], f"{script} imports {sorted(outside)}, which a node may not have"
 
 
 def test_every_node_module_is_sent_in_a_bundle_and_no_module_is_long():
