@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from provision.api import Remedy
 from provision.checks import CheckSet, failed, passed, wanted_virt_type, warned
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
@@ -67,4 +68,10 @@ def virt_extensions(facts: Facts, settings):
     return warned(message, evidence, remedy)
 
 
+@checks.remedy("cpu.virt_extensions")
+def in_the_firmware(facts: Facts, settings, result) -> Remedy:
+    return Remedy(manual=result.remedy)  # the firmware's setting, or the VM host's: nothing on the node
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from provision import kernel
+from provision.api import Remedy, RenderedFile
 from provision.checks import CheckSet, failed, passed, warned
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
@@ -153,4 +154,33 @@ def host_iommu(facts: Facts, settings):
                   evidence, "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (Intel) or iommu=pt")
 
 
+MODULES_FILE = "/etc/modules-load.d/provision.conf"
+KMOD = {"debian": ("kmod",), "redhat": ("kmod",)}
+
+
+@hookimpl
+def provision_kernel_modules(settings):
+    return ["vhost_net"]  # every guest's virtio-net: in-kernel, else QEMU's slower userspace path
+
+
+@hookimpl
+def provision_render(ctx):
+    """The modules every plugin's part of the plan needs at boot (provision_kernel_modules), in one file."""
+    modules = ctx.hooks.kernel_modules(ctx.settings)
+    return [RenderedFile(MODULES_FILE, ctx.render("modules/provision.conf.j2", modules=modules))] if modules else []
+
+
+@checks.remedy("host.tun")
+def load_tun(facts: Facts, settings, result) -> Remedy:
+    return Remedy(packages=KMOD, modules=("tun",))
+
+
+@checks.remedy("host.iommu")
+def iommu_on_the_command_line(facts: Facts, settings, result) -> Remedy:
+    return Remedy(manual="enable VT-d/AMD-Vi in the firmware, add intel_iommu=on iommu=pt (Intel) or iommu=pt (AMD) "
+                         "to GRUB_CMDLINE_LINUX in /etc/default/grub, run update-grub (grub2-mkconfig on RHEL), "
+                         "then reboot: the kernel command line changes only at boot")
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from provision import kernel
+from provision.api import Remedy, RenderedFile
 from provision.checks import CheckSet, failed, passed, skipped, wanted_virt_type, warned
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
@@ -291,4 +292,42 @@ def provision_virt_decision(facts: Facts, settings) -> Decision:
     return Decision("qemu", "none", tuple(reasons))
 
 
+# what udev's own rules give /dev/kvm on a normal host, kept at every boot where no rule does
+UDEV_RULE = "/etc/udev/rules.d/65-provision-kvm.rules"
+DEVICE = ("/dev/kvm", "kvm", "0660")
+KMOD = {"debian": ("kmod",), "redhat": ("kmod",)}
+VENDOR_MODULE = {"vmx": "kvm_intel", "svm": "kvm_amd"}
+FIRMWARE = ("enable VT-x/AMD-V in the firmware (or, on a VM, nested virtualisation on its host), then reboot: "
+            "nothing on the node can turn it on")
+
+
+@hookimpl
+def provision_render(ctx):
+    return [RenderedFile(UDEV_RULE, ctx.render("udev/kvm.rules.j2", device=DEVICE))]
+
+
+@checks.remedy("kvm.device", warnings=True)  # with virt_type auto a usable /dev/kvm is what makes the node kvm
+def permit_kvm(facts: Facts, settings, result) -> Remedy | None:
+    st = facts.answer("kvm.device")
+    module = VENDOR_MODULE.get(virt_extension(facts) or "")
+    if "error" in st and result.status != "fail":
+        return None  # a module that may not load (VT-x off in the firmware) is tried only where kvm is pinned
+    if "error" in st:
+        return Remedy(packages=KMOD, modules=(module,), devices=(DEVICE,)) if module else Remedy(manual=FIRMWARE)
+    if st["kind"] != "char":
+        return Remedy(manual=f"/dev/kvm is a {st['kind']}: remove it and reboot (or mknod /dev/kvm c 10 232)")
+    if qemu_user(facts)[0] is None or result.message.startswith("QEMU's user"):
+        from provision_plugins.libvirt import PACKAGES
+
+        return Remedy(packages=PACKAGES, devices=(DEVICE,))  # libvirt makes QEMU's user, in group kvm
+    return Remedy(devices=(DEVICE,))
+
+
+@checks.remedy("kvm.module")
+def load_kvm(facts: Facts, settings, result) -> Remedy:
+    module = VENDOR_MODULE.get(virt_extension(facts) or "")
+    return Remedy(packages=KMOD, modules=(module,)) if module else Remedy(manual=FIRMWARE)
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

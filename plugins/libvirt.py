@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from provision.api import Remedy, Service
 from provision.checks import CheckSet, failed, passed, skipped, warned
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
@@ -11,6 +12,11 @@ checks = CheckSet()
 
 DAEMONS = ("libvirtd", "virtqemud")
 SOCKETS = ("/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock")
+PACKAGES = {"debian": ("libvirt-daemon-system", "libvirt-clients"), "redhat": ("libvirt-daemon-kvm", "libvirt-client")}
+# the daemons, virtlogd first (libvirtd needs it); restarted after an install: libvirtd loads its drivers
+# (a storage backend just installed) only when it starts. Storage plugins name them with their packages.
+SERVICES = (Service("virtlogd", ("virtlogd", "-d"), ready="/run/libvirt/virtlogd-sock", restart_on_install=False),
+            Service("libvirtd", ("libvirtd", "-d"), ready="/run/libvirt/libvirt-sock"))
 
 
 @hookimpl
@@ -60,4 +66,19 @@ def libvirt_version(facts: Facts, settings):
                       "apt-get install libvirt-daemon-system (Debian/Ubuntu) or dnf install libvirt (RHEL)")
     return version_check(ans, product="libvirt", minimum=MIN_LIBVIRT, remedy="upgrade libvirt")
 
+@checks.remedy("libvirt.daemon")
+def start_libvirt(facts: Facts, settings, result) -> Remedy:
+    if (settings.get("hypervisor") or {}).get("libvirt", "host") == "container":
+        return Remedy(manual=result.remedy)  # provision does not stop a daemon it did not start
+    return Remedy(packages=PACKAGES, services=SERVICES)
+
+
+@checks.remedy("libvirt.version")
+def install_libvirt(facts: Facts, settings, result) -> Remedy:
+    if result.message == "libvirt is not installed":
+        return Remedy(packages=PACKAGES)
+    return Remedy(manual=f"{result.remedy}: the node's release has no libvirt new enough for nova")
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

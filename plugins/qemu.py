@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from provision.api import Remedy
 from provision.checks import CheckSet, failed, passed, skipped
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
@@ -67,4 +68,26 @@ def qemu_version(facts: Facts, settings):
     return version_check(ans, product="QEMU", minimum=MIN_QEMU,
                          remedy="upgrade QEMU (e.g. from the distribution's backports or cloud archive)")
 
+# Debian's emulator package for each architecture (qemu-utils brings qemu-img); RHEL's qemu-kvm is one for all
+DEBIAN_EMULATOR = {"x86_64": "qemu-system-x86", "aarch64": "qemu-system-arm", "ppc64le": "qemu-system-ppc",
+                   "s390x": "qemu-system-s390x"}
+
+
+def packages(machine: str) -> dict[str, tuple[str, ...]]:
+    return {"debian": (DEBIAN_EMULATOR.get(machine, "qemu-system"), "qemu-utils"), "redhat": ("qemu-kvm",)}
+
+
+@checks.remedy("qemu.binary")
+def install_qemu(facts: Facts, settings, result) -> Remedy:
+    if "error" in facts.answer("qemu.version"):
+        return Remedy(packages=packages(facts.machine))
+    return Remedy(manual=f"{result.message}: reinstall QEMU")
+
+
+@checks.remedy("qemu.version")
+def upgrade_qemu(facts: Facts, settings, result) -> Remedy:
+    return Remedy(manual=f"{result.remedy}: the node's release has no QEMU new enough for nova")
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

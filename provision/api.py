@@ -6,7 +6,8 @@ Every plugin imports these; they depend on nothing of provision's but its result
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -188,3 +189,72 @@ class NodeStepModule(Protocol):
 
     def restore(self, snapshot: Any, spec: dict) -> list[str]:
         """Put the snapshot back; what still differs (each becomes a ``not_restored`` line)."""
+
+
+FAMILIES = ("debian", "redhat")  # package families: apt-get (Debian, Ubuntu), dnf (RHEL, Fedora, Rocky, Alma)
+_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+._-]*\Z")  # Debian's and RPM's names alike: never an option
+_MODULE = re.compile(r"[a-z0-9_-]+\Z")
+
+
+@dataclass(frozen=True)
+class Service:
+    """A daemon a :class:`Remedy` runs on the node.
+
+    :param name: its systemd unit (``libvirtd``): where systemd is PID 1 it is enabled and started, or
+        restarted, through ``systemctl``.
+    :param start: where systemd is not PID 1, the command that starts it as a daemon (``libvirtd -d``).
+    :param ready: a path that exists once it answers (its socket); the start waits up to 20 s for it.
+    :param restart_on_install: restarted when the same apply installed a package (libvirtd loads its
+        storage drivers only when it starts).
+    """
+
+    name: str
+    start: tuple[str, ...]
+    ready: str = ""
+    restart_on_install: bool = True
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What ``provision apply`` does on a node to make one failing check pass, before it changes any
+    configuration; a plugin gives it through :func:`~provision.hookspecs.provision_remedies`. After the
+    remedies the node is probed again and the check must pass on the new facts.
+
+    :param check: the check it fixes (``storage.iscsi``); filled in by :class:`~provision.checks.CheckSet`.
+    :param packages: per package family (:data:`FAMILIES`: ``debian`` for apt-get, ``redhat`` for dnf)
+        the packages to install; only those the node lacks are installed, without recommends. An install
+        is never rolled back.
+    :param modules: kernel modules to load now (``modprobe``); keeping them loaded at boot is a rendered
+        file's job (``/etc/modules-load.d/provision.conf``).
+    :param devices: ``(path, group, mode)`` of device nodes to give that group (made a system group when
+        missing) and mode now (``("/dev/kvm", "kvm", "0660")``), as a rendered udev rule does at boot.
+    :param services: daemons to run, in order: started when stopped, restarted after an install.
+    :param manual: what no remedy can do live, as the exact change for the operator (the IOMMU on the
+        kernel command line, then a reboot). A check whose remedies are all manual still refuses the node.
+    """
+
+    check: str = ""
+    packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    modules: tuple[str, ...] = ()
+    devices: tuple[tuple[str, str, str], ...] = ()
+    services: tuple[Service, ...] = ()
+    manual: str = ""
+
+    def __post_init__(self) -> None:
+        for family, names in self.packages.items():
+            if family not in FAMILIES:
+                raise ValueError(f"Remedy {self.check}: unknown package family {family!r} (known: {', '.join(FAMILIES)})")
+            bad = [n for n in names if not _PACKAGE.match(n)]
+            if bad:
+                raise ValueError(f"Remedy {self.check}: not a package name: {', '.join(map(repr, bad))}")
+        bad = [m for m in self.modules if not _MODULE.match(m)]
+        if bad:
+            raise ValueError(f"Remedy {self.check}: not a module name: {', '.join(map(repr, bad))}")
+        for path, group, mode in self.devices:
+            if not path.startswith("/dev/") or not _MODULE.match(group) or not re.fullmatch(r"0?[0-7]{3}", mode):
+                raise ValueError(f"Remedy {self.check}: not a device, group and mode: {(path, group, mode)!r}")
+
+    @property
+    def live(self) -> bool:
+        """Whether apply can carry it out (not only tell the operator)."""
+        return bool(self.packages or self.modules or self.devices or self.services)

@@ -15,7 +15,7 @@ from provision.hosts import Node
 from provision.render import RenderedFile
 from provision.results import CheckResult, HostReport, Report, Status
 
-CHANGES = ("create", "update", "remove", "release")
+CHANGES = ("create", "update", "remove", "release", "install", "load", "start", "restart")  # remedies' last four
 
 
 @dataclass(frozen=True)
@@ -293,26 +293,31 @@ def _rolled_back(record: dict[str, Any], why: str = "") -> str:
     return text
 
 
-def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=()):
+def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=(), remedies: bool = False):
     """Preflight each node once, before anything changes: its decision (for ``virt_type: auto``) and the
     gate. A node where a check fails (``kernel.nfs`` for an NFS pool, ``storage.iscsi`` for an iSCSI
-    pool, ``libvirt.daemon``, ...) or that cannot be reached is refused, changing nothing.
-    ``(nodes that passed, their decisions, the refused as results)``."""
+    pool, ``libvirt.daemon``, ...) or that cannot be reached is refused, changing nothing; with
+    ``remedies``, unless the plugins' live remedies fix every failing check (and the node's
+    ``provision.remedies`` is not false). ``(nodes that passed, their decisions, the refused as
+    results, the remedies of each node that passed only with them)``."""
     from provision.preflight import preflight
+    from provision.remedies import refusal
 
-    report = preflight(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
-    passed, decisions, refused = [], {}, []
+    report = preflight(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore, remedies=remedies)
+    passed, decisions, refused, fixes = [], {}, [], {}
     for node, host in zip(nodes, report.hosts, strict=True):
         failing = [c for c in host.checks if c.status == "fail"]
+        why = refusal(failing, host.remedies, enabled=remedies and node.settings.get("remedies", True))
         if not host.reachable:
             refused.append(NodeApply(node.name, False, error=host.error, seconds=host.seconds))
-        elif failing:
-            refused.append(NodeApply(node.name, True, error="refused by preflight, nothing was changed: " + "; ".join(
-                f"{c.id}: {c.message}" for c in failing), seconds=host.seconds))
+        elif why:
+            refused.append(NodeApply(node.name, True, error=why, seconds=host.seconds))
         else:
             passed.append(node)
             decisions[node.name] = host.decision
-    return passed, decisions, refused
+            if failing:
+                fixes[node.name] = [r for r in host.remedies if r.live]
+    return passed, decisions, refused, fixes
 
 
 def apply_nodes(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], objects: dict[str, list[dict]],
@@ -431,8 +436,7 @@ def to_text(results: list[NodeApply], *, check: bool) -> str:
         for problem in r.not_restored:
             lines.append(f"  NOT restored  {problem}")
         for s in r.steps:
-            verb = {"create": "would create", "update": "would update", "remove": "would remove",
-                    "release": "would release"}.get(s.action, s.action) if check else s.action
+            verb = f"would {s.action}" if check and s.action in CHANGES else s.action
             lines.append(f"  {verb:<12} {s.target}" + (f"  ({s.why})" if s.why else ""))
         if r.reachable and r.error:
             lines.append(f"  error: {r.error}")

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from provision.api import Remedy
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
 from provision.results import CheckResult, failed, passed, skipped, warned  # noqa: F401  (re-exported for plugins)
 
 CheckFn = Callable[[Facts, dict[str, Any]], CheckResult]
+RemedyFn = Callable[[Facts, dict[str, Any], CheckResult], "Remedy | None"]
 
 
 class CheckSet:
@@ -25,6 +27,8 @@ class CheckSet:
 
     def __init__(self) -> None:
         self._checks: dict[str, tuple[str, CheckFn]] = {}
+        self._remedies: dict[str, RemedyFn] = {}
+        self._warnings: set[str] = set()
 
     def register(self, check_id: str, summary: str) -> Callable[[CheckFn], CheckFn]:
         def decorate(fn: CheckFn) -> CheckFn:
@@ -32,6 +36,37 @@ class CheckSet:
             return fn
 
         return decorate
+
+    def remedy(self, check_id: str, *, warnings: bool = False) -> Callable[[RemedyFn], RemedyFn]:
+        """Register how ``apply`` fixes ``check_id`` when it fails (with ``warnings``, also when it only
+        warns: a fix that is safe wherever it applies, such as a device node's mode):
+        ``fn(facts, settings, result)`` → a :class:`~provision.api.Remedy` (its ``check`` is filled in),
+        or None when it cannot."""
+        def decorate(fn: RemedyFn) -> RemedyFn:
+            self._remedies[check_id] = fn
+            if warnings:
+                self._warnings.add(check_id)
+            return fn
+        return decorate
+
+    def remedies(self, facts: Facts, settings: dict[str, Any], failing) -> list[Remedy]:
+        """The remedies of this set's failing checks."""
+        found = []
+        for result in failing:
+            if result.status != "fail" and result.id not in self._warnings:
+                continue
+            fn = self._remedies.get(result.id)
+            remedy = fn(facts, settings, result) if fn else None
+            if remedy is not None:
+                found.append(replace(remedy, check=result.id))
+        return found
+
+    def remedies_hook(self):
+        """The plugin's ``provision_remedies`` implementation, from :meth:`remedy`."""
+        @hookimpl
+        def provision_remedies(facts: Facts, settings: dict[str, Any], failing) -> list[Remedy]:
+            return self.remedies(facts, settings, failing)
+        return provision_remedies
 
     def run(self, facts: Facts, settings: dict[str, Any]) -> list[CheckResult]:
         """Every check; one that raises is reported as that check's internal error, naming its plugin,

@@ -7,12 +7,12 @@ with :data:`hookimpl`; built-in plugins do it exactly as third-party ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from provision.api import LibvirtKind, LibvirtObject, NodeStep, RenderContext, RenderedFile
+from provision.api import LibvirtKind, LibvirtObject, NodeStep, Remedy, RenderContext, RenderedFile
 
 if TYPE_CHECKING:
     from provision.canary import NodeCanary
@@ -111,6 +111,38 @@ def provision_virt_decision(facts: Facts, settings: dict[str, Any]) -> Decision 
     :param facts: the node's gathered facts.
     :param settings: the node's merged ``provision`` settings.
     :return: the decision with its reasons, or ``None`` to leave it to another plugin.
+    """
+
+
+@hookspec
+def provision_remedies(facts: Facts, settings: dict[str, Any], failing: Sequence[CheckResult]) -> list[Remedy]:
+    """Say how ``apply`` fixes the plugin's own failing checks on the node: the packages to install,
+    the kernel modules to load, the device nodes' group and mode, the daemons to start, or, where
+    nothing can be done live, the exact change for the operator (``manual``).
+
+    ``apply`` carries out every node's remedies before it changes any configuration (``--check``
+    lists them), probes the node again and evaluates the checks on the new facts; a failing check
+    that no live remedy fixes refuses the node. ``provision.remedies: false`` in the inventory, or
+    ``--no-remedies``, turns them off. :class:`~provision.checks.CheckSet` implements this hook
+    from remedies registered beside the checks (``checks.remedy("storage.iscsi")``).
+
+    :param facts: the node's facts, as the checks saw them.
+    :param settings: the node's validated settings.
+    :param failing: the node's failing and warning checks (every plugin's; answer for your own; a
+        failure the operator ignored with ``--ignore`` is not among them). A remedy for a warning runs
+        too, so give one only where it is safe wherever it applies (a device node's mode).
+    :return: one :class:`~provision.api.Remedy` per check the plugin can fix, each naming it.
+        Not firstresult: all collected.
+    """
+
+
+@hookspec
+def provision_kernel_modules(settings: dict[str, Any]) -> list[str]:
+    """Name the kernel modules the node's plan needs loaded at every boot (``8021q`` for VLANs,
+    ``iscsi_tcp`` for iSCSI pools); they are rendered into ``/etc/modules-load.d/provision.conf``.
+
+    :param settings: one node's validated settings.
+    :return: module names. Not firstresult: all collected, each named once.
     """
 
 

@@ -9,6 +9,7 @@ config. Pure functions over the facts the probe gathered with :data:`PROBE`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -121,3 +122,15 @@ def kernel_check(feature: KernelFeature, *, what: str, needed: bool, remedy: str
     if needed:
         return failed(message + " (the inventory needs it)", feature.evidence, remedy)
     return warned(message, feature.evidence, remedy)
+
+
+KMOD = {"debian": ("kmod",), "redhat": ("kmod",)}  # modprobe: a minimal root filesystem may lack it
+
+
+def load(*modules: str, packages: Mapping[str, tuple[str, ...]] | None = None):
+    """The :class:`~provision.api.Remedy` that loads ``modules`` now (with modprobe, installed if missing,
+    and ``packages``, which bring what uses them)."""
+    from provision.api import Remedy
+
+    merged = {f: KMOD[f] + tuple((packages or {}).get(f, ())) for f in KMOD}
+    return Remedy(packages=merged, modules=modules)

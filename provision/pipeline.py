@@ -121,9 +121,11 @@ class Applied:
         return to_json(self.results, check=self.check)
 
 
-def _prepared(inventory, limit, forks, timeout, ignore, warn):
+def _prepared(inventory, limit, forks, timeout, ignore, warn, *, check=True, remedies=False):
     """The selected nodes, those that pass the preflight gate with their rendered files, libvirt objects
-    and node steps, and the refused ones as results."""
+    and node steps, the refused ones as results, and each node's remedy steps. With ``remedies``, a node
+    whose failing checks its plugins' remedies fix has them carried out first (with ``check``, only
+    planned), is probed again, and passes the gate on its new facts."""
     from provision.apply import gate, node_steps_for, objects_for
     from provision.defaults import with_defaults
     from provision.plugins import default_hooks
@@ -132,30 +134,69 @@ def _prepared(inventory, limit, forks, timeout, ignore, warn):
     hooks = default_hooks()
     _ = hooks.libvirt_kinds  # two plugins describing one kind are refused before any node is contacted
     nodes = with_defaults(select(inventory=inventory, limit=limit, warn=warn), hooks=hooks)
-    passed, decisions, refused = gate(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
+    passed, decisions, refused, fixes = gate(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore,
+                                             remedies=remedies)
+    remedied: dict[str, tuple] = {}
+    if fixes:
+        passed, decisions, refused, remedied = _remedy(passed, decisions, refused, fixes, hooks=hooks, forks=forks,
+                                                       timeout=timeout, ignore=ignore, check=check)
     rendered = render_all(nodes=passed, decisions=decisions, hooks=hooks)
     objects = objects_for(nodes=passed, rendered=rendered, decisions=decisions, hooks=hooks)
     steps = node_steps_for(nodes=passed, decisions=decisions, hooks=hooks, rendered=rendered)
     return nodes, passed, rendered, {"objects": objects, "steps": steps,
-                                     "kinds": tuple(hooks.libvirt_kinds.values())}, refused
+                                     "kinds": tuple(hooks.libvirt_kinds.values())}, refused, remedied
+
+
+def _remedy(passed, decisions, refused, fixes, *, hooks, forks, timeout, ignore, check):
+    """Carry out the remedies of the nodes in ``fixes`` (``check``: plan them), then gate those nodes
+    again on their new facts. A node whose remedies fail, or whose checks still fail, is refused with
+    its remedy steps."""
+    from dataclasses import replace
+
+    from provision.apply import NodeApply, gate
+    from provision.parallel import fan_out
+    from provision.remedies import run
+
+    fixing = [n for n in passed if n.name in fixes]
+    outcomes = dict(zip([n.name for n in fixing], fan_out(
+        lambda n: run(n, fixes[n.name], check=check, timeout=timeout), fixing, forks=forks), strict=True))
+    remedied = {name: steps for name, (steps, _) in outcomes.items()}
+    failed = {name for name, (_, error) in outcomes.items() if error}
+    refused = refused + [NodeApply(name, True, remedied[name], outcomes[name][1]) for name in sorted(failed)]
+    done = [n for n in fixing if n.name not in failed]
+    passed = [n for n in passed if n.name not in failed and (check or n.name not in fixes)]
+    if done and not check:  # the node is probed again: the gate is evaluated on what it is now
+        again, new, still, _ = gate(nodes=done, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
+        passed += again
+        decisions = {**decisions, **new}
+        refused += [replace(r, steps=remedied[r.host], error=r.error.replace(
+            "refused by preflight", "after its remedies, still refused by preflight", 1)) for r in still]
+    return passed, decisions, refused, remedied
 
 
 def apply(*, inventory: str | None = None, limit: str | None = None, check: bool = False, diff: bool = False,
           forks: int = 8, timeout: float = 120, ignore: Iterable[str] = (), force: bool = False,
           confirm_timeout: float = 60, on_start: Callable[[int], None] | None = None, on_done: Callable | None = None,
-          warn: Warn | None = None) -> Applied:
+          warn: Warn | None = None, remedies: bool = True) -> Applied:
     """Make each node match its rendered configuration, then verify it (``provision apply``); with
-    ``check``, only plan. Nodes that fail the preflight gate are refused, changing nothing."""
+    ``check``, only plan. A node whose failing checks its plugins' remedies fix gets them first (the
+    packages installed, modules loaded, daemons started: ``remedies=False`` or the inventory's
+    ``provision.remedies: false`` keeps them off); a node that still fails the preflight gate is
+    refused, changing nothing."""
+    from dataclasses import replace
+
     from provision.apply import apply_nodes, exit_code, object_diffs
     from provision.render import diff_against_nodes
 
-    selected, nodes, rendered, plan, refused = _prepared(inventory, limit, forks, timeout, tuple(ignore), warn)
+    selected, nodes, rendered, plan, refused, remedied = _prepared(inventory, limit, forks, timeout, tuple(ignore),
+                                                                    warn, check=check, remedies=remedies)
     text = diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks) if diff else ""
     if on_start:
         on_start(len(nodes))
     results = apply_nodes(nodes=nodes, rendered=rendered, **plan, check=check, forks=forks, timeout=timeout,
                           force=force, diff=diff, on_done=on_done, confirm_timeout=confirm_timeout)
     order = {n.name: i for i, n in enumerate(selected)}
+    results = [replace(r, steps=remedied[r.host] + r.steps) if r.host in remedied else r for r in results]
     results = sorted([*refused, *results], key=lambda r: order[r.host])
     code = exit_code(results, check=check)
     drift = None
@@ -175,6 +216,6 @@ def verify(*, inventory: str | None = None, limit: str | None = None, forks: int
     """Each node's drift from its rendered configuration, as checks (``provision verify``); changes nothing."""
     from provision.apply import apply_nodes, verify_report
 
-    selected, nodes, rendered, plan, refused = _prepared(inventory, limit, forks, timeout, ("all",), warn)
+    selected, nodes, rendered, plan, refused, _ = _prepared(inventory, limit, forks, timeout, ("all",), warn)
     return verify_report(refused + apply_nodes(nodes=nodes, rendered=rendered, **plan, check=True, forks=forks,
                                                timeout=timeout)).with_groups(selected)

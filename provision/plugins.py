@@ -175,6 +175,22 @@ class Hooks:
                 results += [internal_error(check_id, plugin_name, exc) for check_id in ids]
         return results
 
+    def remedies(self, facts, settings, failing) -> list:
+        """Every plugin's :class:`~provision.api.Remedy` for the node's failing checks, in load order;
+        one naming no failing check is dropped (a plugin answers for its own checks)."""
+        if not failing:
+            return []
+        ids = {c.id for c in failing}
+        found = self.pm.hook.provision_remedies(facts=facts, settings=settings, failing=tuple(failing))
+        return [r for part in reversed(found) for r in part or [] if r.check in ids]
+
+    def kernel_modules(self, settings) -> list[str]:
+        """The kernel modules every plugin needs loaded at boot for the node, each once, in load order."""
+        names: list[str] = []
+        for part in reversed(self.pm.hook.provision_kernel_modules(settings=settings)):
+            names += [n for n in part or [] if n not in names]
+        return names
+
     @cached_property
     def _catalog_by_plugin(self) -> dict[str, list[str]]:
         hook = self.pm.hook.provision_check_catalog

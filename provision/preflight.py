@@ -34,11 +34,13 @@ def evaluate(facts: Facts, settings: dict[str, Any], *, hooks: Hooks, ignore: fr
 
 
 def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[str],
-               functional: float | None = None, settings: Callable[[], dict[str, Any]] | None = None) -> HostReport:
+               functional: float | None = None, settings: Callable[[], dict[str, Any]] | None = None,
+               remedies: bool = False) -> HostReport:
     """One node: one probe round trip, bounded by ``timeout``, then pure evaluation. With ``functional``
     (one boot's time limit), the canary is put on the node first and the plugins' functional operations
     join the probe, which may then take two boots longer. ``settings``, when given, is called once the
-    facts are in (filling defaults overlaps the round trip)."""
+    facts are in (filling defaults overlaps the round trip). ``remedies``: the plugins' remedies for the
+    failing checks come with the report."""
     start = time.monotonic()
     operations = hooks.probe_operations
     if functional is not None:
@@ -51,8 +53,16 @@ def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[st
     except Unreachable as exc:
         return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
     seconds = time.monotonic() - start
-    checks, decision = evaluate(facts, settings() if settings else node.settings, hooks=hooks, ignore=ignore)
-    return HostReport(node.name, True, decision, checks, seconds=seconds)
+    values = settings() if settings else node.settings
+    checks, decision = evaluate(facts, values, hooks=hooks, ignore=ignore)
+    fixes: tuple = ()
+    if remedies:
+        try:
+            fixes = tuple(hooks.remedies(facts, values, [c for c in checks if c.status == "fail" or
+                                                         c.status == "warn" and c.id not in ignore]))
+        except Exception:
+            fixes = ()
+    return HostReport(node.name, True, decision, checks, seconds=seconds, remedies=fixes)
 
 
 def preflight(
@@ -65,13 +75,15 @@ def preflight(
     on_done: Callable[[HostReport], None] | None = None,
     functional: float | None = None,
     meanwhile: Callable[[], object] | None = None,
+    remedies: bool = False,
 ) -> Report:
     """Check every node, ``forks`` at a time; the report keeps the nodes' order. ``functional``: also
     boot the canary on each node, each boot bounded by that many seconds (``preflight --functional``).
 
     The probes start first; the settings of nodes without an inventory get their defaults meanwhile
     (hooks get validated settings, defaults filled, with or without -i), so the two overlap; then
-    ``meanwhile()`` runs (the CLI loads its report writer), before the nodes' answers are awaited."""
+    ``meanwhile()`` runs (the CLI loads its report writer), before the nodes' answers are awaited.
+    ``remedies``: each host's report carries the plugins' remedies for its failing checks (apply's gate)."""
     from concurrent.futures import Future
 
     from provision.defaults import with_defaults
@@ -84,7 +96,7 @@ def preflight(
 
     def one(index: int) -> HostReport:
         report = check_host(nodes[index], hooks=hooks, timeout=timeout, ignore=ignored, functional=functional,
-                            settings=lambda: filled.result()[index].settings)
+                            settings=lambda: filled.result()[index].settings, remedies=remedies)
         if on_done:
             on_done(report)
         return report

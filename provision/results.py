@@ -76,6 +76,7 @@ class HostReport:
     error: str = ""
     seconds: float = 0.0
     groups: tuple[str, ...] = ()  # the node's inventory groups (the HTML report groups by them); not in JSON
+    remedies: tuple = ()  # what apply would do about the failing checks (provision.api.Remedy); not in JSON
 
     def count(self, status: Status) -> int:
         return sum(1 for c in self.checks if c.status == status)

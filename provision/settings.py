@@ -15,8 +15,9 @@ from typing import Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 VIRT_TYPES = ("auto", "kvm", "qemu")
-# the core's own part: the one setting the core reads itself (for the decision, render and guests)
-CORE_SETTINGS: dict[str, Any] = {"virt_type": (typing.Literal[VIRT_TYPES], "auto")}
+# the core's own part: the settings the core reads itself (virt_type for the decision, render and guests;
+# remedies for apply: false keeps apply from installing, loading or starting anything on the node)
+CORE_SETTINGS: dict[str, Any] = {"virt_type": (typing.Literal[VIRT_TYPES], "auto"), "remedies": (bool, True)}
 
 
 class StrictModel(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from provision import kernel
-from provision.api import LibvirtObject, RenderedFile
+from provision.api import LibvirtObject, Remedy, RenderedFile
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision_plugins.network.names import network_file
@@ -79,4 +79,10 @@ def provision_apply_objects(ctx, files):
     return [LibvirtObject("network", network_file(b["name"])) for b in ctx.settings["network"]["bridges"]]
 
 
+@checks.remedy("kernel.bridge")
+def load_bridge(facts, settings, result) -> Remedy:
+    return kernel.load("bridge")
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

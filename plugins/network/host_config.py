@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from provision import installed
-from provision.api import NodeStep, RenderedFile
+from provision.api import NodeStep, Remedy, RenderedFile
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 
@@ -66,7 +66,36 @@ def _vlan_mtu_problems(net) -> list:
 
 @hookimpl
 def provision_probe():
-    return installed.probe("network.renderer", *RENDERERS.values())
+    return {**installed.probe("network.renderer", *RENDERERS.values()), **installed.probe("network.pyroute2", PYROUTE2)}
+
+
+# the host network step's module runs under the node's own Python 3 and imports pyroute2 from its packages
+PYROUTE2 = installed.Software("pyroute2 for the node's Python 3", pieces=(("pyroute2", (
+    "/usr/lib/python3/dist-packages/pyroute2/__init__.py", "/usr/lib/python3*/site-packages/pyroute2/__init__.py",
+    "/usr/lib64/python3*/site-packages/pyroute2/__init__.py")),),
+    remedy="apt-get install python3-pyroute2 (Debian/Ubuntu) or dnf install python3-pyroute2 (RHEL, from EPEL)")
+PYROUTE2_PACKAGES = {"debian": ("python3-pyroute2",), "redhat": ("python3-pyroute2",)}
+RENDERER_PACKAGES: dict[str, dict[str, tuple[str, ...]]] = {
+    "netplan": {"debian": ("netplan.io",), "redhat": ("netplan", "systemd-networkd")},
+    "networkd": {"debian": ("systemd",), "redhat": ("systemd-networkd",)}}
+
+
+@checks.register("network.pyroute2", "pyroute2 is installed for the node's Python 3, where the inventory has host "
+                                     "bridges or VLANs (the host network step uses netlink through it)")
+def pyroute2_software(facts, settings):
+    net = settings.get("network") or {}
+    return installed.software_check(facts, "network.pyroute2", PYROUTE2, needed=bool(net.get("bridges") or net.get("vlans")),
+                                    unneeded="no host bridges or VLANs in the inventory")
+
+
+@checks.remedy("network.pyroute2")
+def install_pyroute2(facts, settings, result) -> Remedy:
+    return Remedy(packages=PYROUTE2_PACKAGES)
+
+
+@checks.remedy("network.renderer")
+def install_renderer(facts, settings, result) -> Remedy:
+    return Remedy(packages=RENDERER_PACKAGES[(settings.get("network") or {}).get("renderer", "netplan")])
 
 
 @checks.register("network.renderer", "the inventory's network renderer (netplan or systemd-networkd) is installed")
@@ -164,3 +193,4 @@ def provision_apply_node_steps(ctx, files):
 
 
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

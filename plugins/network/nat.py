@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from provision import installed, kernel
-from provision.api import LibvirtObject, RenderedFile
+from provision.api import LibvirtObject, Remedy, RenderedFile
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision_plugins.network.names import network_file
 
 checks = CheckSet()
 NFT = installed.Software("nftables", programs=("nft",), remedy="apt-get install nftables (Debian/Ubuntu) or dnf install nftables (RHEL)")
+DNSMASQ = installed.Software("dnsmasq", programs=("dnsmasq",),
+                            remedy="apt-get install dnsmasq-base (Debian/Ubuntu) or dnf install dnsmasq (RHEL)")
 NF_NAT = kernel.Needs(config=("CONFIG_NF_NAT",), modules=("nf_nat",))
 MASQUERADE = kernel.Needs(config=("CONFIG_NFT_MASQ", "CONFIG_NFT_NAT", "CONFIG_IP_NF_TARGET_MASQUERADE"),
                           modules=("nft_masq", "nft_nat", "nft_chain_nat", "ipt_MASQUERADE"))
@@ -66,7 +68,16 @@ def provision_validate_settings(settings):
 
 @hookimpl
 def provision_probe():
-    return {**kernel.probe(NF_NAT, MASQUERADE), **installed.probe("network.nftables", NFT)}
+    return {**kernel.probe(NF_NAT, MASQUERADE), **installed.probe("network.nftables", NFT),
+            **installed.probe("network.dnsmasq", DNSMASQ)}
+
+
+@checks.register("network.dnsmasq", "dnsmasq is installed where the inventory has NAT networks (libvirt runs it "
+                                    "for their DHCP and DNS)")
+def dnsmasq_software(facts, settings):
+    needed = bool((settings.get("network") or {}).get("nat"))
+    return installed.software_check(facts, "network.dnsmasq", DNSMASQ, needed=needed,
+                                    unneeded="no NAT network in the inventory")
 
 
 @checks.register("network.nftables", "nft is installed where NAT is left to nftables (firewall: nftables)")
@@ -109,4 +120,20 @@ def provision_apply_objects(ctx, files):
     return [LibvirtObject("network", network_file(n["name"])) for n in ctx.settings["network"]["nat"]]
 
 
+@checks.remedy("network.dnsmasq")
+def install_dnsmasq(facts, settings, result) -> Remedy:
+    return Remedy(packages={"debian": ("dnsmasq-base",), "redhat": ("dnsmasq",)})
+
+
+@checks.remedy("network.nftables")
+def install_nftables(facts, settings, result) -> Remedy:
+    return Remedy(packages={"debian": ("nftables",), "redhat": ("nftables",)})
+
+
+@checks.remedy("kernel.nat")
+def load_nat(facts, settings, result) -> Remedy:
+    return kernel.load("nf_nat")
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

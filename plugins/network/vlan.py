@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from provision import kernel
+from provision.api import Remedy
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 
@@ -60,4 +61,15 @@ def provision_network_links(settings):
             for v in settings["network"]["vlans"]]
 
 
+@checks.remedy("kernel.vlan")
+def load_8021q(facts, settings, result) -> Remedy:
+    return kernel.load("8021q")
+
+
+@hookimpl
+def provision_kernel_modules(settings):
+    return ["8021q"] if (settings.get("network") or {}).get("vlans") else []
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from provision import installed, kernel
-from provision.api import LibvirtObject
+from provision.api import LibvirtObject, Remedy
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
@@ -94,4 +94,29 @@ def provision_apply_objects(ctx, files):
             for p in entries(ctx.settings, "iscsi") if p["chap"]] + pool_objects(ctx.settings, "iscsi")
 
 
+# Debian's plain iscsi backend is in libvirt-daemon itself; RHEL splits every backend out
+INITIATOR_PACKAGES = {"debian": ("open-iscsi",), "redhat": ("iscsi-initiator-utils", "libvirt-daemon-driver-storage-iscsi")}
+DIRECT_PACKAGES = {"debian": ("libvirt-daemon-driver-storage-iscsi-direct", "qemu-block-extra"),
+                   "redhat": ("libvirt-daemon-driver-storage-iscsi-direct", "qemu-kvm-block-iscsi")}
+
+
+@checks.remedy("storage.iscsi")
+def install_iscsi(facts, settings, result) -> Remedy:
+    from provision_plugins.libvirt import SERVICES
+
+    wanted = [INITIATOR_PACKAGES] * _entries(settings, direct=False) + [DIRECT_PACKAGES] * _entries(settings, direct=True)
+    return Remedy(packages={f: tuple(n for p in wanted for n in p[f]) for f in ("debian", "redhat")}, services=SERVICES)
+
+
+@checks.remedy("kernel.iscsi")
+def load_iscsi_tcp(facts, settings, result) -> Remedy:
+    return kernel.load("iscsi_tcp", packages=INITIATOR_PACKAGES)
+
+
+@hookimpl
+def provision_kernel_modules(settings):
+    return ["iscsi_tcp"] if _entries(settings, direct=False) else []
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

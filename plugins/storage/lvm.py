@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from provision import installed, kernel
+from provision.api import Remedy
 from provision.checks import CheckSet
 from provision.errors import SettingsError
 from provision.hookspecs import hookimpl
@@ -118,4 +119,25 @@ def provision_apply_objects(ctx, files):
     return pool_objects(ctx.settings, "lvm", build=True)  # pool-build makes the volume group
 
 
+PACKAGES = {"debian": ("lvm2",), "redhat": ("lvm2", "libvirt-daemon-driver-storage-logical")}
+
+
+@checks.remedy("storage.lvm")
+def install_lvm(facts, settings, result) -> Remedy:
+    from provision_plugins.libvirt import SERVICES
+
+    return Remedy(packages=PACKAGES, services=SERVICES)
+
+
+@checks.remedy("kernel.device_mapper")
+def load_dm_mod(facts, settings, result) -> Remedy:
+    return kernel.load("dm_mod", packages=PACKAGES)
+
+
+@hookimpl
+def provision_kernel_modules(settings):
+    return ["dm_mod"] if uses(settings, "lvm") or images_on(settings, "lvm") else []
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

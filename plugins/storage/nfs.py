@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from provision import installed, kernel
+from provision.api import Remedy
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
@@ -66,7 +67,28 @@ def provision_render(ctx):
     return files
 
 
+PACKAGES = {"debian": ("nfs-common",), "redhat": ("nfs-utils", "libvirt-daemon-driver-storage-core")}
+
+
+@checks.remedy("storage.nfs")
+def install_nfs(facts, settings, result) -> Remedy:
+    from provision_plugins.libvirt import SERVICES
+
+    return Remedy(packages=PACKAGES, services=SERVICES)
+
+
+@checks.remedy("kernel.nfs")
+def load_nfs(facts, settings, result) -> Remedy:
+    return kernel.load("nfs", packages=PACKAGES)
+
+
+@hookimpl
+def provision_kernel_modules(settings):
+    return ["nfs"] if uses(settings, "nfs") else []
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()
 
 
 @hookimpl

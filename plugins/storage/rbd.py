@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from provision import installed, kernel
-from provision.api import LibvirtObject
+from provision.api import LibvirtObject, Remedy
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
 from provision.render import RenderedFile
@@ -81,4 +81,14 @@ def provision_apply_objects(ctx, files):
             for p in entries(ctx.settings, "rbd")] + pool_objects(ctx.settings, "rbd")
 
 
+@checks.remedy("storage.rbd")
+def install_rbd(facts, settings, result) -> Remedy:
+    from provision_plugins.libvirt import SERVICES
+
+    return Remedy(packages={"debian": ("libvirt-daemon-driver-storage-rbd", "qemu-block-extra", "ceph-common"),
+                            "redhat": ("libvirt-daemon-driver-storage-rbd", "qemu-kvm-block-rbd", "ceph-common")},
+                  services=SERVICES)
+
+
 provision_check_catalog, provision_checks = checks.hooks()
+provision_remedies = checks.remedies_hook()

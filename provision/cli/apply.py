@@ -37,8 +37,12 @@ def apply_cli(
     confirm_timeout: Annotated[float, seconds_option(
         "--confirm-timeout", min=5, max=3600,
         help="seconds the node waits for the controller to confirm a host network change before it rolls back")] = 60,
+    no_remedies: Annotated[bool, typer.Option(
+        "--no-remedies", help="install, load and start nothing: refuse a node whose preflight fails "
+                              "(as the inventory's provision.remedies: false)")] = False,
 ) -> None:
-    """Make each node match its rendered configuration (host network, libvirt objects, then files), then verify it."""
+    """Install what each node's preflight finds missing, make it match its rendered configuration (host
+    network, libvirt objects, then files), then verify it."""
     from provision import pipeline
     from provision.apply import to_text
     from provision.report.text import terminal_text
@@ -49,7 +53,7 @@ def apply_cli(
     with progress("apply --check" if check else "apply") as bar:
         done = pipeline.apply(inventory=inventory, limit=limit, check=check, diff=diff, forks=forks, timeout=timeout,
                               ignore=ignore, force=force, confirm_timeout=confirm_timeout, on_start=bar.start,
-                              on_done=bar.advance, warn=warn)
+                              on_done=bar.advance, warn=warn, remedies=not no_remedies)
     if diff:
         typer.echo(done.diff, nl=False)
     if done.drift is not None:

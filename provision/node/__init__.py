@@ -18,6 +18,8 @@ PACKAGE = "provision_node"
 FOLDER = Path(__file__).parent
 PROBE = ("probe_files", "probe_runs", "probe_devices", "probe")  # the probe's modules, each before those that import it
 AGENT = ("state", "files", "objects", "steps", "undo", "guard", "agent")  # the apply agent's
+REMEDY = ("remedy",)  # what apply installs, loads and starts before it configures the node
+BUNDLES = (PROBE, AGENT, REMEDY)
 
 # The loader, run first in the program's own namespace (where BOOT put the program's text as PROGRAM).
 LOADER = '''import sys

@@ -164,12 +164,12 @@ def test_checks_and_plugins_listings(cli):
     for check_id in ("cpu.virt_extensions", "kvm.device", "kvm.api", "kvm.module", "host.hypervisor", "host.tun",
                      "host.vhost_net", "host.cgroups", "host.iommu", "qemu.binary", "qemu.version", "libvirt.daemon",
                      "libvirt.version", "kernel.bridge", "kernel.vlan", "kernel.nat", "kernel.device_mapper",
-                     "kernel.nfs", "kernel.iscsi", "kernel.rbd", "time.sync", "resources.memory", "resources.disk",
+                     "kernel.nfs", "kernel.iscsi", "kernel.rbd", "network.dnsmasq", "network.pyroute2", "time.sync", "resources.memory", "resources.disk",
                      "ports.free", "kvm.run", "kvm.boot", "nova.cpu_models", "host.pci"):
         assert re.search(rf"^{re.escape(check_id)}\s+\S", checks, re.M), check_id
     plugins = cli("plugins").stdout
     assert ("provision_plugins.kvm: provision_check_catalog, provision_checks, provision_probe, "
-            "provision_probe_functional, provision_virt_decision") in plugins
+            "provision_probe_functional, provision_remedies, provision_render, provision_virt_decision") in plugins
 
 
 def test_on_a_terminal_there_is_colour_and_a_progress_bar(tmp_path):

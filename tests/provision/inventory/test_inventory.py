@@ -147,7 +147,7 @@ BAD = [
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_type: kvm}}}\n",
      r"host n1: provision\.hypervisor\.virt_type: moved to provision\.virt_type \(a core setting now\) \(got 'kvm'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisr: {}}}\n",
-     r"host n1: provision\.hypervisr: unknown key; known keys: hypervisor, network, pci, storage, virt_type"),
+     r"host n1: provision\.hypervisr: unknown key; known keys: hypervisor, network, pci, remedies, storage, virt_type"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {cpu_models: x}}}\n",
      r"host n1: provision\.hypervisor\.cpu_models: input should be a valid list \(got 'x'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {cpu_models: [a]}}}\n",
