@@ -28,6 +28,7 @@ PACKAGES=(
   libxml2-utils netplan.io nftables iproute2 lvm2 kmod       # validators and the network/storage tools
   e2fsprogs util-linux systemd                              # mkfs, losetup, unshare, script, systemd-analyze in the tests
   openssh-server openssh-client                             # test hosts in network namespaces
+  mmdebstrap socat apt-cacher-ng                            # bare Debian nodes for the bootstrap tests, their apt proxy
   busybox-static cpio dpkg-dev                              # the canary guest's initramfs
   chromium chromium-driver                                  # the HTML report's tests, in a real browser
 )

@@ -293,17 +293,20 @@ def _rolled_back(record: dict[str, Any], why: str = "") -> str:
     return text
 
 
-def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=(), remedies: bool = False):
+def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=(), remedies: bool = False,
+         hint: bool = True):
     """Preflight each node once, before anything changes: its decision (for ``virt_type: auto``) and the
     gate. A node where a check fails (``kernel.nfs`` for an NFS pool, ``storage.iscsi`` for an iSCSI
     pool, ``libvirt.daemon``, ...) or that cannot be reached is refused, changing nothing; with
     ``remedies``, unless the plugins' live remedies fix every failing check (and the node's
     ``provision.remedies`` is not false). ``(nodes that passed, their decisions, the refused as
-    results, the remedies of each node that passed only with them)``."""
+    results, the remedies of each node that passed only with them)``. ``hint``: a refusal says which
+    failing checks remedies would have fixed, had they been on."""
     from provision.preflight import preflight
     from provision.remedies import refusal
 
-    report = preflight(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore, remedies=remedies)
+    report = preflight(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore,
+                       remedies=remedies or hint)
     passed, decisions, refused, fixes = [], {}, [], {}
     for node, host in zip(nodes, report.hosts, strict=True):
         failing = [c for c in host.checks if c.status == "fail"]

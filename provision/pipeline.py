@@ -166,7 +166,7 @@ def _remedy(passed, decisions, refused, fixes, *, hooks, forks, timeout, ignore,
     done = [n for n in fixing if n.name not in failed]
     passed = [n for n in passed if n.name not in failed and (check or n.name not in fixes)]
     if done and not check:  # the node is probed again: the gate is evaluated on what it is now
-        again, new, still, _ = gate(nodes=done, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore)
+        again, new, still, _ = gate(nodes=done, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore, hint=False)
         passed += again
         decisions = {**decisions, **new}
         refused += [replace(r, steps=remedied[r.host], error=r.error.replace(

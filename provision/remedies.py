@@ -58,7 +58,8 @@ def run(node: Node, remedies: Sequence[Remedy], *, check: bool, timeout: float):
                   for s in answer.get("steps", ()) if s.get("action") != "unchanged")
     error = answer.get("error") or ""
     if error:
-        error = f"{'remedies refused' if check else 'remedies failed'}, no configuration was changed: {error}"
+        error = (f"{'remedies refused' if answer.get('refused') else 'remedies failed'}, no configuration was "
+                 f"changed: {error}")
     return steps, error
 
 

@@ -127,7 +127,7 @@ mount -t tmpfs -o mode=755 tmpfs "$R/dev"
 mkdir "$R/dev/net" "$R/dev/pts" "$R/dev/shm"
 {devices}
 mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$R/dev/pts"
-ln -s pts/ptmx "$R/dev/ptmx"; ln -s /proc/self/fd "$R/dev/fd"
+mknod -m 666 "$R/dev/ptmx" c 5 2; ln -s /proc/self/fd "$R/dev/fd"
 ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"
 mount -t tmpfs tmpfs "$R/dev/shm"
 mount -t tmpfs -o mode=755 tmpfs "$R/run"

@@ -17,6 +17,7 @@ SMALLEST = {
     "network_apply.py": ["--runs", "1"],
     "guest.py": ["--runs", "1"],
     "report.py": ["--hosts", "20", "--runs", "1"],
+    "bootstrap.py": ["--runs", "1"],
 }
 
 

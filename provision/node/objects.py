@@ -41,8 +41,11 @@ class VirshError(Exception):
 def virsh(*args):
     import subprocess
 
-    proc = subprocess.run(["virsh", "-q", "-c", "qemu:///system"] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        proc = subprocess.run(["virsh", "-q", "-c", "qemu:///system"] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True)
+    except OSError as exc:  # a node planned before its remedies install libvirt (apply --check): nothing is defined
+        raise VirshError("virsh cannot run: %s (libvirt's client is not installed)" % exc.strerror) from None
     if proc.returncode:
         raise VirshError((proc.stderr.strip().replace("error: ", "") or "virsh exited %d" % proc.returncode))
     return proc.stdout

@@ -179,10 +179,12 @@ class Failed(Exception):
 
 
 def _tail(text, lines=4):
-    """The lines that say why: apt's own E: and W: lines first, else the last ones."""
+    """The lines that say why: apt's own E: and W: lines, else the last ones; and who held the lock that
+    apt waited for (apt says so only while it waits)."""
     said = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errors = [ln for ln in said if ln.startswith(("E:", "W:", "Error:", "dpkg: error"))]
-    return "; ".join((errors or said)[-lines:]) or "no message"
+    waited = [ln.split(":", 1)[1].strip().rstrip(".") for ln in said if ln.startswith("Waiting for cache lock:")]
+    return "; ".join((errors or said)[-lines:] + waited[-1:]) or "no message"
 
 
 def _install(state, names, lock_timeout):
@@ -194,12 +196,10 @@ def _install(state, names, lock_timeout):
             raise Failed("apt-get update failed (exit %d): the node's package sources cannot be read: %s"
                          % (rc, _tail(err + "\n" + out)))
         if os.path.isdir("/var/lib/dpkg/updates") and os.listdir("/var/lib/dpkg/updates"):
-            # an install was interrupted: dpkg finishes it first (apt-get refuses until then)
-            rc, out, err = _run(["dpkg", "--force-confold", "--configure", "-a"], env=env)
-            if rc:
-                raise Failed("dpkg --configure -a, to finish an interrupted install, failed (exit %d): %s"
-                             % (rc, _tail(err + "\n" + out)))
-        argv = ["apt-get", "-q", "-y", "--no-install-recommends"] + lock + [
+            # an install was interrupted: dpkg finishes what it can first (apt-get refuses until then); what
+            # it cannot (a package whose dependencies were never unpacked) apt-get --fix-broken completes
+            _run(["dpkg", "--force-confold", "--configure", "-a"], env=env)
+        argv = ["apt-get", "-q", "-y", "--no-install-recommends", "--fix-broken"] + lock + [
             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "install"] + names
     else:
         argv = ["dnf", "-y", "-q", "--setopt=install_weak_deps=False", "install"] + names
@@ -321,4 +321,4 @@ def main(spec):
     error = "; ".join("%s: %s" % (s["target"], s["why"]) for s in refused)
     if not refused and not spec.get("check"):
         error = carry_out(spec, state, steps)
-    sys.stdout.write(json.dumps({"steps": steps, "error": error}))
+    sys.stdout.write(json.dumps({"steps": steps, "error": error, "refused": bool(refused)}))
