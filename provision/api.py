@@ -193,7 +193,7 @@ class NodeStepModule(Protocol):
 
 FAMILIES = ("debian", "redhat")  # package families: apt-get (Debian, Ubuntu), dnf (RHEL, Fedora, Rocky, Alma)
 _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+._-]*\Z")  # Debian's and RPM's names alike: never an option
-_MODULE = re.compile(r"[a-z0-9_-]+\Z")
+_MODULE = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")  # a module or group name: never an option
 
 
 @dataclass(frozen=True)

@@ -153,14 +153,15 @@ def _remedy(passed, decisions, refused, fixes, *, hooks, forks, timeout, ignore,
     its remedy steps."""
     from dataclasses import replace
 
-    from provision.apply import NodeApply, gate
+    from provision.apply import NodeApply, Step, gate
     from provision.parallel import fan_out
     from provision.remedies import run
 
     fixing = [n for n in passed if n.name in fixes]
     outcomes = dict(zip([n.name for n in fixing], fan_out(
         lambda n: run(n, fixes[n.name], check=check, timeout=timeout), fixing, forks=forks), strict=True))
-    remedied = {name: steps for name, (steps, _) in outcomes.items()}
+    remedied = {name: tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"))
+                            for s in steps) for name, (steps, _) in outcomes.items()}
     failed = {name for name, (_, error) in outcomes.items() if error}
     refused = refused + [NodeApply(name, True, remedied[name], outcomes[name][1]) for name in sorted(failed)]
     done = [n for n in fixing if n.name not in failed]

@@ -43,9 +43,9 @@ def program(spec: dict[str, Any]) -> str:
 
 
 def run(node: Node, remedies: Sequence[Remedy], *, check: bool, timeout: float):
-    """Carry out (or with ``check`` plan) ``remedies`` on ``node``: ``(steps, error)``; the steps are
-    :class:`~provision.apply.Step` (``package``, ``module``, ``device``, ``service``)."""
-    from provision.apply import Step
+    """Carry out (or with ``check`` plan) ``remedies`` on ``node``: ``(steps, error)``; each step a dict
+    with ``kind`` (``package``, ``module``, ``device``, ``service``), ``target``, ``action``, ``why``
+    and ``seconds``, as the apply agent reports its steps."""
     from provision.probe import Unreachable, run_program, within
 
     spec = spec_for(remedies, check=check, timeout=timeout)
@@ -54,8 +54,7 @@ def run(node: Node, remedies: Sequence[Remedy], *, check: bool, timeout: float):
         answer = within(lambda: run_program(node.spec, program(spec), timeout=bound), timeout=bound, name=node.name)
     except Unreachable as exc:
         return (), f"remedies: {exc}"
-    steps = tuple(Step(s["kind"], s["target"], s["action"], s.get("why") or "", s.get("seconds"))
-                  for s in answer.get("steps", ()) if s.get("action") != "unchanged")
+    steps = tuple(s for s in answer.get("steps", ()) if s.get("action") != "unchanged")
     error = answer.get("error") or ""
     if error:
         error = (f"{'remedies refused' if answer.get('refused') else 'remedies failed'}, no configuration was "
