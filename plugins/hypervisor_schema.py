@@ -28,6 +28,7 @@ class HypervisorSettings(StrictModel):
     cpu_mode: Literal["auto", "host-model", "host-passthrough", "custom", "none"] = "auto"
     cpu_models: list[ConfWord] = Field(default_factory=list)
     libvirt: Literal["host", "container"] = "host"
+    nested: bool = False  # guests may run KVM themselves: kvm_intel/kvm_amd nested=1 (the kvm plugin)
     images_type: Literal["default", "qcow2", "raw", "lvm", "rbd"] = "default"
     # remote management of libvirtd: ssh and the unix socket need no daemon settings
     remote: Literal["none", "ssh", "unix", "tcp", "tls"] = "none"

@@ -301,9 +301,36 @@ FIRMWARE = ("enable VT-x/AMD-V in the firmware (or, on a VM, nested virtualisati
             "nothing on the node can turn it on")
 
 
+NESTED_FILE = "/etc/modprobe.d/provision-kvm.conf"
+
+
+def nested_wanted(settings) -> bool:
+    return bool((settings.get("hypervisor") or {}).get("nested"))
+
+
 @hookimpl
 def provision_render(ctx):
-    return [RenderedFile(UDEV_RULE, ctx.render("udev/kvm.rules.j2", device=DEVICE))]
+    files = [RenderedFile(UDEV_RULE, ctx.render("udev/kvm.rules.j2", device=DEVICE))]
+    if nested_wanted(ctx.settings):
+        files.append(RenderedFile(NESTED_FILE, ctx.render("modprobe/provision-kvm.conf.j2", modules=("kvm_intel", "kvm_amd"))))
+    return files
+
+
+@checks.register("kvm.nested", "nested virtualisation is on where the inventory asks for it (hypervisor.nested)")
+def kvm_nested(facts: Facts, settings):
+    if not nested_wanted(settings):
+        return skipped("the inventory does not ask for nested virtualisation")
+    states = {m: (facts.text(f"kvm.nested_{m[4:]}") or "").strip() for m in ("kvm_intel", "kvm_amd")}
+    evidence = {f"/sys/module/{m}/parameters/nested": v or "absent" for m, v in states.items()}
+    loaded = [m for m, v in states.items() if v]
+    if any(v in ("Y", "y", "1") for v in states.values()):
+        return passed("nested virtualisation is on", evidence)
+    if not loaded:
+        return warned("neither kvm_intel nor kvm_amd is loaded: nested virtualisation cannot be on", evidence,
+                      f"{NESTED_FILE} (written by apply) turns it on when the module loads")
+    return warned(f"{loaded[0]} is loaded with nested virtualisation off", evidence,
+                  f"{NESTED_FILE} (written by apply) takes effect when {loaded[0]} is reloaded with no guest "
+                  f"running (modprobe -r {loaded[0]} && modprobe {loaded[0]}), or at the next reboot")
 
 
 @checks.remedy("kvm.device", warnings=True)  # with virt_type auto a usable /dev/kvm is what makes the node kvm

@@ -152,3 +152,45 @@ def test_kvm_run_on_this_machine_runs_the_vcpu_or_says_why_not():
 def test_a_vcpu_that_does_not_run_fails_a_pinned_kvm():
     result = kvm_run(healthy_node(**{"kvm.run": {"exits": [{"kind": "timeout"}], "ms": 500.0}}), KVM)
     assert result.status == "fail" and result.message.startswith("a vCPU did not run as expected (timeout)")
+
+
+NESTED = {"virt_type": "auto", "hypervisor": {"nested": True}}
+
+
+def test_nested_is_checked_only_where_the_inventory_asks_and_names_the_reload():
+    from provision_plugins.kvm import kvm_nested
+
+    assert kvm_nested(healthy_node(), AUTO).status == "skip"
+    assert kvm_nested(healthy_node(), NESTED).message == "nested virtualisation is on"
+    off = kvm_nested(healthy_node(**{"kvm.nested_intel": {"path": "", "text": "N\n"}}), NESTED)
+    assert (off.status, off.message) == ("warn", "kvm_intel is loaded with nested virtualisation off")
+    assert off.remedy == ("/etc/modprobe.d/provision-kvm.conf (written by apply) takes effect when kvm_intel is "
+                          "reloaded with no guest running (modprobe -r kvm_intel && modprobe kvm_intel), or at the next reboot")
+    none = kvm_nested(healthy_node(**{"kvm.nested_intel": ENOENT}), NESTED)
+    assert none.message == "neither kvm_intel nor kvm_amd is loaded: nested virtualisation cannot be on"
+
+
+def test_nested_renders_the_modprobe_option_that_modprobe_reads(tmp_path):
+    import subprocess
+
+    import yaml
+
+    from provision.inventory.select import select_nodes
+    from provision.plugins import default_hooks
+    from provision.render import render_node
+
+    def rendered(settings):
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {"ansible_host": "192.0.2.9", "provision": settings}}}}))
+        hooks = default_hooks()
+        node, = select_nodes(inventory=str(inventory), hooks=hooks).nodes
+        return {f.target: f.content for f in render_node(node, None, hooks=hooks)}
+
+    text = rendered({"virt_type": "qemu", "hypervisor": {"nested": True}})["/etc/modprobe.d/provision-kvm.conf"]
+    assert text.splitlines()[1:] == ["options kvm_intel nested=1", "options kvm_amd nested=1"]
+    assert "/etc/modprobe.d/provision-kvm.conf" not in rendered({"virt_type": "qemu"})
+    # the real reader: modprobe's own configuration parser, given only this file
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "provision-kvm.conf").write_text(text)
+    shown = subprocess.run(["modprobe", "-C", str(tmp_path / "conf"), "--showconfig"], capture_output=True, text=True)
+    assert "options kvm_intel nested=1" in shown.stdout and "options kvm_amd nested=1" in shown.stdout

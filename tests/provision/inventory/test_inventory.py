@@ -143,7 +143,7 @@ BAD = [
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {virt_type: kvmm}}\n",
      r"hosts\.yml: host n1: provision\.virt_type: must be one of auto, kvm, qemu \(got 'kvmm'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_typo: kvm}}}\n",
-     r"host n1: provision\.hypervisor\.virt_typo: unknown key; known keys: cpu_mode, cpu_models, images_type, libvirt, remote, tls(\n|$)"),
+     r"host n1: provision\.hypervisor\.virt_typo: unknown key; known keys: cpu_mode, cpu_models, images_type, libvirt, nested, remote, tls(\n|$)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisor: {virt_type: kvm}}}\n",
      r"host n1: provision\.hypervisor\.virt_type: moved to provision\.virt_type \(a core setting now\) \(got 'kvm'\)"),
     ("hosts.yml", "all:\n  hosts:\n    n1: {provision: {hypervisr: {}}}\n",
