@@ -155,7 +155,6 @@ def host_iommu(facts: Facts, settings):
 
 
 MODULES_FILE = "/etc/modules-load.d/provision.conf"
-KMOD = {"debian": ("kmod",), "redhat": ("kmod",)}
 
 
 @hookimpl
@@ -172,7 +171,7 @@ def provision_render(ctx):
 
 @checks.remedy("host.tun")
 def load_tun(facts: Facts, settings, result) -> Remedy:
-    return Remedy(packages=KMOD, modules=("tun",))
+    return kernel.remedy(facts, TUN, "tun")
 
 
 @checks.remedy("host.iommu")

@@ -127,10 +127,16 @@ def kernel_check(feature: KernelFeature, *, what: str, needed: bool, remedy: str
 KMOD = {"debian": ("kmod",), "redhat": ("kmod",)}  # modprobe: a minimal root filesystem may lack it
 
 
-def load(*modules: str, packages: Mapping[str, tuple[str, ...]] | None = None):
-    """The :class:`~provision.api.Remedy` that loads ``modules`` now (with modprobe, installed if missing,
-    and ``packages``, which bring what uses them)."""
+def remedy(facts: Facts, needs: Needs, *modules: str, packages: Mapping[str, tuple[str, ...]] | None = None):
+    """The :class:`~provision.api.Remedy` for a kernel feature a check found missing: where the kernel
+    may have it (its configuration unreadable), ``modules`` loaded now (with modprobe, installed if
+    missing, and ``packages``, which bring what uses them); where it has not (neither built in nor a
+    module of the running kernel), nothing live: the kernel to boot instead."""
     from provision.api import Remedy
 
+    feature = kernel_feature(facts, needs)
+    if feature.state == "absent":
+        return Remedy(manual=f"boot a kernel with {' or '.join(needs.config or needs.modules)} (this one: {feature.detail}); "
+                             f"loading {modules[0]} cannot work")
     merged = {f: KMOD[f] + tuple((packages or {}).get(f, ())) for f in KMOD}
     return Remedy(packages=merged, modules=modules)

@@ -39,11 +39,17 @@ class OverlayNode:
         for name in OVERLAID.values():
             (base / name / "upper").mkdir(parents=True)
             (base / name / "work").mkdir()
+        # /usr is this machine's: a remedy's package install must fail there, never reach it
+        stub = base / "no-package-manager"
+        stub.write_text("#!/bin/sh\necho \"E: $0 is off in this test node: its /usr is this machine's\" >&2\nexit 100\n")
+        stub.chmod(0o755)
+        guard = " && ".join([f"mount --bind {stub} {p}" for p in ("/usr/bin/apt-get", "/usr/bin/dpkg", "/usr/bin/dnf")
+                               if os.path.exists(p)] or ["true"])
         overlays = " && ".join(
             f"mount -t overlay overlay -o lowerdir={target},upperdir={base / name / 'upper'},"
             f"workdir={base / name / 'work'} {target}" for target, name in OVERLAID.items())
         # the namespace is held by a sleeping anchor process, so it outlives a libvirtd a test stops
-        script = (f"{overlays} && mount -t tmpfs tmpfs /run && mkdir /run/libvirt && ip link set lo up && "
+        script = (f"{overlays} && {guard} && mount -t tmpfs tmpfs /run && mkdir /run/libvirt && ip link set lo up && "
                   + (f"virtlogd -d -p {base / 'virtlogd.pid'} && libvirtd -d -p {base / 'libvirtd.pid'} && "
                      if libvirt else "") +
                   f"touch {base / 'started'} && exec python3 -c {shlex.quote(REAPER)}")

@@ -81,7 +81,7 @@ def provision_apply_objects(ctx, files):
 
 @checks.remedy("kernel.bridge")
 def load_bridge(facts, settings, result) -> Remedy:
-    return kernel.load("bridge")
+    return kernel.remedy(facts, BRIDGE, "bridge")
 
 
 provision_check_catalog, provision_checks = checks.hooks()

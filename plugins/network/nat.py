@@ -132,7 +132,7 @@ def install_nftables(facts, settings, result) -> Remedy:
 
 @checks.remedy("kernel.nat")
 def load_nat(facts, settings, result) -> Remedy:
-    return kernel.load("nf_nat")
+    return kernel.remedy(facts, NF_NAT, "nf_nat")
 
 
 provision_check_catalog, provision_checks = checks.hooks()

@@ -63,7 +63,7 @@ def provision_network_links(settings):
 
 @checks.remedy("kernel.vlan")
 def load_8021q(facts, settings, result) -> Remedy:
-    return kernel.load("8021q")
+    return kernel.remedy(facts, VLAN, "8021q")
 
 
 @hookimpl

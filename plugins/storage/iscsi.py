@@ -110,7 +110,7 @@ def install_iscsi(facts, settings, result) -> Remedy:
 
 @checks.remedy("kernel.iscsi")
 def load_iscsi_tcp(facts, settings, result) -> Remedy:
-    return kernel.load("iscsi_tcp", packages=INITIATOR_PACKAGES)
+    return kernel.remedy(facts, ISCSI_TCP, "iscsi_tcp", packages=INITIATOR_PACKAGES)
 
 
 @hookimpl

@@ -131,7 +131,7 @@ def install_lvm(facts, settings, result) -> Remedy:
 
 @checks.remedy("kernel.device_mapper")
 def load_dm_mod(facts, settings, result) -> Remedy:
-    return kernel.load("dm_mod", packages=PACKAGES)
+    return kernel.remedy(facts, DM, "dm_mod", packages=PACKAGES)
 
 
 @hookimpl

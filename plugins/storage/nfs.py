@@ -79,7 +79,7 @@ def install_nfs(facts, settings, result) -> Remedy:
 
 @checks.remedy("kernel.nfs")
 def load_nfs(facts, settings, result) -> Remedy:
-    return kernel.load("nfs", packages=PACKAGES)
+    return kernel.remedy(facts, NFS, "nfs", packages=PACKAGES)
 
 
 @hookimpl

@@ -179,7 +179,7 @@ def test_on_a_terminal_a_fleet_apply_shows_a_progress_bar(node, tmp_path):
     result = node.run("script", "-qec", f"{provision_bin()} apply -i {inv} --check --forks 1", "/dev/null")
     assert result.returncode == 3
     assert "apply --check " in result.stdout and "━" in result.stdout
-    assert "summary: create 2" in result.stdout
+    assert "summary: create 6" in result.stdout
 
 
 def test_a_temporary_file_a_killed_run_left_is_removed(node, tmp_path):

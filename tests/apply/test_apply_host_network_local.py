@@ -78,7 +78,8 @@ def test_vlans_are_refused_on_a_kernel_without_8021q(wired, tmp_path):
     result, data = apply(wired, inv)
     assert result.returncode == 1
     assert data["hosts"][0]["error"] == ("refused by preflight, nothing was changed: kernel.vlan: 802.1Q VLAN: not in "
-                                         "this kernel (the inventory needs it)")
+                                         "this kernel (the inventory needs it) (apply cannot do this live: boot a kernel "
+                                         "with CONFIG_VLAN_8021Q (this one: not in this kernel); loading 8021q cannot work)")
     unchanged(wired)
     # past the gate, the node's own plan refuses it too, from what the node has
     result, data = apply(wired, inv, "--ignore", "kernel.vlan")
