@@ -204,7 +204,7 @@ def test_a_key_file_missing_on_the_node_refuses_it(node, tmp_path):
     assert node.virsh("secret-list").stdout.strip() == ""
 
 
-def test_a_node_whose_libvirtd_is_down_is_refused(node, tmp_path):
+def test_a_node_whose_libvirtd_is_down_is_refused_without_remedies_else_started(node, tmp_path):
     import os
     import signal
     import time
@@ -224,10 +224,19 @@ def test_a_node_whose_libvirtd_is_down_is_refused(node, tmp_path):
             except ProcessLookupError:
                 pass
         time.sleep(0.1)
-    result, data = apply(node, inventory(tmp_path, network={"nat": [NAT]}))
+    inv = inventory(tmp_path, network={"nat": [NAT]})
+    result, data = apply(node, inv, "--no-remedies")
     assert result.returncode == 1
-    assert "libvirt.daemon: " in data["hosts"][0]["error"] and data["hosts"][0]["steps"] == []
+    error = data["hosts"][0]["error"]
+    assert "libvirt.daemon: no libvirt daemon runs (apply would fix it, but remedies are off)" in error
+    assert data["hosts"][0]["steps"] == []
     assert not node.path("/var/lib/provision/state.json").exists()
+    # its remedy starts it (libvirtd -d: no systemd here), the node is probed again, and the apply goes on
+    result, data = apply(node, inv)
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = {(s["kind"], s["target"]): s["action"] for s in data["hosts"][0]["steps"]}
+    assert steps[("service", "libvirtd")] == "start" and steps[("network", NAT["name"])] == "create"
+    assert node.run("pgrep", "-x", "libvirtd").returncode == 0
 
 
 def test_an_unreachable_node_is_reported_and_the_others_go_on(node, tmp_path):
