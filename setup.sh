@@ -29,6 +29,7 @@ PACKAGES=(
   e2fsprogs util-linux systemd                              # mkfs, losetup, unshare, script, systemd-analyze in the tests
   openssh-server openssh-client                             # test hosts in network namespaces
   mmdebstrap socat apt-cacher-ng                            # bare Debian nodes for the bootstrap tests, their apt proxy
+  ceph-mon ceph-osd ceph-mgr ceph-common                    # a real single-node Ceph cluster for the RBD tests
   busybox-static cpio dpkg-dev                              # the canary guest's initramfs
   chromium chromium-driver                                  # the HTML report's tests, in a real browser
 )

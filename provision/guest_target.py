@@ -32,7 +32,8 @@ class GuestTarget:
 
         if self.node is None:
             raise InputError(f"cannot probe the node behind {self.uri} to decide virt_type: pass --virt-type qemu")
-        host = preflight(nodes=[self.node], hooks=hooks, timeout=timeout, functional=functional).hosts[0]
+        host = preflight(nodes=[self.node], hooks=hooks, timeout=timeout, functional=functional,
+                         settings_probes=False).hosts[0]
         if not host.reachable:
             raise NodeUnreachable(f"cannot decide virt_type for {self.node.name}: {host.error}; pass --virt-type qemu")
         if host.decision is None:  # every decision plugin disabled, or none answered

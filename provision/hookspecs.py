@@ -33,7 +33,8 @@ def provision_probe() -> dict[str, dict[str, Any]]:
     An operation is a dict with an ``op`` key, one of ``read``, ``read_first``,
     ``node_file``, ``stat``, ``listdir``, ``exists``, ``installed``, ``run``,
     ``processes``, ``statvfs``, ``ioctl``, ``kvm_run``, ``qemu_cpu_models``,
-    ``adjtimex``, ``listening``, ``pci_devices``, ``canary_boot`` (see ``provision/node/probe*.py``).
+    ``adjtimex``, ``listening``, ``connect``, ``pci_devices``, ``canary_boot`` (see
+    ``provision/node/probe*.py``).
 
     :return: fact key (prefix it with the plugin's area, e.g. ``kvm.device``)
         mapped to the operation that gathers it. Not firstresult: all merged.
@@ -43,6 +44,18 @@ def provision_probe() -> dict[str, dict[str, Any]]:
         @hookimpl
         def provision_probe():
             return {"cpu.info": {"op": "read", "path": "/proc/cpuinfo"}}
+    """
+
+
+@hookspec
+def provision_probe_settings(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Name probe operations that one node's settings call for (the Ceph monitors its RBD pools name,
+    to be reached from the node); they are gathered in a second round trip, only for a node where some
+    plugin names one, and their facts join the node's before the checks run.
+
+    :param settings: the node's validated settings.
+    :return: fact key mapped to the operation that gathers it, as :func:`provision_probe`'s.
+        Not firstresult: all merged.
     """
 
 

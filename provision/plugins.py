@@ -140,6 +140,11 @@ class Hooks:
         hook = self.pm.hook.provision_probe
         return _merge_operations(_by_plugin(hook, hook()))
 
+    def settings_operations(self, settings) -> dict[str, dict[str, Any]]:
+        """Every plugin's probe operations for one node's settings (usually none), merged."""
+        hook = self.pm.hook.provision_probe_settings
+        return _merge_operations(_by_plugin(hook, hook(settings=settings)))
+
     def functional_operations(self, canary) -> dict[str, dict[str, Any]]:
         """Every plugin's probe operations and every plugin's functional ones for ``canary`` (a
         :class:`~provision.canary.NodeCanary`), merged into one round trip."""

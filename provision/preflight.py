@@ -35,12 +35,14 @@ def evaluate(facts: Facts, settings: dict[str, Any], *, hooks: Hooks, ignore: fr
 
 def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[str],
                functional: float | None = None, settings: Callable[[], dict[str, Any]] | None = None,
-               remedies: bool = False) -> HostReport:
+               remedies: bool = False, settings_probes: bool = True) -> HostReport:
     """One node: one probe round trip, bounded by ``timeout``, then pure evaluation. With ``functional``
     (one boot's time limit), the canary is put on the node first and the plugins' functional operations
     join the probe, which may then take two boots longer. ``settings``, when given, is called once the
     facts are in (filling defaults overlaps the round trip). ``remedies``: the plugins' remedies for the
-    failing checks come with the report."""
+    failing checks come with the report. ``settings_probes``: the operations the node's settings name
+    (:func:`~provision.hookspecs.provision_probe_settings`) are gathered in a second round trip (off
+    where only the decision is wanted: they never change it)."""
     start = time.monotonic()
     operations = hooks.probe_operations
     if functional is not None:
@@ -54,6 +56,13 @@ def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[st
         return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
     seconds = time.monotonic() - start
     values = settings() if settings else node.settings
+    if settings_probes and (extra := hooks.settings_operations(values)):  # what this node's settings name (its Ceph monitors)
+        try:
+            more = gather_facts_within(node.spec, extra, timeout=max(1.0, timeout - seconds))
+        except Unreachable as exc:
+            more = Facts({key: {"error": str(exc)} for key in extra})
+        facts = Facts({**facts, **{k: v for k, v in more.items() if k != "_probe"}})
+        seconds = time.monotonic() - start
     checks, decision = evaluate(facts, values, hooks=hooks, ignore=ignore)
     fixes: tuple = ()
     if remedies:
@@ -76,6 +85,7 @@ def preflight(
     functional: float | None = None,
     meanwhile: Callable[[], object] | None = None,
     remedies: bool = False,
+    settings_probes: bool = True,
 ) -> Report:
     """Check every node, ``forks`` at a time; the report keeps the nodes' order. ``functional``: also
     boot the canary on each node, each boot bounded by that many seconds (``preflight --functional``).
@@ -96,7 +106,8 @@ def preflight(
 
     def one(index: int) -> HostReport:
         report = check_host(nodes[index], hooks=hooks, timeout=timeout, ignore=ignored, functional=functional,
-                            settings=lambda: filled.result()[index].settings, remedies=remedies)
+                            settings=lambda: filled.result()[index].settings, remedies=remedies,
+                            settings_probes=settings_probes)
         if on_done:
             on_done(report)
         return report

@@ -81,7 +81,7 @@ def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> di
     wanted = [n for n in nodes if n.settings["virt_type"] == "auto"]
     if not wanted:
         return {}
-    report = preflight(nodes=wanted, hooks=hooks, forks=forks, timeout=timeout)
+    report = preflight(nodes=wanted, hooks=hooks, forks=forks, timeout=timeout, settings_probes=False)
     down = [h for h in report.hosts if not h.reachable]
     if down:
         raise Unreachable("virt_type auto needs each node's preflight decision: "

@@ -248,6 +248,23 @@ def op_adjtimex(spec):
     return {"state": state, "status": tx.status, "maxerror_us": tx.maxerror}
 
 
+def op_connect(spec):
+    """Whether a TCP connection from the node to ``host``:``port`` opens within ``timeout`` seconds (a
+    Ceph monitor, a storage portal): ``connected``, or ``reason`` why not. Nothing is sent."""
+    import socket
+    import time
+
+    start = time.time()
+    try:
+        with socket.create_connection((spec["host"], int(spec["port"])), timeout=spec.get("timeout", 3)):
+            pass
+    except socket.timeout:
+        return {"connected": False, "reason": "no answer within %ss" % spec.get("timeout", 3)}
+    except OSError as exc:
+        return {"connected": False, "reason": exc.strerror or str(exc)}
+    return {"connected": True, "seconds": round(time.time() - start, 4)}
+
+
 def op_listening(spec):
     """TCP ports in LISTEN state, IPv4 and IPv6: asked of the kernel by sock_diag netlink (man 7
     sock_diag), which walks only the listening sockets; else read from /proc/net/tcp{,6}, which walks

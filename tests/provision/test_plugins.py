@@ -96,3 +96,19 @@ def test_the_probe_operations_are_listed_as_the_probe_has_them():
     assert documented == ops
     row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `provision_probe` |"))
     assert set(re.findall(r"`(\w+)`", row.split("what to read from a node", 1)[1])) == ops
+
+
+def test_the_probe_operations_are_listed_alike_in_the_hookspec_and_the_readme():
+    """Every operation the node's probe knows, and no other, in both lists (they are read by plugin authors)."""
+    import re
+
+    from provision import hookspecs
+    from provision.node import probe
+    from tests.conftest import ROOT
+
+    known = set(probe.OPS) | {"run"}  # run is started before the others, outside OPS
+    doc = hookspecs.provision_probe.__doc__ or ""
+    listed = set(re.findall(r"``(\w+)``", doc.split("one of", 1)[1].split("(see", 1)[0]))
+    assert listed == known
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `provision_probe` |"))
+    assert set(re.findall(r"`(\w+)`", row.split("(", 1)[1])) == known
