@@ -20,6 +20,7 @@ from provision.errors import InputError
 
 MARKER = "provision-canary: ready"
 POWEROFF_MARKER = "provision-canary: power button, powering off"
+DISK_MARKER = "provision-canary: disk"  # then: the disk, ok or FAILED, and the uptime before and after
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = "/bin/busybox"
 # in load order: the power button as an input event (a graceful shutdown), virtio for the balloon
@@ -41,6 +42,28 @@ for dev in /sys/class/input/event*; do
     (head -c 1 "/dev/input/${{dev##*/}}" >/dev/null; echo "{POWEROFF_MARKER}" >/dev/console; poweroff -f) &
   fi
 done
+# storage smoke: with provision.token on the command line, each disk gets a marker written and read back
+# past the page cache (sector 0; the last sector of a borrowed disk, put back after), timed by uptime
+token=""; borrow=""
+for word in $(cat /proc/cmdline); do
+  case "$word" in provision.token=*) token="${{word#*=}}";; provision.borrow=*) borrow="${{word#*=}}";; esac
+done
+if [ -n "$token" ]; then
+  for dev in /sys/block/vd*; do
+    [ -e "$dev" ] || continue
+    name="${{dev##*/}}"; seek=0
+    case ",$borrow," in *",$name,"*) seek=$(( $(cat "$dev/size") - 1 ));; esac
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    [ "$seek" = 0 ] || dd if="/dev/$name" of=/saved bs=512 skip="$seek" count=1 2>/dev/null
+    echo "provision-disk $token $name" > /mark
+    why=$(dd if=/mark of="/dev/$name" bs=512 seek="$seek" count=1 conv=sync,fsync 2>&1 >/dev/null) && why=""
+    echo 3 > /proc/sys/vm/drop_caches
+    result=FAILED
+    dd if="/dev/$name" bs=512 skip="$seek" count=1 2>/dev/null | grep -q "provision-disk $token $name" && result=ok
+    [ "$seek" = 0 ] || dd if=/saved of="/dev/$name" bs=512 seek="$seek" count=1 conv=fsync 2>/dev/null
+    echo "{DISK_MARKER} $name $result $t0 $(cut -d' ' -f1 /proc/uptime) sector $seek of $(cat "$dev/size") $why" >/dev/console
+  done
+fi
 echo "{MARKER} cpus=$(grep -c ^processor /proc/cpuinfo) mem_kb=$(awk '/MemTotal/{{print $2}}' /proc/meminfo)" >/dev/console
 while true; do sleep 3600; done
 """
@@ -64,7 +87,18 @@ def find_canary() -> Canary:
     kernel, initrd = folder / "vmlinuz", folder / "initrd.gz"
     if not (kernel.is_file() and initrd.is_file()):
         raise InputError(f"no canary guest in {folder}: build it with `provision canary build`")
+    stamp = folder / "INIT.sha256"
+    if not stamp.is_file() or stamp.read_text().strip() != init_digest():
+        raise InputError(f"the canary guest in {folder} was built from an older init: rebuild it with "
+                         "`provision canary build`")
     return Canary(kernel, initrd)
+
+
+def init_digest() -> str:
+    """The sha256 of :data:`INIT`, kept beside a built canary: one built from another init is stale."""
+    import hashlib
+
+    return hashlib.sha256(INIT.encode()).hexdigest()
 
 
 def _run(*argv: str, cwd: Path | None = None) -> str:
@@ -117,6 +151,7 @@ def build_canary(*, force: bool = False) -> Canary:
         shutil.copy2(vmlinuz, folder / "vmlinuz")
         shutil.move(work / "initrd.gz", folder / "initrd.gz")
         (folder / "SOURCE").write_text(f"kernel: {deb.name}\nbusybox: {BUSYBOX}\n")
+        (folder / "INIT.sha256").write_text(init_digest() + "\n")
     return find_canary()
 
 

@@ -49,7 +49,7 @@ class OverlayNode:
             f"mount -t overlay overlay -o lowerdir={target},upperdir={base / name / 'upper'},"
             f"workdir={base / name / 'work'} {target}" for target, name in OVERLAID.items())
         # the namespace is held by a sleeping anchor process, so it outlives a libvirtd a test stops
-        script = (f"{overlays} && {guard} && mount -t tmpfs tmpfs /run && mkdir /run/libvirt && ip link set lo up && "
+        script = (f"{overlays} && {guard} && mount -t tmpfs tmpfs /run && mkdir /run/libvirt /run/lock && ip link set lo up && "
                   + (f"virtlogd -d -p {base / 'virtlogd.pid'} && libvirtd -d -p {base / 'libvirtd.pid'} && "
                      if libvirt else "") +
                   f"touch {base / 'started'} && exec python3 -c {shlex.quote(REAPER)}")
@@ -102,6 +102,19 @@ class OverlayNode:
         changed from outside while it is mounted); ``args`` are $1... of the test's own ``script``."""
         result = self.run("sh", "-c", script, "sh", *args)
         assert result.returncode == 0, result.stderr
+
+    def serve_lun(self, target: str, lun: Path, chap: tuple[str, str] | None = None) -> None:
+        """Debian's tgtd in the node on 127.0.0.1:3260: ``target`` with one LUN, a new 64 MiB file at
+        ``lun``, and with ``chap`` (user, password) a CHAP account bound to it."""
+        with open(lun, "wb") as fh:
+            fh.truncate(64 << 20)
+        account = (f""" &&
+            tgtadm --lld iscsi --op new --mode account --user {chap[0]} --password {chap[1]} &&
+            tgtadm --lld iscsi --op bind --mode account --tid 1 --user {chap[0]}""" if chap else "")
+        self.sh(f"""tgtd && sleep 0.5 &&
+            tgtadm --lld iscsi --op new --mode target --tid 1 -T {target} &&
+            tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$1" &&
+            tgtadm --lld iscsi --op bind --mode target --tid 1 -I ALL{account}""", str(lun))
 
     def write(self, target: str, text: str) -> None:
         self.sh('mkdir -p "$(dirname "$2")" && printf %s "$1" > "$2"', text, target)

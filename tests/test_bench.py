@@ -18,6 +18,7 @@ SMALLEST = {
     "guest.py": ["--runs", "1"],
     "report.py": ["--hosts", "20", "--runs", "1"],
     "bootstrap.py": ["--runs", "1"],
+    "storage_smoke.py": ["--runs", "1"],
 }
 
 

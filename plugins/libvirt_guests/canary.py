@@ -6,14 +6,21 @@ import os
 import time
 import uuid
 
+from provision.canary import DISK_MARKER
 from provision.guests import GuestError, GuestSpec, render_domain_xml
 from provision_plugins.libvirt_guests.connection import Connection, message
 
+SCRATCH_BYTES = 16 << 20  # a volume smoke makes in a pool for the canary's marker
+MADE = ("dir", "fs", "netfs", "logical", "rbd")  # pool types where libvirt makes volumes
+BORROWED = ("iscsi", "iscsi-direct")  # LUNs are the target's: the last sector is borrowed and put back
+
 
 class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's members
-    def boot_canary(self, canary, virt_type: str, marker: str, timeout: float) -> tuple[float, str]:
-        """Upload the canary into a pool made for it, boot it transient, wait for the marker on
-        its console; remove everything. (seconds to the marker, console text)."""
+    def boot_canary(self, canary, virt_type: str, marker: str, timeout: float, disks: str = "",
+                    cmdline: str = "") -> tuple[float, str]:
+        """Upload the canary into a pool made for it, boot it transient (with ``disks``, domain XML,
+        and ``cmdline`` added to its own), wait for the marker on its console; remove everything.
+        (seconds to the marker, console text)."""
         tag = f"provision-smoke-{uuid.uuid4().hex[:8]}"
         made_pool = None
         dom = None
@@ -26,8 +33,9 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
             for key, local in (("kernel", canary.kernel), ("initrd", canary.initrd)):
                 paths[key] = self._upload(made_pool, f"{key}-{local.name}", local)
             spec = GuestSpec(tag, virt_type, arch=self.host_arch(), memory_mib=256, kernel=paths["kernel"], initrd=paths["initrd"],
-                             cmdline=canary.cmdline)
+                             cmdline=f"{canary.cmdline} {cmdline}".strip())
             xml = render_domain_xml(spec).replace(f"<log file='{spec.console_log}' append='off'/>", "")
+            xml = xml.replace("</devices>", f"{disks}</devices>", 1)
             start = time.monotonic()
             dom = self.conn.createXML(xml, 0)
             text = self._read_console(dom, marker, timeout)
@@ -50,6 +58,117 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
                     made_pool.destroy()
                 made_pool.delete(0)
                 made_pool.undefine()
+
+    def storage_canary(self, canary, virt_type: str, pools, marker: str, timeout: float) -> dict[str, dict]:
+        """Boot the canary once with one small disk from each of ``pools``; it writes a marker to each
+        and reads it back past its page cache. ``{pool: {"ok": bool, "seconds": float, "why": str}}``.
+        A volume is made for it in a pool that makes volumes, and deleted after; in an iSCSI pool the
+        first LUN's last sector is borrowed and put back by the canary."""
+        token = uuid.uuid4().hex[:16]
+        results: dict[str, dict] = {}
+        disks: list[str] = []
+        borrowed: list[str] = []
+        made: list = []
+        targets: dict[str, str] = {}
+        try:
+            for pool_name in pools:
+                target = f"vd{chr(ord('a') + len(targets))}"
+                try:
+                    xml, volume = self._smoke_disk(pool_name, token, target, borrowed)
+                except (self.lv.libvirtError, GuestError) as exc:
+                    results[pool_name] = {"ok": False, "seconds": None,
+                                          "why": message(exc) if isinstance(exc, self.lv.libvirtError) else str(exc)}
+                    continue
+                if volume is not None:
+                    made.append(volume)
+                disks.append(xml)
+                targets[target] = pool_name
+            if not targets:
+                return results
+            boot, console = self.boot_canary(canary, virt_type, marker, timeout, "".join(disks),
+                                             f"provision.token={token} provision.borrow={','.join(borrowed) or '-'}")
+            lines = {ln.split()[2]: ln.split() for ln in console.splitlines() if ln.startswith(DISK_MARKER)
+                     and len(ln.split()) >= 6}
+            for target, pool_name in targets.items():
+                words = lines.get(target)
+                if words is None:
+                    results[pool_name] = {"ok": False, "seconds": None, "why": f"the canary saw no disk {target}"}
+                else:
+                    seconds = round(float(words[5]) - float(words[4]), 3)
+                    said = " ".join(words[6:])  # the sector, the disk's size, and dd's own words
+                    results[pool_name] = {"ok": words[3] == "ok", "seconds": seconds, "boot_seconds": round(boot, 3),
+                                          "why": "" if words[3] == "ok" else
+                                          f"the marker written to {target} did not read back ({said})"}
+        except GuestError as exc:
+            for pool_name in targets.values():
+                results.setdefault(pool_name, {"ok": False, "seconds": None, "why": str(exc)})
+        finally:
+            for volume in made:
+                try:
+                    volume.delete(0)
+                except self.lv.libvirtError:
+                    pass
+        return results
+
+    def _smoke_disk(self, pool_name: str, token: str, target: str, borrowed: list):
+        """(the disk's domain XML, the volume made for it or None when borrowed)."""
+        import xml.etree.ElementTree as ET
+        from xml.sax.saxutils import quoteattr
+
+        pool = self.conn.storagePoolLookupByName(pool_name)
+        if not pool.isActive():
+            raise GuestError(f"pool {pool_name} is not running")
+        root = ET.fromstring(pool.XMLDesc(0))
+        kind = root.get("type", "")
+        if kind in BORROWED:
+            pool.refresh(0)
+            # LUN 0 of a target is often its controller, of no size: the first LUN with a capacity
+            names = sorted(n for n in pool.listVolumes() if pool.storageVolLookupByName(n).info()[1] > 0)
+            if not names:
+                raise GuestError(f"iSCSI pool {pool_name} has no LUN with a capacity to borrow")
+            borrowed.append(target)
+            source, volume, disk_type = f"<source pool={quoteattr(pool_name)} volume={quoteattr(names[0])}/>", None, "volume"
+            if kind == "iscsi-direct":  # libvirt gives such a volume QEMU's LUN 0 (a target's controller): the network source
+                source, disk_type = self._iscsi_source(root.find("source"), pool.storageVolLookupByName(names[0])), "network"
+        elif kind in MADE:
+            fmt = "qcow2" if kind in ("dir", "fs", "netfs") else "raw"  # a file as nova's local disks are
+            volume = pool.createXML(f"<volume><name>provision-smoke-{token}</name><capacity unit='bytes'>"
+                                    f"{SCRATCH_BYTES}</capacity>"
+                                    f"{'<target><format type=%s/></target>' % quoteattr(fmt) if fmt == 'qcow2' else ''}</volume>", 0)
+            if kind == "rbd":  # libvirt takes no rbd volume as a disk of type 'volume': the network source
+                src = root.find("source")
+                hosts = "".join(f"<host name={quoteattr(h.get('name', ''))} port={quoteattr(h.get('port', '6789'))}/>"
+                                for h in src.findall("host"))
+                auth = src.find("auth")
+                secret = auth.find("secret") if auth is not None else None
+                auth_xml = (f"<auth username={quoteattr(auth.get('username', ''))}><secret type='ceph' "
+                            f"uuid={quoteattr(secret.get('uuid', ''))}/></auth>" if secret is not None else "")
+                source = (f"<source protocol='rbd' name={quoteattr(src.findtext('name', '') + '/' + volume.name())}>"
+                          f"{hosts}</source>{auth_xml}")
+                disk_type = "network"
+            else:
+                source, disk_type = f"<source pool={quoteattr(pool_name)} volume={quoteattr(volume.name())}/>", "volume"
+        else:
+            raise GuestError(f"smoke makes no disk in a {kind} pool")
+        fmt = "qcow2" if volume is not None and kind in ("dir", "fs", "netfs") else "raw"
+        return (f"<disk type='{disk_type}' device='disk'><driver name='qemu' type='{fmt}' cache='none'/>{source}"
+                f"<target dev='{target}' bus='virtio'/></disk>", volume)
+
+    @staticmethod
+    def _iscsi_source(src, volume) -> str:
+        """QEMU's own iSCSI initiator (libiscsi) on a LUN of an iscsi-direct pool, as the pool logs in."""
+        from xml.sax.saxutils import quoteattr
+
+        lun = volume.path().rsplit("-", 1)[-1] if "-lun-" in volume.path() else volume.name().rsplit(":", 1)[-1]
+        host = src.find("host")
+        hosts = f"<host name={quoteattr(host.get('name', ''))} port={quoteattr(host.get('port', '3260'))}/>"
+        iqn = src.find("initiator/iqn")
+        initiator = f"<initiator><iqn name={quoteattr(iqn.get('name', ''))}/></initiator>" if iqn is not None else ""
+        auth, secret = src.find("auth"), src.find("auth/secret")
+        auth_xml = (f"<auth username={quoteattr(auth.get('username', ''))}><secret type='iscsi' "
+                    f"usage={quoteattr(secret.get('usage', ''))}/></auth>" if auth is not None and secret is not None else "")
+        name = f"{src.find('device').get('path', '')}/{lun}"
+        return f"<source protocol='iscsi' name={quoteattr(name)}>{hosts}{initiator}</source>{auth_xml}"
 
     def _upload(self, pool, name: str, local) -> str:
         size = os.path.getsize(local)

@@ -33,6 +33,9 @@ def smoke_cli(
     report_file: ReportFileOpt = None,
     forks: Annotated[int, forks_option()] = 4,
     timeout: Annotated[float, seconds_option(min=1, help="seconds to wait for the canary's marker")] = 60,
+    storage: Annotated[bool, typer.Option(
+        "--storage", help="also boot it with a small disk from every pool the inventory gives the node, and "
+                          "check a marker written to each reads back (one check per pool)")] = False,
 ) -> None:
     """Boot a canary guest on each node, wait for its console marker, report the boot time, remove it."""
     from provision.canary import find_canary
@@ -42,7 +45,8 @@ def smoke_cli(
     from provision.smoke import smoke
 
     nodes = select(inventory=inventory, limit=limit, hosts=host)
-    report = smoke(nodes=nodes, canary=find_canary(), hooks=default_hooks(), forks=forks, timeout=timeout).with_groups(nodes)
+    report = smoke(nodes=nodes, canary=find_canary(), hooks=default_hooks(), forks=forks, timeout=timeout,
+                   storage=storage).with_groups(nodes)
     emit(render_report(report, output.value, color=stdout_is_terminal() and report_file is None), report_file)
     raise typer.Exit(exit_code(report))
 

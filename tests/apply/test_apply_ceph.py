@@ -12,22 +12,12 @@ import shutil
 import pytest
 import yaml
 
-from tests.cephcluster import MON, CephCluster, wait_healthy
+from tests.apply.conftest import KEY_FILE
+from tests.cephcluster import MON
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.netns, pytest.mark.ceph,
               pytest.mark.skipif(not shutil.which("ceph-mon"), reason="Debian's ceph-mon is not installed (setup.sh installs it)")]
 SECRET = "2f5c1e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
-KEY_FILE = "/etc/ceph/client.nova.key"
-
-
-@pytest.fixture
-def cluster(node, tmp_path):
-    """The cluster, in the node's namespaces (it ends with the node), with a pool 'vms' and nova's key."""
-    ceph = CephCluster(tmp_path / "ceph", node.run)
-    ceph.create_pool("vms")
-    wait_healthy(ceph)
-    node.write(KEY_FILE, ceph.client_key("nova", "vms"))
-    return ceph
 
 
 def inventory(tmp_path, **rbd) -> str:

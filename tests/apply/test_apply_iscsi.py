@@ -19,15 +19,7 @@ PASSWORD = "chap-secret-0123"
 @pytest.fixture
 def target(node, tmp_path):
     """tgtd in the node, with one 64 MiB LUN and a CHAP account."""
-    lun = tmp_path / "lun1.img"
-    with open(lun, "wb") as fh:
-        fh.truncate(64 << 20)
-    node.sh(f"""tgtd && sleep 0.5 &&
-        tgtadm --lld iscsi --op new --mode target --tid 1 -T {TARGET} &&
-        tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$1" &&
-        tgtadm --lld iscsi --op bind --mode target --tid 1 -I ALL &&
-        tgtadm --lld iscsi --op new --mode account --user provision --password {PASSWORD} &&
-        tgtadm --lld iscsi --op bind --mode account --tid 1 --user provision""", str(lun))
+    node.serve_lun(TARGET, tmp_path / "lun1.img", chap=("provision", PASSWORD))
     return node
 
 

@@ -6,23 +6,11 @@ a volume group works without it (logical volumes could not be activated)."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import yaml
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.netns]
-
-
-@pytest.fixture
-def loop(tmp_path):
-    image = tmp_path / "pv.img"
-    with open(image, "wb") as fh:
-        fh.truncate(64 << 20)
-    device = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    yield device
-    subprocess.run(["losetup", "-d", device], capture_output=True)
 
 
 def inventory(tmp_path, device=None) -> str:

@@ -68,13 +68,13 @@ def test_a_missing_device_waits_for_its_module_or_fails():
 
 
 def test_remedies_merge_each_thing_once_in_plugin_order():
-    services = (Service("virtlogd", ("virtlogd", "-d")), Service("libvirtd", ("libvirtd", "-d")))
+    services = (Service("logd", ("logd", "--daemon")), Service("mgmtd", ("mgmtd", "--daemon")))
     spec = spec_for([Remedy("a", {"debian": ("kmod", "lvm2")}, modules=("dm_mod",), services=services),
                      Remedy("b", {"debian": ("kmod", "nfs-common"), "redhat": ("nfs-utils",)}, modules=("nfs", "dm_mod"),
                             services=services[1:])], check=True, timeout=5)
     assert spec["packages"] == {"debian": ["kmod", "lvm2", "nfs-common"], "redhat": ["nfs-utils"]}
     assert spec["modules"] == ["dm_mod", "nfs"]
-    assert [s["name"] for s in spec["services"]] == ["virtlogd", "libvirtd"]
+    assert [s["name"] for s in spec["services"]] == ["logd", "mgmtd"]
 
 
 def test_the_refusal_names_what_no_remedy_fixes_and_what_the_operator_must_do():
