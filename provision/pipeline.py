@@ -18,7 +18,7 @@ in the report, and an inventory's warnings go to ``warn`` (the CLI prints them o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +29,11 @@ Warn = Callable[[str], None]
 
 
 def select(*, inventory: str | None = None, limit: str | None = None, hosts: Iterable[str] = (),
-           warn: Warn | None = None) -> list[Node]:
-    """The nodes to act on, validated before any is contacted; the inventory's warnings go to ``warn``."""
+           warn: Warn | None = None, nodes: Sequence[Node] = ()) -> list[Node]:
+    """The nodes to act on, validated before any is contacted; the inventory's warnings go to ``warn``.
+    ``nodes``: these, already made (an Ansible action plugin makes its host's from Ansible's variables)."""
+    if nodes:
+        return list(nodes)
     from provision.inventory.select import select_nodes
     from provision.plugins import default_hooks
 
@@ -42,6 +45,7 @@ def select(*, inventory: str | None = None, limit: str | None = None, hosts: Ite
 
 
 def preflight(*, inventory: str | None = None, limit: str | None = None, hosts: Iterable[str] = (),
+              nodes: Sequence[Node] = (),
               forks: int = 8, timeout: float = 30, ignore: Iterable[str] = (), functional: float | None = None,
               on_start: Callable[[int], None] | None = None, on_done: Callable | None = None,
               meanwhile: Callable[[], object] | None = None, warn: Warn | None = None) -> Report:
@@ -50,7 +54,7 @@ def preflight(*, inventory: str | None = None, limit: str | None = None, hosts: 
     nodes are contacted, ``on_done(host_report)`` as each is done, ``meanwhile()`` while they answer."""
     from provision.preflight import preflight as run
 
-    nodes = select(inventory=inventory, limit=limit, hosts=hosts, warn=warn)
+    nodes = select(inventory=inventory, limit=limit, hosts=hosts, warn=warn, nodes=nodes)
     if on_start:
         on_start(len(nodes))
     return run(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=on_done, functional=functional,
@@ -121,7 +125,7 @@ class Applied:
         return to_json(self.results, check=self.check)
 
 
-def _prepared(inventory, limit, forks, timeout, ignore, warn, *, check=True, remedies=False):
+def _prepared(inventory, limit, forks, timeout, ignore, warn, *, check=True, remedies=False, nodes=()):
     """The selected nodes, those that pass the preflight gate with their rendered files, libvirt objects
     and node steps, the refused ones as results, and each node's remedy steps. With ``remedies``, a node
     whose failing checks its plugins' remedies fix has them carried out first (with ``check``, only
@@ -133,7 +137,7 @@ def _prepared(inventory, limit, forks, timeout, ignore, warn, *, check=True, rem
 
     hooks = default_hooks()
     _ = hooks.libvirt_kinds  # two plugins describing one kind are refused before any node is contacted
-    nodes = with_defaults(select(inventory=inventory, limit=limit, warn=warn), hooks=hooks)
+    nodes = with_defaults(select(inventory=inventory, limit=limit, warn=warn, nodes=nodes), hooks=hooks)
     passed, decisions, refused, fixes = gate(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore,
                                              remedies=remedies)
     remedied: dict[str, tuple] = {}
@@ -175,7 +179,8 @@ def _remedy(passed, decisions, refused, fixes, *, hooks, forks, timeout, ignore,
     return passed, decisions, refused, remedied
 
 
-def apply(*, inventory: str | None = None, limit: str | None = None, check: bool = False, diff: bool = False,
+def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequence[Node] = (), check: bool = False,
+          diff: bool = False,
           forks: int = 8, timeout: float = 120, ignore: Iterable[str] = (), force: bool = False,
           confirm_timeout: float = 60, on_start: Callable[[int], None] | None = None, on_done: Callable | None = None,
           warn: Warn | None = None, remedies: bool = True) -> Applied:
@@ -189,19 +194,20 @@ def apply(*, inventory: str | None = None, limit: str | None = None, check: bool
     from provision.apply import apply_nodes, exit_code, object_diffs
     from provision.render import diff_against_nodes
 
-    selected, nodes, rendered, plan, refused, remedied = _prepared(inventory, limit, forks, timeout, tuple(ignore),
-                                                                    warn, check=check, remedies=remedies)
-    text = diff_against_nodes(rendered, nodes, timeout=timeout, forks=forks) if diff else ""
+    given = nodes
+    selected, ready, rendered, plan, refused, remedied = _prepared(inventory, limit, forks, timeout, tuple(ignore),
+                                                                    warn, check=check, remedies=remedies, nodes=given)
+    text = diff_against_nodes(rendered, ready, timeout=timeout, forks=forks) if diff else ""
     if on_start:
-        on_start(len(nodes))
-    results = apply_nodes(nodes=nodes, rendered=rendered, **plan, check=check, forks=forks, timeout=timeout,
+        on_start(len(ready))
+    results = apply_nodes(nodes=ready, rendered=rendered, **plan, check=check, forks=forks, timeout=timeout,
                           force=force, diff=diff, on_done=on_done, confirm_timeout=confirm_timeout)
     order = {n.name: i for i, n in enumerate(selected)}
     results = [replace(r, steps=remedied[r.host] + r.steps) if r.host in remedied else r for r in results]
     results = sorted([*refused, *results], key=lambda r: order[r.host])
     code = exit_code(results, check=check)
     drift = None
-    changed = [n for n in nodes if any(r.host == n.name and r.pending for r in results)]
+    changed = [n for n in ready if any(r.host == n.name and r.pending for r in results)]
     if not check and code == 0 and changed:  # apply ends with verify: a changed node must now read as converged
         after = apply_nodes(nodes=changed, rendered=rendered, **plan, check=True, forks=forks, timeout=timeout)
         drift = [f"{r.host}: {s.target} ({s.action})" for r in after for s in r.steps if s.action != "unchanged"]
@@ -212,11 +218,11 @@ def apply(*, inventory: str | None = None, limit: str | None = None, check: bool
     return Applied(results, check, code, drift, text, object_diffs(results) if diff else "", tuple(selected))
 
 
-def verify(*, inventory: str | None = None, limit: str | None = None, forks: int = 8, timeout: float = 30,
-           warn: Warn | None = None) -> Report:
+def verify(*, inventory: str | None = None, limit: str | None = None, nodes: Sequence[Node] = (), forks: int = 8,
+           timeout: float = 30, warn: Warn | None = None) -> Report:
     """Each node's drift from its rendered configuration, as checks (``provision verify``); changes nothing."""
     from provision.apply import apply_nodes, verify_report
 
-    selected, nodes, rendered, plan, refused, _ = _prepared(inventory, limit, forks, timeout, ("all",), warn)
-    return verify_report(refused + apply_nodes(nodes=nodes, rendered=rendered, **plan, check=True, forks=forks,
+    selected, ready, rendered, plan, refused, _ = _prepared(inventory, limit, forks, timeout, ("all",), warn, nodes=nodes)
+    return verify_report(refused + apply_nodes(nodes=ready, rendered=rendered, **plan, check=True, forks=forks,
                                                timeout=timeout)).with_groups(selected)

@@ -63,11 +63,35 @@ def local_node_python(host: HostSpec) -> tuple[str, ...]:
     return (next((p for p in PYTHONS if os.path.isabs(p) and os.access(p, os.X_OK)), sys.executable),)
 
 
+# Where a node program goes instead of the host's transport, while an engine of another kind sets it (an
+# Ansible action plugin: its connection, through the provision.compute.run module): program -> answer,
+# or Unreachable. Set with :func:`through`.
+_RUNNER: Any = None
+
+
+class through:
+    """``with through(runner):`` every node program runs as ``runner(program)`` (see :data:`_RUNNER`)."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+
+    def __enter__(self):
+        global _RUNNER
+        self.saved, _RUNNER = _RUNNER, self.runner
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _RUNNER
+        _RUNNER = self.saved
+
+
 def run_program(host: HostSpec, program: str, *, timeout: float = 30, local_python: tuple[str, ...] = ()) -> dict:
     """Run a stdlib-only Python ``program`` on ``host`` and return the JSON object it prints, or raise
     :class:`Unreachable` (the probe and the apply agent both run this way). The program goes on the
     node's standard input (:data:`BOOT`). On the local node it runs under ``local_python`` (by default
-    this interpreter), as an argument vector: no shell."""
+    this interpreter), as an argument vector: no shell. Within :class:`through`, its runner runs it."""
+    if _RUNNER is not None:
+        return _RUNNER(program)
     if host.problem:
         raise Unreachable(host.problem)
     data = program.encode("utf-8")

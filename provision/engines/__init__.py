@@ -1,0 +1,1 @@
+"""Ways of running provision beyond its own SSH engine (inside an Ansible task)."""
