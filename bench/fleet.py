@@ -8,7 +8,10 @@ in the same run and from inside the client namespace:
              (reusing the ssh master connections provision keeps for 60 s)
   ssh        plain parallel `ssh host true`, one per host (the floor: the SSH handshake)
   ansible    ansible all -i INV -m setup --forks N (the ansible-core provision itself depends on)
-and prints nodes per second, the median per node, and both ratios. Target: within 1.5x of plain ssh.
+  playbook   ansible-playbook of the provision.compute collection's preflight task, --forks N (one
+             module run per host, as setup is)
+and prints nodes per second, the median per node, and the ratios. Targets: provision within 1.5x of
+plain ssh; the collection's playbook within 1.5x of ansible -m setup.
 """
 
 from __future__ import annotations
@@ -64,9 +67,12 @@ def main() -> None:
             net.add_sshd_host(f"node{i + 1:02d}")
         inv = net.write_inventory()
         subprocess.run(net.client_argv(*plain_ssh(net)), capture_output=True)  # fill known_hosts
-        runs: dict[str, list[float]] = {"provision": [], "provision-warm": [], "ssh": [], "ansible": []}
+        runs: dict[str, list[float]] = {"provision": [], "provision-warm": [], "ssh": [], "ansible": [], "playbook": []}
+        book = net.dir / "preflight.yml"
+        book.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - provision.compute.preflight: {ignore: [all]}\n")
         env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
-               "ANSIBLE_GATHERING": "explicit", "ANSIBLE_LOCALHOST_WARNING": "False"}
+               "ANSIBLE_GATHERING": "explicit", "ANSIBLE_LOCALHOST_WARNING": "False",
+               "ANSIBLE_PIPELINING": "True"}  # both Ansible runs: the module on ssh's standard input, no copy
         preflight = net.client_argv(PROVISION, "preflight", "-i", str(inv), "-o", "json", "--forks", str(args.hosts))
         for _ in range(args.runs):
             # cold: no ssh master connection is left from an earlier run, as for plain ssh
@@ -77,6 +83,9 @@ def main() -> None:
             if ansible:
                 runs["ansible"].append(timed(net.client_argv(str(ansible), "all", "-i", str(inv), "-m", "setup",
                                                              "--forks", str(args.hosts)), env=env))
+                runs["playbook"].append(timed(net.client_argv(str(ansible.with_name("ansible-playbook")), "-i", str(inv),
+                                                              str(book), "--forks", str(args.hosts)),
+                                              env={**env, "ANSIBLE_COLLECTIONS_PATH": str(ROOT)}))
     med = {k: statistics.median(v) for k, v in runs.items() if v}
     n = args.hosts
     print(f"{n} hosts, {args.runs} runs each, median wall time of a whole fleet run:")
@@ -85,6 +94,7 @@ def main() -> None:
     print(f"ratio provision (cold) / plain ssh = {med['provision'] / med['ssh']:.2f} (target <= 1.5)")
     if "ansible" in med:
         print(f"ratio ansible / provision  = {med['ansible'] / med['provision']:.2f} (provision is that many times faster)")
+        print(f"ratio collection playbook / ansible -m setup = {med['playbook'] / med['ansible']:.2f} (target <= 1.5)")
 
 
 if __name__ == "__main__":

@@ -48,13 +48,19 @@ def preflight(*, inventory: str | None = None, limit: str | None = None, hosts: 
               nodes: Sequence[Node] = (),
               forks: int = 8, timeout: float = 30, ignore: Iterable[str] = (), functional: float | None = None,
               on_start: Callable[[int], None] | None = None, on_done: Callable | None = None,
-              meanwhile: Callable[[], object] | None = None, warn: Warn | None = None) -> Report:
+              meanwhile: Callable[[], object] | None = None, warn: Warn | None = None, engine: str = "direct",
+              fail_on: str = "fail") -> Report:
     """Check every node and decide ``kvm`` or ``qemu`` (``provision preflight``). ``functional``: also
     boot the canary on each node, each boot bounded by that many seconds. ``on_start(n)`` before the n
     nodes are contacted, ``on_done(host_report)`` as each is done, ``meanwhile()`` while they answer."""
     from provision.preflight import preflight as run
 
     nodes = select(inventory=inventory, limit=limit, hosts=hosts, warn=warn, nodes=nodes)
+    if engine == "ansible":  # Ansible reaches the nodes, with the provision.compute collection's task
+        from provision.engines import ansible_run
+
+        return ansible_run.preflight(inventory=inventory or "", nodes=nodes, ignore=tuple(ignore), fail_on=fail_on,
+                                     timeout=timeout, forks=forks)
     if on_start:
         on_start(len(nodes))
     return run(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=on_done, functional=functional,
@@ -183,7 +189,7 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
           diff: bool = False,
           forks: int = 8, timeout: float = 120, ignore: Iterable[str] = (), force: bool = False,
           confirm_timeout: float = 60, on_start: Callable[[int], None] | None = None, on_done: Callable | None = None,
-          warn: Warn | None = None, remedies: bool = True) -> Applied:
+          warn: Warn | None = None, remedies: bool = True, engine: str = "direct") -> Applied:
     """Make each node match its rendered configuration, then verify it (``provision apply``); with
     ``check``, only plan. A node whose failing checks its plugins' remedies fix gets them first (the
     packages installed, modules loaded, daemons started: ``remedies=False`` or the inventory's
@@ -195,6 +201,13 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
     from provision.render import diff_against_nodes
 
     given = nodes
+    if engine == "ansible":
+        from provision.engines import ansible_run
+
+        return ansible_run.apply(inventory=inventory or "", nodes=select(inventory=inventory, limit=limit, warn=warn,
+                                                                         nodes=given),
+                                 check=check, diff=diff, ignore=tuple(ignore), force=force, remedies=remedies,
+                                 timeout=timeout, forks=forks)
     selected, ready, rendered, plan, refused, remedied = _prepared(inventory, limit, forks, timeout, tuple(ignore),
                                                                     warn, check=check, remedies=remedies, nodes=given)
     text = diff_against_nodes(rendered, ready, timeout=timeout, forks=forks) if diff else ""
@@ -219,10 +232,15 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
 
 
 def verify(*, inventory: str | None = None, limit: str | None = None, nodes: Sequence[Node] = (), forks: int = 8,
-           timeout: float = 30, warn: Warn | None = None) -> Report:
+           timeout: float = 30, warn: Warn | None = None, engine: str = "direct") -> Report:
     """Each node's drift from its rendered configuration, as checks (``provision verify``); changes nothing."""
     from provision.apply import apply_nodes, verify_report
 
+    if engine == "ansible":
+        from provision.engines import ansible_run
+
+        return ansible_run.verify(inventory=inventory or "", nodes=select(inventory=inventory, limit=limit, warn=warn,
+                                                                          nodes=nodes), timeout=timeout, forks=forks)
     selected, ready, rendered, plan, refused, _ = _prepared(inventory, limit, forks, timeout, ("all",), warn, nodes=nodes)
     return verify_report(refused + apply_nodes(nodes=ready, rendered=rendered, **plan, check=True, forks=forks,
                                                timeout=timeout)).with_groups(selected)

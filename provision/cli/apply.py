@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import (
+    Engine,
+    EngineOpt,
     InventoryOpt,
     LimitOpt,
     ReportFileOpt,
@@ -40,6 +42,7 @@ def apply_cli(
     no_remedies: Annotated[bool, typer.Option(
         "--no-remedies", help="install, load and start nothing: refuse a node whose preflight fails "
                               "(as the inventory's provision.remedies: false)")] = False,
+    engine: EngineOpt = Engine.direct,
 ) -> None:
     """Install what each node's preflight finds missing, make it match its rendered configuration (host
     network, libvirt objects, then files), then verify it."""
@@ -53,7 +56,7 @@ def apply_cli(
     with progress("apply --check" if check else "apply") as bar:
         done = pipeline.apply(inventory=inventory, limit=limit, check=check, diff=diff, forks=forks, timeout=timeout,
                               ignore=ignore, force=force, confirm_timeout=confirm_timeout, on_start=bar.start,
-                              on_done=bar.advance, warn=warn, remedies=not no_remedies)
+                              on_done=bar.advance, warn=warn, remedies=not no_remedies, engine=engine.value)
     if diff:
         typer.echo(done.diff, nl=False)
     if done.drift is not None:
@@ -79,6 +82,7 @@ def verify_cli(
     timeout: Annotated[float, seconds_option(help="seconds a node may take")] = 30,
     output: Annotated[ReportFormat, typer.Option("--output", "-o", help="table, json, junit or html")] = ReportFormat.table,
     report_file: ReportFileOpt = None,
+    engine: EngineOpt = Engine.direct,
 ) -> None:
     """Report drift of each node's managed files from the rendered ones; changes nothing. Exit 1 on drift."""
     from provision import pipeline
@@ -86,6 +90,7 @@ def verify_cli(
     from provision.preflight import exit_code
     from provision.report import render_report
 
-    report = pipeline.verify(inventory=inventory, limit=limit, forks=forks, timeout=timeout, warn=warn)
+    report = pipeline.verify(inventory=inventory, limit=limit, forks=forks, timeout=timeout, warn=warn,
+                             engine=engine.value)
     emit(render_report(report, output.value, color=stdout_is_terminal() and report_file is None), report_file)
     raise typer.Exit(exit_code(report))

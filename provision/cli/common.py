@@ -128,6 +128,18 @@ def stdout_is_terminal() -> bool:
 
 
 INVENTORY_HELP = "Ansible inventory: anything ansible -i takes (file, folder, script, plugin config)"
+class Engine(str, Enum):
+    """Who reaches the nodes: provision's own SSH engine, or Ansible (the provision.compute collection)."""
+
+    direct = "direct"
+    ansible = "ansible"
+
+
+EngineOpt = Annotated[Engine, typer.Option(
+    "--engine", help="direct: provision's own SSH; ansible: ansible-playbook with the provision.compute "
+                     "collection, the same report and exit codes")]
+
+
 InventoryOpt = Annotated[
     Optional[str],
     typer.Option("--inventory", "-i", metavar="INVENTORY", help=INVENTORY_HELP),

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import (
+    Engine,
+    EngineOpt,
     HostOpt,
     InventoryOpt,
     LimitOpt,
@@ -44,6 +46,7 @@ def preflight_cli(
         "--functional", help="also boot the canary guest on each node with QEMU: under KVM, then under TCG if that fails")] = False,
     boot_timeout: Annotated[float, seconds_option(
         min=1, max=3600, help="seconds one canary boot may take (--functional)")] = 15,
+    engine: EngineOpt = Engine.direct,
 ) -> None:
     """Check nodes (the local one by default) and decide virt_type kvm or qemu, with evidence."""
     from provision import pipeline
@@ -54,6 +57,7 @@ def preflight_cli(
         report = pipeline.preflight(inventory=inventory, limit=limit, hosts=host, forks=forks, timeout=timeout,
                                     ignore=ignore, functional=boot_timeout if functional else None,
                                     on_start=bar.start, on_done=bar.advance, warn=warn,
-                                    meanwhile=lambda: load_writer(output.value))
+                                    meanwhile=lambda: load_writer(output.value), engine=engine.value,
+                                    fail_on=fail_on.value)
     emit(render_report(report, output.value, color=stdout_is_terminal() and report_file is None), report_file)
     raise typer.Exit(exit_code(report, fail_on=fail_on.value, ignore=ignore))

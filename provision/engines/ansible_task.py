@@ -12,6 +12,9 @@ from typing import Any
 from provision.errors import InputError, Unreachable
 
 Runner = Callable[[str], dict]
+# preflight's fact is the host's provision variable with these two added (Ansible injects facts as
+# variables, so a fact of another shape would replace the settings): they are never settings
+FACT_KEYS = ("decision", "checks")
 
 
 def node_for(name: str, settings: Any, *, source: str = "Ansible's variables"):
@@ -24,6 +27,8 @@ def node_for(name: str, settings: Any, *, source: str = "Ansible's variables"):
     from provision.settings import validate_settings
 
     hooks = default_hooks()
+    if isinstance(settings, dict):
+        settings = {k: v for k, v in settings.items() if k not in FACT_KEYS}
     checked, problems = validate_settings(hooks.settings_model, settings if settings is not None else {})
     if checked is not None:
         problems = hooks.validate_settings(checked) + secret_file_problems(checked)
@@ -55,8 +60,9 @@ def preflight(name: str, settings: Any, runner: Runner, *, ignore=(), fail_on: s
     data = host.as_dict()
     code = exit_code(report, fail_on=fail_on, ignore=ignore)
     failing = [c for c in host.checks if c.status == "fail" or fail_on == "warn" and c.status == "warn"]
+    fact = {**(settings if isinstance(settings, dict) else {}), "decision": data["decision"], "checks": data["checks"]}
     result: dict[str, Any] = {"changed": False, "decision": data["decision"], "checks": data["checks"],
-                              "ansible_facts": {"provision": {"decision": data["decision"], "checks": data["checks"]}}}
+                              "ansible_facts": {"provision": fact}}
     if code:
         result.update(failed=True, msg="; ".join(f"{c.id}: {c.message}" for c in failing) or "preflight failed")
     return result

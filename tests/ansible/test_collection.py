@@ -28,7 +28,7 @@ def playbook(net, tasks: str, name: str = "play.yml") -> Path:
 def ansible_playbook(net, inventory: Path, book: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
     """ansible-playbook with the JSON callback: (the run, {host: [task results]})."""
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT), "ANSIBLE_HOST_KEY_CHECKING": "False",
-           "ANSIBLE_PIPELINING": "True", "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+           "ANSIBLE_PIPELINING": "True",
            "ANSIBLE_STDOUT_CALLBACK": "provision.compute.results", "ANSIBLE_TIMEOUT": "5",
            "ANSIBLE_LOCAL_TEMP": str(net.dir / "ansible-tmp")}
     run = subprocess.run(net.client_argv(str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(book), *args),
@@ -106,6 +106,20 @@ def test_apply_in_check_mode_then_for_real_then_again_and_verify(net_hosts, tmp_
         again, verified = hosts["n1"]
         assert again["changed"] is False and {s["action"] for s in again["report"]["steps"]} == {"unchanged"}
         assert verified["drift"] == [] and verified["changed"] is False
+
+        # the same through provision's command line with --engine ansible: the direct engine's reports
+        for command in (["apply", "--check"], ["apply"], ["verify"]):
+            runs = {e: subprocess.run(net.client_argv(provision_bin(), *command, "-i", str(inventory), "-o", "json",
+                                                      "--engine", e), capture_output=True, text=True, timeout=600)
+                    for e in ("direct", "ansible")}
+            assert runs["ansible"].returncode == runs["direct"].returncode == 0, runs["ansible"].stderr[-2000:]
+            assert untimed_json(runs["ansible"].stdout) == untimed_json(runs["direct"].stdout), command
+
+        # the example playbook of the collection: preflight, apply in waves, verify
+        run, hosts = ansible_playbook(net, inventory, ROOT / "ansible_collections" / "provision" / "compute" /
+                                      "playbooks" / "compute.yml", "-e", '{"provision_ignore": ["all"]}')
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert [r.get("changed") for r in hosts["n1"]] == [False, False, False]
     finally:
         node.stop()
 
@@ -132,3 +146,33 @@ def test_the_collection_builds(tmp_path):
     for part in ("meta/runtime.yml", "plugins/modules/run.py", "plugins/action/apply.py",
                  "plugins/plugin_utils/engine.py", "MANIFEST.json"):
         assert part in names or any(n.endswith(part) for n in names), part
+
+
+def untimed_json(text: str) -> dict:
+    """A JSON report without what differs between two runs of the same fleet: timings."""
+    import re
+
+    return json.loads(re.sub(r"[0-9.]+ ms", "T ms", re.sub(r'"seconds": (null|[0-9.]+)', '"seconds": 0', text)))
+
+
+def test_engine_ansible_gives_the_direct_engines_report(net_hosts):
+    net = net_hosts
+    net.add_sshd_host("node1")
+    net.add_sshd_host("intel1", cpuinfo=INTEL)
+    net.add_refusing_host("dead1")
+    inventory = str(net.write_inventory())
+    env = {**os.environ, "ANSIBLE_TIMEOUT": "5", "ANSIBLE_LOCAL_TEMP": str(net.dir / "ansible-tmp")}
+    runs = {engine: subprocess.run(net.client_argv(provision_bin(), "preflight", "-i", inventory, "-o", "json",
+                                                   "--ignore", "ports.free", "--timeout", "10", "--engine", engine),
+                                   capture_output=True, text=True, env=env, timeout=600)
+            for engine in ("direct", "ansible")}
+    assert runs["ansible"].returncode == runs["direct"].returncode == 1, runs["ansible"].stderr[-2000:]
+    direct, ansible = (untimed_json(runs[e].stdout) for e in ("direct", "ansible"))
+    assert [h["host"] for h in ansible["hosts"]] == ["node1", "intel1", "dead1"]
+    for mine, theirs in zip(ansible["hosts"], direct["hosts"], strict=True):
+        if mine["reachable"]:
+            assert mine == theirs
+        else:  # both say why; each in its own transport's words
+            assert (theirs["host"], theirs["reachable"]) == (mine["host"], False), (mine, theirs)
+            assert "refused" in mine["error"].lower() and "refused" in theirs["error"].lower(), (mine, theirs)
+    assert ansible["summary"] == direct["summary"]

@@ -11,7 +11,9 @@ description:
   - Probes the node (provision's probe, through Ansible's connection), runs every check of the
     provision plugins installed on the controller, and decides C(virt_type) (C(kvm) or C(qemu)).
   - The settings are the host's C(provision) variable, as Ansible resolved it.
-  - Sets C(ansible_facts.provision) with the decision and the checks.
+  - Sets C(ansible_facts.provision) to the host's C(provision) variable with C(decision) and C(checks)
+    added, so C(provision.decision.virt_type) reads the decision in later tasks while Ansible's
+    injection of facts as variables keeps the settings (C(apply) and C(verify) ignore those two keys).
   - Fails the task as C(provision preflight) exits non-zero.
 version_added: "0.1.0"
 options:
