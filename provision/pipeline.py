@@ -204,10 +204,11 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
     if engine == "ansible":
         from provision.engines import ansible_run
 
-        return ansible_run.apply(inventory=inventory or "", nodes=select(inventory=inventory, limit=limit, warn=warn,
-                                                                         nodes=given),
-                                 check=check, diff=diff, ignore=tuple(ignore), force=force, remedies=remedies,
-                                 timeout=timeout, forks=forks)
+        chosen = select(inventory=inventory, limit=limit, warn=warn, nodes=given)
+        results, code, text = ansible_run.apply(inventory=inventory or "", nodes=chosen, check=check, diff=diff,
+                                                ignore=tuple(ignore), force=force, remedies=remedies, timeout=timeout,
+                                                forks=forks)
+        return Applied(results, check, code, None, text, "", tuple(chosen))
     selected, ready, rendered, plan, refused, remedied = _prepared(inventory, limit, forks, timeout, tuple(ignore),
                                                                     warn, check=check, remedies=remedies, nodes=given)
     text = diff_against_nodes(rendered, ready, timeout=timeout, forks=forks) if diff else ""

@@ -101,9 +101,9 @@ def preflight(*, inventory: str, nodes, ignore=(), fail_on: str = "fail", timeou
 
 def apply(*, inventory: str, nodes, check: bool = False, diff: bool = False, ignore=(), force: bool = False,
           remedies: bool = True, timeout: float = 120, forks: int = 8):
-    """The apply of ``nodes`` as :class:`~provision.pipeline.Applied`, as the direct engine makes it."""
+    """The apply of ``nodes`` as the direct engine makes it: ``(each node's result, the exit code, the
+    diff)``, which :func:`provision.pipeline.apply` returns as its ``Applied``."""
     from provision.apply import NodeApply, Step, exit_code
-    from provision.pipeline import Applied
 
     results = _run(inventory, nodes, {"provision.compute.apply": {
         "ignore": list(ignore), "force": force, "remedies": remedies, "timeout": timeout}}, forks=forks,
@@ -125,7 +125,7 @@ def apply(*, inventory: str, nodes, check: bool = False, diff: bool = False, ign
                               tuple(report.get("not_restored") or ())))
         text += (result.get("diff") or {}).get("prepared", "") if isinstance(result.get("diff"), dict) else ""
     code = max(exit_code(done, check=check), 1 if any(r.get("failed") for r in results.values()) else 0)
-    return Applied(done, check, code, None, text, "", tuple(nodes))
+    return done, code, text
 
 
 def verify(*, inventory: str, nodes, timeout: float = 30, forks: int = 8):
