@@ -1,3 +1,5 @@
+# Copyright: provision developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A stdout callback that prints every task's result for every host as one JSON object at the end:
 ``{"plays": [{"tasks": [{"name": ..., "hosts": {host: result}}]}]}``; for ``provision --engine ansible``
 and tests, which read provision's reports out of the results."""
@@ -13,7 +15,7 @@ description:
   - "Prints one JSON object when the playbook ends: each play's tasks, each task's result per host."
 version_added: "0.1.0"
 author:
-  - provision developers
+  - provision developers (@provision)
 """
 
 import json

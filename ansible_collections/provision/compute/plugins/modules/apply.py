@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: provision developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """provision.compute.apply: documentation; the work is its action plugin's, on the controller."""
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ attributes:
     support: full
     description: Each file's and libvirt object's diff, secrets redacted.
 author:
-  - provision developers
+  - provision developers (@provision)
 """
 
 EXAMPLES = r"""
@@ -63,7 +65,15 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main():
-    AnsibleModule(argument_spec={}).fail_json(msg="provision.compute.apply runs as an action plugin")
+    # the same options as the action plugin's (plugins/action/apply.py), which does the work
+    argument_spec = {
+        "ignore": {"type": "list", "elements": "str", "default": []},
+        "force": {"type": "bool", "default": False},
+        "remedies": {"type": "bool", "default": True},
+        "timeout": {"type": "float", "default": 120},
+    }
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module.fail_json(msg="provision.compute.apply runs as an action plugin, on the controller")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: provision developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """provision.compute.preflight: documentation; the work is its action plugin's, on the controller."""
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ attributes:
     support: none
     description: Nothing to compare.
 author:
-  - provision developers
+  - provision developers (@provision)
 """
 
 EXAMPLES = r"""
@@ -69,7 +71,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main():
-    AnsibleModule(argument_spec={}).fail_json(msg="provision.compute.preflight runs as an action plugin")
+    # the same options as the action plugin's (plugins/action/preflight.py), which does the work
+    argument_spec = {
+        "ignore": {"type": "list", "elements": "str", "default": []},
+        "fail_on": {"type": "str", "choices": ["fail", "warn"], "default": "fail"},
+        "timeout": {"type": "float", "default": 30},
+    }
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module.fail_json(msg="provision.compute.preflight runs as an action plugin, on the controller")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: provision developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run one of provision's node programs on the node and return its JSON answer."""
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ options:
     type: float
     default: 3600
 author:
-  - provision developers
+  - provision developers (@provision)
 """
 
 EXAMPLES = r"""
@@ -58,7 +60,7 @@ def main():
     try:
         done = subprocess.run([sys.executable, "-I", "-S", "-c", module.params["boot"]],
                               input=module.params["program"].encode("utf-8"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=module.params["timeout"])
+                              stderr=subprocess.PIPE, timeout=module.params["timeout"], check=False)
     except subprocess.TimeoutExpired:
         module.fail_json(msg="the program gave no answer within %s s" % module.params["timeout"])
     if done.returncode:

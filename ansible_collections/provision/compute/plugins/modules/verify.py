@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: provision developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """provision.compute.verify: documentation; the work is its action plugin's, on the controller."""
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ attributes:
     support: none
     description: See C(provision.compute.apply) in diff mode.
 author:
-  - provision developers
+  - provision developers (@provision)
 """
 
 EXAMPLES = r"""
@@ -49,7 +51,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main():
-    AnsibleModule(argument_spec={}).fail_json(msg="provision.compute.verify runs as an action plugin")
+    # the same options as the action plugin's (plugins/action/verify.py), which does the work
+    module = AnsibleModule(argument_spec={"timeout": {"type": "float", "default": 30}}, supports_check_mode=True)
+    module.fail_json(msg="provision.compute.verify runs as an action plugin, on the controller")
 
 
 if __name__ == "__main__":

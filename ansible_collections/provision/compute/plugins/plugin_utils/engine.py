@@ -17,7 +17,7 @@ class ProvisionAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        _, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        _validated, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         try:
             from provision.engines import ansible_task
             from provision.errors import InputError
