@@ -56,6 +56,30 @@ def rootfs() -> Path:
     return tar
 
 
+MARK = ".provision-test-node"  # in each bare node's root: what a later run recognises it by
+
+
+def reap_stale() -> list[int]:
+    """Kill what a killed earlier run left: every process inside a bare node's root (its PID 1, sshd,
+    libvirtd, dnsmasq) and this machine's socat and apt-cacher-ng of the tests; the PIDs killed."""
+    killed = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            inside = os.path.exists(f"/proc/{pid}/root/{MARK}")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ours = cmdline[0].endswith((b"socat", b"apt-cacher-ng")) and any(
+            b"proxy.sock" in a or b"acng-conf" in a for a in cmdline)
+        if inside or ours:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+            except ProcessLookupError:
+                pass
+    return killed
+
+
 def _free_port() -> int:
     """A free port on loopback below 10000 (apt-cacher-ng fails to bind some higher ones: 'Error
     resolving address for binding')."""
@@ -111,6 +135,7 @@ class FreshNode:
         self.root.mkdir(parents=True)
         self.processes: list[subprocess.Popen] = []
         subprocess.run(["tar", "-x", "-f", str(rootfs()), "-C", str(self.root)], check=True, capture_output=True)
+        (self.root / MARK).touch()
         if proxy is not None:
             self.write("/etc/apt/apt.conf.d/01proxy", f'Acquire::http::Proxy "http://127.0.0.1:{PROXY_PORT}";\n')
         if mirror:

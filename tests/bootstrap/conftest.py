@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.freshnode import SUITE, AptProxy, FreshNode, rootfs
+from tests.freshnode import SUITE, AptProxy, FreshNode, reap_stale, rootfs
 from tests.testhosts import HostNetwork
 
 NEEDS = ("mmdebstrap", "socat", "/usr/sbin/apt-cacher-ng")
@@ -21,6 +21,7 @@ def apt_proxy(tmp_path_factory):
     missing = [n for n in NEEDS if not shutil.which(n)]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (setup.sh installs them)")
+    reap_stale()  # bare nodes a killed earlier run left running
     proxy = AptProxy(tmp_path_factory.mktemp("apt-proxy"))
     try:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{proxy.port}"}))
