@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from provision.canary import MARKER, find_canary
+from provision.guests.canary import MARKER, find_canary
 
 PROVISION = str(Path(sys.executable).with_name("provision"))
 NAME = "pvbench-canary"

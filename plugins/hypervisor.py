@@ -6,7 +6,7 @@ from functools import cache
 
 from provision.checks import CheckSet, failed, passed, skipped, wanted_virt_type, warned
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.stages.render import RenderedFile
 
 checks = CheckSet()
 CPU_MAP = "/usr/share/libvirt/cpu_map"  # libvirt's CPU model names, on this machine (the controller)

@@ -20,7 +20,7 @@ import json
 from provision.checks import CheckSet, failed, passed, warned
 from provision.facts import Facts
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.stages.render import RenderedFile
 
 checks = CheckSet()
 NOVA_PCI_DROP_IN = "/etc/nova/nova.conf.d/55-provision-pci.conf"

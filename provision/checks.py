@@ -103,6 +103,6 @@ INTERNAL_ERROR = "internal_error"  # the evidence key of a check whose plugin ra
 
 def internal_error(check_id: str, plugin: str, exc: BaseException) -> CheckResult:
     """A check whose plugin raised instead of answering: a failure that names the plugin and the exception
-    (the exit code is then :data:`provision.preflight.INTERNAL_ERROR_EXIT`)."""
+    (the exit code is then :data:`provision.stages.preflight.INTERNAL_ERROR_EXIT`)."""
     return CheckResult(check_id, "fail", f"internal error in plugin {plugin}: {type(exc).__name__}: {exc}",
                        {INTERNAL_ERROR: plugin}, "report it to the plugin's authors; --disable-plugin NAME skips it")

@@ -15,8 +15,8 @@ import pluggy
 from provision.api import LibvirtKind, LibvirtObject, NodeStep, Remedy, RenderContext, RenderedFile
 
 if TYPE_CHECKING:
-    from provision.canary import NodeCanary
     from provision.facts import Facts
+    from provision.guests.canary import NodeCanary
     from provision.results import CheckResult, Decision
 
 PROJECT = "provision"
@@ -67,7 +67,7 @@ def provision_probe_functional(canary: NodeCanary) -> dict[str, dict[str, Any]]:
     the operations join :func:`provision_probe`'s in the same round trip and are
     merged the same way.
 
-    :param canary: a :class:`~provision.canary.NodeCanary`: where the canary
+    :param canary: a :class:`~provision.guests.canary.NodeCanary`: where the canary
         guest's kernel and initramfs are on that node (the core copied them
         there, checked by sha256), how to boot it, which console line marks a
         boot and how long one boot may take; ``canary.unavailable`` says why it
@@ -135,7 +135,7 @@ def provision_remedies(facts: Facts, settings: dict[str, Any], failing: Sequence
 
     ``apply`` carries out every node's remedies before it changes any configuration (``--check``
     lists them), probes the node again and evaluates the checks on the new facts; a failing check
-    that no live remedy fixes refuses the node. ``provision.remedies: false`` in the inventory, or
+    that no live remedy fixes refuses the node. ``provision.stages.remedies: false`` in the inventory, or
     ``--no-remedies``, turns them off. :class:`~provision.checks.CheckSet` implements this hook
     from remedies registered beside the checks (``checks.remedy("storage.iscsi")``).
 
@@ -170,7 +170,7 @@ def provision_settings_schema() -> dict[str, Any]:
 
     The part must follow from the plugin's code alone (no environment variable or file read at call
     time): the defaults it gives nodes without an inventory are kept between runs, and used again
-    while no module file loaded when they were computed has changed (:mod:`provision.defaults`).
+    while no module file loaded when they were computed has changed (:mod:`provision.stages.defaults`).
 
     :return: the plugin's fields. Not firstresult: all merged into one model.
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision.hosts import Node
+from provision.remote.hosts import Node
 from provision.results import Report
 
 Warn = Callable[[str], None]
@@ -53,7 +53,7 @@ def preflight(*, inventory: str | None = None, limit: str | None = None, hosts: 
     """Check every node and decide ``kvm`` or ``qemu`` (``provision preflight``). ``functional``: also
     boot the canary on each node, each boot bounded by that many seconds. ``on_start(n)`` before the n
     nodes are contacted, ``on_done(host_report)`` as each is done, ``meanwhile()`` while they answer."""
-    from provision.preflight import preflight as run
+    from provision.stages.preflight import preflight as run
 
     nodes = select(inventory=inventory, limit=limit, hosts=hosts, warn=warn, nodes=nodes)
     if engine == "ansible":  # Ansible reaches the nodes, with the provision.compute collection's task
@@ -85,8 +85,8 @@ def render(*, inventory: str | None = None, limit: str | None = None, out: Path 
     decisions of ``virt_type: auto``) and the wait for another render into ``out``."""
     from provision.errors import Unreachable
     from provision.plugins import default_hooks
-    from provision.render import diff_against_nodes, prepare, render_all
-    from provision.tree import render_tree
+    from provision.stages.render import diff_against_nodes, prepare, render_all
+    from provision.stages.tree import render_tree
 
     hooks = default_hooks()
     nodes, decisions = prepare(select(inventory=inventory, limit=limit, warn=warn), hooks=hooks, forks=forks,
@@ -121,12 +121,12 @@ class Applied:
 
     def report(self) -> Report:
         """The apply as a report of checks, one per step (for ``-o html``)."""
-        from provision.apply import apply_report
+        from provision.stages.apply import apply_report
 
         return apply_report(self.results, check=self.check).with_groups(self.nodes)
 
     def as_dict(self) -> dict:
-        from provision.apply import to_json
+        from provision.stages.apply import to_json
 
         return to_json(self.results, check=self.check)
 
@@ -136,10 +136,10 @@ def _prepared(inventory, limit, forks, timeout, ignore, warn, *, check=True, rem
     and node steps, the refused ones as results, and each node's remedy steps. With ``remedies``, a node
     whose failing checks its plugins' remedies fix has them carried out first (with ``check``, only
     planned), is probed again, and passes the gate on its new facts."""
-    from provision.apply import gate, node_steps_for, objects_for
-    from provision.defaults import with_defaults
     from provision.plugins import default_hooks
-    from provision.render import render_all
+    from provision.stages.apply import gate, node_steps_for, objects_for
+    from provision.stages.defaults import with_defaults
+    from provision.stages.render import render_all
 
     hooks = default_hooks()
     _ = hooks.libvirt_kinds  # two plugins describing one kind are refused before any node is contacted
@@ -163,9 +163,9 @@ def _remedy(passed, decisions, refused, fixes, *, hooks, forks, timeout, ignore,
     its remedy steps."""
     from dataclasses import replace
 
-    from provision.apply import NodeApply, Step, gate
     from provision.parallel import fan_out
-    from provision.remedies import run
+    from provision.stages.apply import NodeApply, Step, gate
+    from provision.stages.remedies import run
 
     fixing = [n for n in passed if n.name in fixes]
     outcomes = dict(zip([n.name for n in fixing], fan_out(
@@ -193,12 +193,12 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
     """Make each node match its rendered configuration, then verify it (``provision apply``); with
     ``check``, only plan. A node whose failing checks its plugins' remedies fix gets them first (the
     packages installed, modules loaded, daemons started: ``remedies=False`` or the inventory's
-    ``provision.remedies: false`` keeps them off); a node that still fails the preflight gate is
+    ``provision.stages.remedies: false`` keeps them off); a node that still fails the preflight gate is
     refused, changing nothing."""
     from dataclasses import replace
 
-    from provision.apply import apply_nodes, exit_code, object_diffs
-    from provision.render import diff_against_nodes
+    from provision.stages.apply import apply_nodes, exit_code, object_diffs
+    from provision.stages.render import diff_against_nodes
 
     given = nodes
     if engine == "ansible":
@@ -235,7 +235,7 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
 def verify(*, inventory: str | None = None, limit: str | None = None, nodes: Sequence[Node] = (), forks: int = 8,
            timeout: float = 30, warn: Warn | None = None, engine: str = "direct") -> Report:
     """Each node's drift from its rendered configuration, as checks (``provision verify``); changes nothing."""
-    from provision.apply import apply_nodes, verify_report
+    from provision.stages.apply import apply_nodes, verify_report
 
     if engine == "ansible":
         from provision.engines import ansible_run

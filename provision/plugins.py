@@ -147,7 +147,7 @@ class Hooks:
 
     def functional_operations(self, canary) -> dict[str, dict[str, Any]]:
         """Every plugin's probe operations and every plugin's functional ones for ``canary`` (a
-        :class:`~provision.canary.NodeCanary`), merged into one round trip."""
+        :class:`~provision.guests.canary.NodeCanary`), merged into one round trip."""
         probe, functional = self.pm.hook.provision_probe, self.pm.hook.provision_probe_functional
         return _merge_operations([*_by_plugin(probe, probe()), *_by_plugin(functional, functional(canary=canary))])
 

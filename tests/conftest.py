@@ -19,7 +19,7 @@ VENV_BIN = Path(sys.executable).parent
 def provision_cache(tmp_path_factory):
     """The suite's own cache of settings defaults (tests load plugins from temporary folders: each set
     would leave a file in the user's cache); every provision the tests start inherits it."""
-    from provision.defaults import CACHE_ENV
+    from provision.stages.defaults import CACHE_ENV
 
     saved = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("provision-cache"))

@@ -6,8 +6,8 @@ import os
 import time
 import uuid
 
-from provision.canary import DISK_MARKER
 from provision.guests import GuestError, GuestSpec, render_domain_xml
+from provision.guests.canary import DISK_MARKER
 from provision_plugins.libvirt_guests.connection import Connection, message
 
 SCRATCH_BYTES = 16 << 20  # a volume smoke makes in a pool for the canary's marker

@@ -10,7 +10,7 @@ from provision.api import Remedy
 from provision.checks import CheckSet
 from provision.errors import SettingsError
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.stages.render import RenderedFile
 from provision_plugins.storage.pools import host_needs, images_on, libvirt_backend, pool_file, pool_objects, uses
 
 checks = CheckSet()

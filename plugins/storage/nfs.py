@@ -6,7 +6,7 @@ from provision import installed, kernel
 from provision.api import Remedy
 from provision.checks import CheckSet
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.stages.render import RenderedFile
 from provision_plugins.storage.pools import host_needs, libvirt_backend, pool_file, pool_objects, uses
 
 checks = CheckSet()

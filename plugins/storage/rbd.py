@@ -6,7 +6,7 @@ from provision import installed, kernel
 from provision.api import LibvirtObject, Remedy
 from provision.checks import CheckSet, failed, passed, skipped, warned
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.stages.render import RenderedFile
 from provision_plugins.storage.ceph import MON_PORT
 from provision_plugins.storage.names import host_port
 from provision_plugins.storage.pools import (

@@ -41,14 +41,14 @@ def apply_cli(
         help="seconds the node waits for the controller to confirm a host network change before it rolls back")] = 60,
     no_remedies: Annotated[bool, typer.Option(
         "--no-remedies", help="install, load and start nothing: refuse a node whose preflight fails "
-                              "(as the inventory's provision.remedies: false)")] = False,
+                              "(as the inventory's provision.stages.remedies: false)")] = False,
     engine: EngineOpt = Engine.direct,
 ) -> None:
     """Install what each node's preflight finds missing, make it match its rendered configuration (host
     network, libvirt objects, then files), then verify it."""
     from provision import pipeline
-    from provision.apply import to_text
     from provision.report.text import terminal_text
+    from provision.stages.apply import to_text
 
     if output == ReportFormat.junit:
         raise typer.BadParameter("apply writes table, json or html", param_hint="--output")
@@ -87,8 +87,8 @@ def verify_cli(
     """Report drift of each node's managed files from the rendered ones; changes nothing. Exit 1 on drift."""
     from provision import pipeline
     from provision.cli.common import stdout_is_terminal
-    from provision.preflight import exit_code
     from provision.report import render_report
+    from provision.stages.preflight import exit_code
 
     report = pipeline.verify(inventory=inventory, limit=limit, forks=forks, timeout=timeout, warn=warn,
                              engine=engine.value)

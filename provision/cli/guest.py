@@ -25,8 +25,8 @@ class VirtType(str, Enum):
 
 @contextmanager
 def backend(connect, inventory, limit, virt_type=None):
-    from provision.guest_target import resolve_target
     from provision.guests import open_backend
+    from provision.guests.target import resolve_target
     from provision.plugins import default_hooks
 
     hooks = default_hooks()
@@ -107,7 +107,7 @@ def console_cli(name: str, connect: ConnectOpt = None, inventory: InventoryOpt =
     """Print the guest's serial console log so far."""
     from provision.cli.common import stdout_is_terminal
     from provision.errors import InputError
-    from provision.probe import Unreachable, gather_facts  # provision.errors.Unreachable: exit 1
+    from provision.remote.probe import Unreachable, gather_facts  # provision.errors.Unreachable: exit 1
 
     with backend(connect, inventory, limit) as (guests, target, _):
         path = guests.info(name).console_log

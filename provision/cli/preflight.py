@@ -50,8 +50,8 @@ def preflight_cli(
 ) -> None:
     """Check nodes (the local one by default) and decide virt_type kvm or qemu, with evidence."""
     from provision import pipeline
-    from provision.preflight import exit_code
     from provision.report import load_writer, render_report
+    from provision.stages.preflight import exit_code
 
     with progress("preflight") as bar:
         report = pipeline.preflight(inventory=inventory, limit=limit, hosts=host, forks=forks, timeout=timeout,

@@ -38,11 +38,11 @@ def smoke_cli(
                           "check a marker written to each reads back (one check per pool)")] = False,
 ) -> None:
     """Boot a canary guest on each node, wait for its console marker, report the boot time, remove it."""
-    from provision.canary import find_canary
+    from provision.guests.canary import find_canary
+    from provision.guests.smoke import smoke
     from provision.plugins import default_hooks
-    from provision.preflight import exit_code
     from provision.report import render_report
-    from provision.smoke import smoke
+    from provision.stages.preflight import exit_code
 
     nodes = select(inventory=inventory, limit=limit, hosts=host)
     report = smoke(nodes=nodes, canary=find_canary(), hooks=default_hooks(), forks=forks, timeout=timeout,
@@ -55,7 +55,7 @@ def smoke_cli(
 @user_errors
 def canary_build_cli(force: Annotated[bool, typer.Option(help="rebuild even if it exists")] = False) -> None:
     """Build the canary: Debian's cloud kernel (apt-get download, dpkg -x) and a busybox initramfs."""
-    from provision.canary import build_canary
+    from provision.guests.canary import build_canary
 
     canary = build_canary(force=force)
     typer.echo(f"canary: {canary.kernel} {canary.initrd}")

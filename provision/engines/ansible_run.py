@@ -103,7 +103,7 @@ def apply(*, inventory: str, nodes, check: bool = False, diff: bool = False, ign
           remedies: bool = True, timeout: float = 120, forks: int = 8):
     """The apply of ``nodes`` as the direct engine makes it: ``(each node's result, the exit code, the
     diff)``, which :func:`provision.pipeline.apply` returns as its ``Applied``."""
-    from provision.apply import NodeApply, Step, exit_code
+    from provision.stages.apply import NodeApply, Step, exit_code
 
     results = _run(inventory, nodes, {"provision.compute.apply": {
         "ignore": list(ignore), "force": force, "remedies": remedies, "timeout": timeout}}, forks=forks,

@@ -18,11 +18,11 @@ FACT_KEYS = ("decision", "checks")
 
 
 def node_for(name: str, settings: Any, *, source: str = "Ansible's variables"):
-    """The :class:`~provision.hosts.Node` of host ``name`` with its validated settings, or an
+    """The :class:`~provision.remote.hosts.Node` of host ``name`` with its validated settings, or an
     :class:`InputError` naming the host and each bad field."""
     from provision.errors import SettingsError
-    from provision.hosts import HostSpec, Node
     from provision.plugins import default_hooks
+    from provision.remote.hosts import HostSpec, Node
     from provision.secrets import secret_file_problems
     from provision.settings import validate_settings
 
@@ -39,7 +39,7 @@ def node_for(name: str, settings: Any, *, source: str = "Ansible's variables"):
 
 
 def _through(runner: Runner, call):
-    from provision.probe import through
+    from provision.remote.probe import through
 
     with through(runner):
         return call()
@@ -50,7 +50,7 @@ def preflight(name: str, settings: Any, runner: Runner, *, ignore=(), fail_on: s
     """The host's preflight as the module's result: its decision and checks, ``failed`` as the CLI's
     exit code says, and ``unreachable`` with the reason when the node could not be probed."""
     from provision import pipeline
-    from provision.preflight import exit_code
+    from provision.stages.preflight import exit_code
 
     node = node_for(name, settings)
     report = _through(runner, lambda: pipeline.preflight(nodes=[node], ignore=ignore, timeout=timeout, forks=1))
@@ -73,7 +73,7 @@ def apply(name: str, settings: Any, runner: Runner, *, check: bool, diff: bool, 
     """The host's apply: ``changed`` only when a step changes (or, in check mode, would change)
     something, the report of its steps, the diff in Ansible's form, ``failed`` as the CLI's exit code."""
     from provision import pipeline
-    from provision.apply import CHANGES
+    from provision.stages.apply import CHANGES
 
     node = node_for(name, settings)
     done = _through(runner, lambda: pipeline.apply(nodes=[node], check=check, diff=diff, ignore=ignore, force=force,

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from provision.addresses import container_name, host_address, interpreter, port_number, ssh_options, user_name
-from provision.hosts import HostSpec
 from provision.inventory.model import InventoryHost
+from provision.remote.hosts import HostSpec
 
 CONNECTIONS = ("local", "ssh", "paramiko", "docker")
 # Ansible's names for them: short, legacy and fully qualified ('smart' has meant ssh since 2.x)
@@ -39,7 +39,7 @@ def default_connection() -> str:
 
 def host_spec_for(host: InventoryHost) -> HostSpec:
     """The host spec for an inventory host; raises :class:`ConnectionError_`."""
-    from provision.ssh import control_path
+    from provision.remote.ssh import control_path
 
     v = host.vars
     address = str(v.get("ansible_host", host.name))

@@ -69,7 +69,7 @@ def ansible_constants():
                              "temporary folder there as it starts)")
         from ansible import constants
     else:
-        from provision.hosts import private_folder
+        from provision.remote.hosts import private_folder
 
         os.environ["ANSIBLE_LOCAL_TEMP"] = private_folder("provision-ansible")
         try:

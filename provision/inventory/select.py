@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from provision.errors import InputError
-from provision.hosts import Node, parse_host_spec
 from provision.inventory.model import Inventory
+from provision.remote.hosts import Node, parse_host_spec
 from provision.secrets import REDACTED, holds_secret
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from provision.errors import InputError, SettingsError
-from provision.hosts import HostSpec
 from provision.inventory.connection import ConnectionError_, host_spec_for
 from provision.inventory.model import Inventory, InventoryHost
+from provision.remote.hosts import HostSpec
 from provision.secrets import secret_file_problems
 from provision.settings import validate_settings
 

@@ -2,7 +2,7 @@
 library only, sent to a node in one bundle (as Ansible ships a module with its module_utils).
 
 :func:`bundle` makes the program that ``python3 -c BOOT`` reads on the node's standard input
-(:data:`provision.probe.BOOT`): a small loader, then each module's source, registered as
+(:data:`provision.remote.probe.BOOT`): a small loader, then each module's source, registered as
 ``provision_node.<name>`` in the order given (a module imports only those before it, relatively:
 ``from .state import ...``), then ``main(spec)`` of the last. The same modules are importable here as
 ``provision.node.<name>``, so their pure parts are unit-tested without a node.

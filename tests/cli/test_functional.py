@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from provision.canary import find_canary
+from provision.guests.canary import find_canary
 from tests.conftest import provision_bin
 from tests.testhosts import HostNetwork
 

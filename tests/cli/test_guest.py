@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from lxml import etree
 
-from provision.canary import MARKER, find_canary
+from provision.guests.canary import MARKER, find_canary
 from tests.guests import PREFIX, SecondLibvirtd, TestPool, domains, domstate, remove_test_guests, virsh, wait_for_console
 from tests.validators import virt_xml_validate
 

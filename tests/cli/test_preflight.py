@@ -25,7 +25,7 @@ def machine_can_run_kvm() -> bool:
 def test_json_follows_the_contract(cli, kvm_permissions):
     result = cli("preflight", "-o", "json")
     data = json.loads(result.stdout)
-    assert data["schema"] == "provision.preflight/1"
+    assert data["schema"] == "provision.stages.preflight/1"
     (host,) = data["hosts"]
     assert host["host"] == "localhost" and host["reachable"] is True
     assert set(host["decision"]) >= {"virt_type", "cpu_mode", "reasons"}
@@ -112,7 +112,7 @@ def test_fail_on_warn(cli):
 def test_unknown_ignore_id_is_exit_2_listing_the_known_ones(cli):
     result = cli("preflight", "--ignore", "kvm.apii")
     assert result.exit_code == 2
-    assert "provision: error: --ignore: unknown check id kvm.apii; known ids: cpu.virt_extensions" in result.stderr
+    assert "provision: error: --ignore: unknown check id kvm.apii; known ids: ceph.reachable, cpu.virt_extensions" in result.stderr
     assert "Traceback" not in result.output
 
 

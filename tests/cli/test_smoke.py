@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from provision.canary import MARKER
+from provision.guests.canary import MARKER
 from tests.conftest import provision_bin
 from tests.guests import virsh
 from tests.testhosts import HostNetwork
@@ -71,7 +71,7 @@ def test_smoke_refuses_kvm_pinned_on_a_node_that_decided_qemu(cli, libvirtd, tmp
 
 @pytest.mark.netns  # a test host in a namespace of its own
 def test_guest_commands_over_ssh_with_connect(libvirtd, tmp_path):
-    from provision.canary import find_canary
+    from provision.guests.canary import find_canary
     from tests.guests import remove_test_guests
 
     canary = find_canary()

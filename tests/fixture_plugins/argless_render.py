@@ -1,7 +1,7 @@
 """A render hook that takes no argument (legal in pluggy), and a wrapper around render."""
 
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.stages.render import RenderedFile
 
 SEEN = []
 

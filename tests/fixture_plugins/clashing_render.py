@@ -1,7 +1,7 @@
 """A plugin that renders a file a built-in plugin already renders: the render must refuse both."""
 
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.stages.render import RenderedFile
 
 
 @hookimpl

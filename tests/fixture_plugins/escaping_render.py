@@ -1,7 +1,7 @@
 """A plugin that renders a file whose target climbs out of the host's tree: the render must refuse it."""
 
 from provision.hookspecs import hookimpl
-from provision.render import RenderedFile
+from provision.stages.render import RenderedFile
 
 
 @hookimpl

@@ -177,7 +177,7 @@ def test_nested_renders_the_modprobe_option_that_modprobe_reads(tmp_path):
 
     from provision.inventory.select import select_nodes
     from provision.plugins import default_hooks
-    from provision.render import render_node
+    from provision.stages.render import render_node
 
     def rendered(settings):
         inventory = tmp_path / "hosts.yml"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from provision.canary import NodeCanary, on_node
-from provision.hosts import parse_host_spec
+from provision.guests.canary import NodeCanary, init_digest, on_node
+from provision.remote.hosts import parse_host_spec
 from provision_plugins.kvm import kvm_boot, provision_probe_functional, provision_virt_decision
 from tests.nodes import healthy_node
 
@@ -93,6 +93,7 @@ def test_the_canary_goes_to_local_and_ssh_nodes_only(tmp_path, monkeypatch):
     (tmp_path / "canary").mkdir()
     for name in ("vmlinuz", "initrd.gz"):
         (tmp_path / "canary" / name).write_bytes(b"canary")
+    (tmp_path / "canary" / "INIT.sha256").write_text(init_digest())  # built from this init
     canary = on_node(parse_host_spec("docker://compute1"), timeout=5)
     assert (canary.unavailable, canary.kernel) == ("the canary is sent to local and ssh:// nodes only, not over docker://", "")
     local = on_node(parse_host_spec("local://"), timeout=5, boot_timeout=9)

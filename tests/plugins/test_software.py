@@ -104,9 +104,9 @@ def test_qemu_block_driver_on_this_machine_matches_its_module_files():
     """Here QEMU is Debian's modular build: the answer follows block-rbd.so being installed."""
     import glob
 
-    from provision.hosts import parse_host_spec
     from provision.plugins import default_hooks
-    from provision.probe import gather_facts
+    from provision.remote.hosts import parse_host_spec
+    from provision.remote.probe import gather_facts
     from provision_plugins.qemu import block_driver
 
     facts = gather_facts(parse_host_spec("local://"), default_hooks().probe_operations)

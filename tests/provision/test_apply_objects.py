@@ -2,11 +2,11 @@
 
 import pytest
 
-from provision.apply import objects_for
 from provision.errors import InputError
 from provision.inventory.select import select_nodes
 from provision.plugins import Hooks, default_hooks, make_plugin_manager
-from provision.render import render_all
+from provision.stages.apply import objects_for
+from provision.stages.render import render_all
 from tests.conftest import ROOT
 
 EXAMPLE = str(ROOT / "inventories" / "example")

@@ -3,8 +3,8 @@
 
 import pytest
 
-from provision.canary import find_canary, init_digest
 from provision.errors import InputError
+from provision.guests.canary import find_canary, init_digest
 
 
 def test_a_canary_without_this_inits_stamp_is_stale(tmp_path, monkeypatch):

@@ -9,11 +9,11 @@ import textwrap
 
 import pytest
 
-from provision.defaults import CACHE_ENV, settings_defaults
+from provision.stages.defaults import CACHE_ENV, settings_defaults
 
 PRINT_DEFAULTS = """
 import json, sys
-from provision.defaults import settings_defaults
+from provision.stages.defaults import settings_defaults
 from provision.plugins import default_hooks
 defaults = settings_defaults(default_hooks())
 print(json.dumps({"pydantic imported": "pydantic" in sys.modules, "defaults": defaults}))
@@ -130,7 +130,7 @@ def test_the_cache_can_be_turned_off_and_a_folder_that_cannot_be_made_is_no_erro
 
 
 def test_the_cache_lives_in_the_users_cache_folder(monkeypatch, tmp_path):
-    from provision.defaults import cache_folder
+    from provision.stages.defaults import cache_folder
 
     monkeypatch.delenv(CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

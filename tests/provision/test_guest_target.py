@@ -3,7 +3,7 @@
 import pytest
 
 from provision.errors import InputError
-from provision.guest_target import GuestTarget, NodeUnreachable, resolve_target
+from provision.guests.target import GuestTarget, NodeUnreachable, resolve_target
 
 
 def inventory(tmp_path, hosts: str) -> str:
@@ -55,7 +55,9 @@ def test_an_unreachable_node_says_why_and_what_to_pass(tmp_path, hooks):
 
 
 def test_an_unreachable_node_is_exit_1_for_guest_commands_as_for_every_other(tmp_path, cli):
-    from provision import errors, probe, render
+    from provision import errors
+    from provision.remote import probe
+    from provision.stages import render
 
     assert NodeUnreachable is probe.Unreachable is render.Unreachable is errors.Unreachable
     assert errors.Unreachable.exit_code == 1

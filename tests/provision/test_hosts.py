@@ -1,7 +1,7 @@
 import pytest
 
 from provision.errors import InputError
-from provision.hosts import parse_host_spec
+from provision.remote.hosts import parse_host_spec
 
 
 @pytest.mark.parametrize(

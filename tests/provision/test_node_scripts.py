@@ -47,7 +47,7 @@ def test_a_bundle_runs_as_one_program(tmp_path):
     import subprocess
 
     from provision.node import PROBE, bundle
-    from provision.probe import BOOT
+    from provision.remote.probe import BOOT
 
     program = bundle(PROBE, {"os": {"op": "read", "path": "/etc/os-release"}})
     done = subprocess.run([sys.executable, "-I", "-S", "-c", BOOT], input=program.encode(), capture_output=True, timeout=30)

@@ -115,7 +115,7 @@ def test_render_is_called_through_pluggy_so_fewer_arguments_and_wrappers_work(tm
     import yaml
 
     from provision.inventory.select import select_nodes
-    from provision.render import render_node
+    from provision.stages.render import render_node
     from tests.fixture_plugins import argless_render
 
     pm = make_plugin_manager(autoload=False, extra=("tests.fixture_plugins.argless_render",))

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from provision.hosts import parse_host_spec
-from provision.probe import Unreachable, gather_facts, probe_command
+from provision.remote.hosts import parse_host_spec
+from provision.remote.probe import Unreachable, gather_facts, probe_command
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_a_zombie_does_not_run(tmp_path):
     import shutil
     import time
 
-    from provision.hosts import parse_host_spec
+    from provision.remote.hosts import parse_host_spec
 
     program = tmp_path / "pvzombie"
     shutil.copy("/bin/true", program)
@@ -294,7 +294,7 @@ def test_ssh_failing_silently_is_a_one_line_reason_not_a_dump_of_the_program(cli
 
 
 def test_a_long_reason_is_cut_to_a_few_lines_saying_so():
-    from provision.probe import brief
+    from provision.remote.probe import brief
 
     assert brief("short") == "short"
     assert brief("a\nb\nc\nd\ne") == "a\nb\nc [...]"

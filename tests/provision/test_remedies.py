@@ -9,8 +9,8 @@ import pytest
 from provision.api import Remedy, Service
 from provision.checks import CheckSet, failed, warned
 from provision.node.remedy import plan
-from provision.remedies import refusal, spec_for
 from provision.results import CheckResult
+from provision.stages.remedies import refusal, spec_for
 
 LIBVIRTD = {"name": "libvirtd", "start": ["libvirtd", "-d"], "ready": "/run/libvirt/libvirt-sock",
             "restart_on_install": True}

@@ -113,8 +113,8 @@ def test_manifest_lists_every_file_with_target_mode_and_plugin(rendered):
 def test_forked_workers_render_the_same_tree_as_one_process(tmp_path):
     from provision.inventory.select import select_nodes
     from provision.plugins import default_hooks
-    from provision.render import prepare
-    from provision.tree import render_tree
+    from provision.stages.render import prepare
+    from provision.stages.tree import render_tree
 
     hooks = default_hooks()
     nodes, decisions = prepare(select_nodes(inventory=EXAMPLE, limit="compute", hooks=hooks).nodes, hooks=hooks)

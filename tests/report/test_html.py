@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from provision.preflight import evaluate
 from provision.report.html import to_html
 from provision.report.json import to_json
 from provision.results import HostReport, Report
+from provision.stages.preflight import evaluate
 from tests.nodes import ENOENT, healthy_node
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")

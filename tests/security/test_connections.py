@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provision.hosts import HostSpec, parse_host_spec
-from provision.ssh import ArgvSshBackend, control_folder
+from provision.remote.hosts import HostSpec, parse_host_spec
+from provision.remote.ssh import ArgvSshBackend, control_folder
 from tests.conftest import provision_bin
 from tests.unprivileged import as_nobody
 

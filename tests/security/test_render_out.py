@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provision.tree import STAGING_MARK, in_the_way
+from provision.stages.tree import STAGING_MARK, in_the_way
 from tests.cli.test_render import PINNED, inventory
 from tests.conftest import provision_bin
 

@@ -68,7 +68,7 @@ def test_any_plugins_folder_pool_is_checked_before_apply_plans_it(cli, tmp_path)
 
 
 def test_the_core_finds_nested_pool_targets_in_the_libvirt_xml():
-    from provision.apply import _folder_problems
+    from provision.stages.apply import _folder_problems
 
     def pool(name, kind, target):
         return {"kind": "pool", "name": name, "xml": f"<pool type='{kind}'><name>{name}</name><target><path>{target}</path></target></pool>"}

@@ -4,7 +4,7 @@ import yaml
 
 from provision.inventory.select import select_nodes
 from provision.plugins import default_hooks
-from provision.render import render_node
+from provision.stages.render import render_node
 from tests.validators import netplan_generate
 
 # every character an interface name may have, in the places YAML and networkd give meaning to

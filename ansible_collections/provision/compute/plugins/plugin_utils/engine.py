@@ -21,7 +21,7 @@ class ProvisionAction(ActionBase):
         try:
             from provision.engines import ansible_task
             from provision.errors import InputError
-            from provision.probe import BOOT
+            from provision.remote.probe import BOOT
         except ImportError as exc:
             raise AnsibleError("provision is not installed where this playbook runs: %s" % exc) from None
         settings = self._templar.template(task_vars.get("provision", {}))

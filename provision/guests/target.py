@@ -7,7 +7,7 @@ from urllib.parse import quote, urlparse
 
 from provision.errors import InputError, Unreachable
 from provision.guests import DEFAULT_URI
-from provision.hosts import HostSpec, Node, parse_host_spec
+from provision.remote.hosts import HostSpec, Node, parse_host_spec
 from provision.results import Decision
 
 NodeUnreachable = Unreachable  # the node could not be probed, so its virt_type is unknown
@@ -28,7 +28,7 @@ class GuestTarget:
         pinned = self.pinned_virt_type if self.pinned_virt_type != "auto" else None
         if pinned == "qemu":
             return Decision("qemu", "none", ("virt_type is pinned to qemu",))
-        from provision.preflight import preflight
+        from provision.stages.preflight import preflight
 
         if self.node is None:
             raise InputError(f"cannot probe the node behind {self.uri} to decide virt_type: pass --virt-type qemu")

@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from provision.errors import InputError, ProvisionError
-from provision.render import MANIFEST, RenderedFile, manifest_text
+from provision.stages.render import MANIFEST, RenderedFile, manifest_text
 
 STAGING_PREFIX = ".render-"
 STAGING_MARK = ".provision-staging"  # inside each staging folder: it is ours to remove
@@ -190,7 +190,7 @@ def render_tree(out: Path, *, nodes, decisions, hooks, workers: int | None = Non
 
     All or nothing: an error leaves ``out`` as it was (and removes it if this run made it). Large
     inventories are rendered by one forked worker per CPU. ``nodes`` and ``decisions`` come from
-    :func:`provision.render.prepare`; ``rendered``, from :func:`provision.render.render_all`, is written as it is.
+    :func:`provision.stages.render.prepare`; ``rendered``, from :func:`provision.stages.render.render_all`, is written as it is.
     """
     check_out_folder(out, protected=list(protected))
     if out.exists() and not out.is_dir():
@@ -213,7 +213,7 @@ def render_tree(out: Path, *, nodes, decisions, hooks, workers: int | None = Non
 
 def _render_locked(out: Path, made: bool, nodes, decisions, hooks, workers, rendered) -> int:
     from provision.parallel import fork_map
-    from provision.render import _refuse, _render_or_problems
+    from provision.stages.render import _refuse, _render_or_problems
 
     remove_stale_staging(out)
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from provision.canary import MARKER, Canary
 from provision.errors import InputError
-from provision.guest_target import GuestTarget, NodeUnreachable, uri_for
 from provision.guests import GuestError, open_backend
-from provision.hosts import Node
+from provision.guests.canary import MARKER, Canary
+from provision.guests.target import GuestTarget, NodeUnreachable, uri_for
+from provision.remote.hosts import Node
 from provision.results import CheckResult, HostReport, Report
 
 BOOT_TIMEOUT = 15  # seconds for each of the preflight's canary boots (under KVM, then TCG)
@@ -53,8 +53,8 @@ def smoke_node(node: Node, canary: Canary, *, hooks, timeout: float, storage: bo
 
 def node_pools(node: Node, decision, *, hooks) -> list[str]:
     """The libvirt pools the node's rendered configuration defines, whichever plugins name them."""
-    from provision.apply import objects_for
-    from provision.render import render_all
+    from provision.stages.apply import objects_for
+    from provision.stages.render import render_all
 
     decisions = {node.name: decision} if decision else {}
     rendered = render_all(nodes=[node], decisions=decisions, hooks=hooks)
@@ -88,8 +88,8 @@ def storage_checks(backend, node: Node, canary: Canary, decision, *, hooks, time
 
 def smoke(*, nodes: list[Node], canary: Canary, hooks, forks: int = 4, timeout: float = 60,
           storage: bool = False) -> Report:
-    from provision.defaults import with_defaults
     from provision.parallel import fan_out
+    from provision.stages.defaults import with_defaults
 
     if storage:
         nodes = with_defaults(nodes, hooks=hooks)

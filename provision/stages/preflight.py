@@ -8,9 +8,9 @@ from typing import Any
 
 from provision.errors import InputError
 from provision.facts import Facts
-from provision.hosts import Node
 from provision.plugins import Hooks, default_hooks
-from provision.probe import Unreachable, gather_facts_within
+from provision.remote.hosts import Node
+from provision.remote.probe import Unreachable, gather_facts_within
 from provision.results import CheckResult, HostReport, Report
 
 
@@ -46,7 +46,7 @@ def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[st
     start = time.monotonic()
     operations = hooks.probe_operations
     if functional is not None:
-        from provision.canary import on_node
+        from provision.guests.canary import on_node
 
         operations = hooks.functional_operations(on_node(node.spec, timeout=timeout, boot_timeout=functional))
         timeout += 2 * functional + 5
@@ -96,8 +96,8 @@ def preflight(
     ``remedies``: each host's report carries the plugins' remedies for its failing checks (apply's gate)."""
     from concurrent.futures import Future
 
-    from provision.defaults import with_defaults
     from provision.parallel import FanOut
+    from provision.stages.defaults import with_defaults
 
     hooks = hooks or default_hooks()
     ignored = resolve_ignore(ignore, hooks.check_catalog)

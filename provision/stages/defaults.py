@@ -26,7 +26,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from provision.hosts import Node
+    from provision.remote.hosts import Node
 
 CACHE_ENV = "PROVISION_CACHE_DIR"
 FORMAT = 1  # bumped when the file's layout changes

@@ -240,7 +240,7 @@ def _ssh(spec, script: str, args: list[str], timeout: float, stdin: Path | None 
     """``sh -c script sh ARGS...`` on the node over ssh (every argument quoted for its shell)."""
     from shlex import quote
 
-    from provision.ssh import ArgvSshBackend
+    from provision.remote.ssh import ArgvSshBackend
 
     command = " ".join(quote(w) for w in ("sh", "-c", script, "sh", *args))
     argv = ArgvSshBackend(spec, timeout=max(1, int(timeout))).argv(command)

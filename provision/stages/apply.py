@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.hosts import Node
-from provision.render import RenderedFile
+from provision.remote.hosts import Node
 from provision.results import CheckResult, HostReport, Report, Status
+from provision.stages.render import RenderedFile
 
 CHANGES = ("create", "update", "remove", "release", "install", "load", "start", "restart")  # remedies' last four
 
@@ -143,7 +143,7 @@ def _folder_problems(settings: dict, objects: list[dict[str, Any]], kinds=None) 
 def objects_for(*, nodes: list[Node], rendered: dict[str, list[RenderedFile]], decisions, hooks) -> dict[str, list[dict]]:
     """Each node's libvirt objects, from its rendered files; a plugin's mistake is an input error."""
     from provision.errors import InputError, SettingsError
-    from provision.render import node_context
+    from provision.stages.render import node_context
 
     found, problems = {}, []
     for n in nodes:
@@ -161,7 +161,7 @@ def node_steps_for(*, nodes: list[Node], decisions, hooks, rendered: dict[str, l
                    ) -> dict[str, list[dict]]:
     """Each node's node steps (:func:`~provision.hookspecs.provision_apply_node_steps`, given every file
     rendered for the node), as the agent takes them: name, the module's source, spec, guarded, phase."""
-    from provision.render import node_context
+    from provision.stages.render import node_context
 
     sources: dict[str, str] = {}
     found = {}
@@ -180,7 +180,7 @@ def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, An
                run: str, force: bool = False, diff: bool = False, steps: Sequence[dict] = (),
                confirm_timeout: float = 60, kinds: Sequence | None = None) -> NodeApply:
     """Plan (and unless ``check``, carry out) one node's libvirt objects and files, in one round trip."""
-    from provision.probe import Unreachable, run_program, within
+    from provision.remote.probe import Unreachable, run_program, within
     from provision.secrets import redact_line
 
     def redact(text: str) -> str:  # libvirt XML holds no secret value; a plugin's comment still might
@@ -231,7 +231,7 @@ def confirm_run(node: Node, run: str, guard: dict[str, Any], *, timeout: float) 
     which may survive on a stale path) and have it check its probes and disarm its rollback. ``""`` when
     confirmed; otherwise why not — and the node rolls back by itself at its deadline. After the deadline
     the controller reconnects to say whether the rollback happened."""
-    from provision.probe import Unreachable, run_program, within
+    from provision.remote.probe import Unreachable, run_program, within
 
     fresh = _fresh(node)
     # the node's clock said "now" when it armed the guard: the deadline is counted on this machine's
@@ -257,7 +257,7 @@ def confirm_run(node: Node, run: str, guard: dict[str, Any], *, timeout: float) 
 def after_deadline(fresh, run: str, *, timeout: float, why: str, wait: float = 0.0) -> str:
     """Past the guard's deadline (``wait`` seconds from now) the node rolls back by itself: reconnect
     and read what became of the run."""
-    from provision.probe import Unreachable, run_program, within
+    from provision.remote.probe import Unreachable, run_program, within
 
     reason = why
     time.sleep(wait)
@@ -299,11 +299,11 @@ def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=(), rem
     gate. A node where a check fails (``kernel.nfs`` for an NFS pool, ``storage.iscsi`` for an iSCSI
     pool, ``libvirt.daemon``, ...) or that cannot be reached is refused, changing nothing; with
     ``remedies``, unless the plugins' live remedies fix every failing check (and the node's
-    ``provision.remedies`` is not false). ``(nodes that passed, their decisions, the refused as
+    ``provision.stages.remedies`` is not false). ``(nodes that passed, their decisions, the refused as
     results, the remedies of each node that passed only with them)``. ``hint``: a refusal says which
     failing checks remedies would have fixed, had they been on."""
-    from provision.preflight import preflight
-    from provision.remedies import refusal
+    from provision.stages.preflight import preflight
+    from provision.stages.remedies import refusal
 
     report = preflight(nodes=nodes, hooks=hooks, forks=forks, timeout=timeout, ignore=ignore,
                        remedies=remedies or hint)
@@ -411,7 +411,7 @@ def apply_report(results: list[NodeApply], *, check: bool) -> Report:
             checks.append(CheckResult("apply.error", "fail", r.error))
         return checks
 
-    return _as_report(results, "provision.apply/1", steps)
+    return _as_report(results, "provision.stages.apply/1", steps)
 
 
 def summary(results: list[NodeApply]) -> dict[str, int]:
@@ -424,7 +424,7 @@ def summary(results: list[NodeApply]) -> dict[str, int]:
 
 
 def to_json(results: list[NodeApply], *, check: bool) -> dict[str, Any]:
-    return {"schema": "provision.apply/1", "check": check, "hosts": [r.as_dict() for r in results],
+    return {"schema": "provision.stages.apply/1", "check": check, "hosts": [r.as_dict() for r in results],
             "summary": summary(results)}
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from provision.api import Remedy
-from provision.hosts import Node
+from provision.remote.hosts import Node
 
 # an install may take minutes (QEMU and libvirt: 16 s here from a cache, 110 s with recommends); the
 # wait for another package manager's lock is --timeout, on top of this
@@ -46,7 +46,7 @@ def run(node: Node, remedies: Sequence[Remedy], *, check: bool, timeout: float):
     """Carry out (or with ``check`` plan) ``remedies`` on ``node``: ``(steps, error)``; each step a dict
     with ``kind`` (``package``, ``module``, ``device``, ``service``), ``target``, ``action``, ``why``
     and ``seconds``, as the apply agent reports its steps."""
-    from provision.probe import Unreachable, run_program, within
+    from provision.remote.probe import Unreachable, run_program, within
 
     spec = spec_for(remedies, check=check, timeout=timeout)
     bound = timeout if check else timeout + INSTALL_SECONDS

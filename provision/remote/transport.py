@@ -1,11 +1,11 @@
-"""Connections to nodes: a :class:`~provision.hosts.HostSpec` becomes a testinfra host whose backend runs
+"""Connections to nodes: a :class:`~provision.remote.hosts.HostSpec` becomes a testinfra host whose backend runs
 from argument vectors (ssh, docker) or paramiko; nothing is sent until a command runs. Kept apart from
-:mod:`provision.hosts` (specs only), which the backends themselves import."""
+:mod:`provision.remote.hosts` (specs only), which the backends themselves import."""
 
 from __future__ import annotations
 
 from provision.errors import Unreachable
-from provision.hosts import HostSpec
+from provision.remote.hosts import HostSpec
 
 
 def connect(host: HostSpec, *, timeout: float = 10):
@@ -17,16 +17,16 @@ def connect(host: HostSpec, *, timeout: float = 10):
         raise Unreachable(host.problem)
 
     if host.scheme == "ssh":
-        from provision.ssh import ArgvSshBackend
+        from provision.remote.ssh import ArgvSshBackend
 
         backend = ArgvSshBackend(host, timeout=max(1, int(timeout)))
     elif host.scheme == "paramiko":
-        from provision.paramiko_backend import InputParamikoBackend
+        from provision.remote.paramiko_backend import InputParamikoBackend
 
         # the parts are checked (no '@', ':' or '?' where they do not belong): this string cannot mean more
         backend = InputParamikoBackend(host.netloc, ssh_identity_file=host.identity_file or None, timeout=max(1, int(timeout)))
     elif host.scheme == "docker":
-        from provision.docker import ArgvDockerBackend
+        from provision.remote.docker import ArgvDockerBackend
 
         backend = ArgvDockerBackend(host)
     elif host.scheme == "local":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from testinfra.backend.base import BaseBackend, CommandResult
 
-from provision.hosts import HostSpec
+from provision.remote.hosts import HostSpec
 
 
 class ArgvDockerBackend(BaseBackend):

@@ -9,8 +9,8 @@ from typing import Any
 
 from provision.errors import Unreachable
 from provision.facts import Facts
-from provision.hosts import HostSpec
-from provision.transport import connect
+from provision.remote.hosts import HostSpec
+from provision.remote.transport import connect
 
 # What the node's Python runs (``-c``): the program comes on standard input, whatever its size (one
 # argument may hold 128 KiB on Linux, and an apply's spec carries every rendered file). It runs as

@@ -6,10 +6,10 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from provision.api import LIBVIRT_DIR, RenderContext, RenderedFile  # noqa: F401  (plugins' imports, as before)
-from provision.defaults import with_defaults
 from provision.errors import InputError, SettingsError, Unreachable
-from provision.hosts import Node
+from provision.remote.hosts import Node
 from provision.results import Decision
+from provision.stages.defaults import with_defaults
 
 MANIFEST = "manifest.json"
 
@@ -76,7 +76,7 @@ def manifest_text(host: str, files: list[RenderedFile]) -> str:
 
 def decisions_for(nodes: list[Node], *, hooks, forks: int, timeout: float) -> dict[str, Decision]:
     """Preflight decisions of the nodes whose virt_type is ``auto`` (one probe each)."""
-    from provision.preflight import preflight
+    from provision.stages.preflight import preflight
 
     wanted = [n for n in nodes if n.settings["virt_type"] == "auto"]
     if not wanted:
@@ -131,7 +131,7 @@ def _diff_node(node: Node, files: list[RenderedFile], timeout: float) -> str:
     the settings name is replaced on the node before it is sent: no secret reaches the diff."""
     import difflib
 
-    from provision.probe import gather_facts_within
+    from provision.remote.probe import gather_facts_within
     from provision.secrets import redact_line, secret_files
 
     secrets = sorted(secret_files(node.settings))

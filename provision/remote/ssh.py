@@ -8,7 +8,7 @@ from functools import cache
 from testinfra.backend.base import BaseBackend, CommandResult
 
 from provision.addresses import ssh_option_set
-from provision.hosts import HostSpec, private_folder
+from provision.remote.hosts import HostSpec, private_folder
 
 
 class ArgvSshBackend(BaseBackend):
