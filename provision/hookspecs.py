@@ -135,7 +135,7 @@ def provision_remedies(facts: Facts, settings: dict[str, Any], failing: Sequence
 
     ``apply`` carries out every node's remedies before it changes any configuration (``--check``
     lists them), probes the node again and evaluates the checks on the new facts; a failing check
-    that no live remedy fixes refuses the node. ``provision.stages.remedies: false`` in the inventory, or
+    that no live remedy fixes refuses the node. ``provision.remedies: false`` in the inventory, or
     ``--no-remedies``, turns them off. :class:`~provision.checks.CheckSet` implements this hook
     from remedies registered beside the checks (``checks.remedy("storage.iscsi")``).
 

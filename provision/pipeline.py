@@ -193,7 +193,7 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
     """Make each node match its rendered configuration, then verify it (``provision apply``); with
     ``check``, only plan. A node whose failing checks its plugins' remedies fix gets them first (the
     packages installed, modules loaded, daemons started: ``remedies=False`` or the inventory's
-    ``provision.stages.remedies: false`` keeps them off); a node that still fails the preflight gate is
+    ``provision.remedies: false`` keeps them off); a node that still fails the preflight gate is
     refused, changing nothing."""
     from dataclasses import replace
 

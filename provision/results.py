@@ -98,7 +98,7 @@ class Report:
     """A preflight run over one or more nodes."""
 
     hosts: tuple[HostReport, ...]
-    schema: str = "provision.stages.preflight/1"
+    schema: str = "provision.preflight/1"
 
     def with_groups(self, nodes) -> Report:
         """The report with each host's inventory groups, from the nodes it was made of."""

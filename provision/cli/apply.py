@@ -41,7 +41,7 @@ def apply_cli(
         help="seconds the node waits for the controller to confirm a host network change before it rolls back")] = 60,
     no_remedies: Annotated[bool, typer.Option(
         "--no-remedies", help="install, load and start nothing: refuse a node whose preflight fails "
-                              "(as the inventory's provision.stages.remedies: false)")] = False,
+                              "(as the inventory's provision.remedies: false)")] = False,
     engine: EngineOpt = Engine.direct,
 ) -> None:
     """Install what each node's preflight finds missing, make it match its rendered configuration (host

@@ -195,10 +195,17 @@ def _install(state, names, lock_timeout):
         if rc:
             raise Failed("apt-get update failed (exit %d): the node's package sources cannot be read: %s"
                          % (rc, _tail(err + "\n" + out)))
-        if os.path.isdir("/var/lib/dpkg/updates") and os.listdir("/var/lib/dpkg/updates"):
+        journal = os.path.isdir("/var/lib/dpkg/updates") and os.listdir("/var/lib/dpkg/updates")
+        if journal or _run(["dpkg", "--audit"], env=env)[1].strip():  # dpkg's journal, or half-done packages
             # an install was interrupted: dpkg finishes what it can first (apt-get refuses until then); what
-            # it cannot (a package whose dependencies were never unpacked) apt-get --fix-broken completes
+            # it cannot (a package whose dependencies were never unpacked) apt-get --fix-broken completes,
+            # given no package (apt asks for that when dependencies are unmet)
             _run(["dpkg", "--force-confold", "--configure", "-a"], env=env)
+            rc, out, err = _run(["apt-get", "-q", "-y", "--no-install-recommends", "--fix-broken"] + lock + [
+                "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "install"], env=env)
+            if rc:
+                raise Failed("apt-get --fix-broken install, to finish an interrupted install, failed (exit %d): %s"
+                             % (rc, _tail(err + "\n" + out)))
         argv = ["apt-get", "-q", "-y", "--no-install-recommends", "--fix-broken"] + lock + [
             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "install"] + names
     else:

@@ -12,8 +12,8 @@ from typing import Any
 
 from provision.results import Report
 
-TITLES = {"provision.stages.preflight/1": "preflight", "provision.verify/1": "verify", "provision.stages.apply/1": "apply",
-          "provision.guests.smoke/1": "smoke"}
+TITLES = {"provision.preflight/1": "preflight", "provision.verify/1": "verify", "provision.apply/1": "apply",
+          "provision.smoke/1": "smoke"}
 
 
 def page_data(report: Report, title: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The JSON contract: schema ``provision.stages.preflight/1`` (see README)."""
+"""The JSON contract: schema ``provision.preflight/1`` (see README)."""
 
 from __future__ import annotations
 

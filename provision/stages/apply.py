@@ -299,7 +299,7 @@ def gate(*, nodes: list[Node], hooks, forks: int, timeout: float, ignore=(), rem
     gate. A node where a check fails (``kernel.nfs`` for an NFS pool, ``storage.iscsi`` for an iSCSI
     pool, ``libvirt.daemon``, ...) or that cannot be reached is refused, changing nothing; with
     ``remedies``, unless the plugins' live remedies fix every failing check (and the node's
-    ``provision.stages.remedies`` is not false). ``(nodes that passed, their decisions, the refused as
+    ``provision.remedies`` is not false). ``(nodes that passed, their decisions, the refused as
     results, the remedies of each node that passed only with them)``. ``hint``: a refusal says which
     failing checks remedies would have fixed, had they been on."""
     from provision.stages.preflight import preflight
@@ -411,7 +411,7 @@ def apply_report(results: list[NodeApply], *, check: bool) -> Report:
             checks.append(CheckResult("apply.error", "fail", r.error))
         return checks
 
-    return _as_report(results, "provision.stages.apply/1", steps)
+    return _as_report(results, "provision.apply/1", steps)
 
 
 def summary(results: list[NodeApply]) -> dict[str, int]:
@@ -424,7 +424,7 @@ def summary(results: list[NodeApply]) -> dict[str, int]:
 
 
 def to_json(results: list[NodeApply], *, check: bool) -> dict[str, Any]:
-    return {"schema": "provision.stages.apply/1", "check": check, "hosts": [r.as_dict() for r in results],
+    return {"schema": "provision.apply/1", "check": check, "hosts": [r.as_dict() for r in results],
             "summary": summary(results)}
 
 

@@ -52,7 +52,7 @@ def test_first_apply_creates_second_changes_nothing(node, tmp_path):
     inv = inventory(tmp_path)
     result, data = apply(node, inv)
     assert result.returncode == 0, result.stderr
-    assert data["schema"] == "provision.stages.apply/1"
+    assert data["schema"] == "provision.apply/1"
     assert set(actions(data).values()) == {"create"} and {NOVA, NETPLAN, BRIDGE_XML} <= set(actions(data))
     netplan = node.path(NETPLAN)
     assert stat.S_IMODE(netplan.stat().st_mode) == 0o600 and netplan.stat().st_uid == 0

@@ -25,7 +25,7 @@ def machine_can_run_kvm() -> bool:
 def test_json_follows_the_contract(cli, kvm_permissions):
     result = cli("preflight", "-o", "json")
     data = json.loads(result.stdout)
-    assert data["schema"] == "provision.stages.preflight/1"
+    assert data["schema"] == "provision.preflight/1"
     (host,) = data["hosts"]
     assert host["host"] == "localhost" and host["reachable"] is True
     assert set(host["decision"]) >= {"virt_type", "cpu_mode", "reasons"}

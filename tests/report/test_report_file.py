@@ -28,7 +28,7 @@ def test_verify_and_apply_check_write_a_page_of_their_steps(cli, tmp_path):
     plan = cli("apply", "-i", inv, "--check", "-o", "html", "--report", str(page))
     assert plan.exit_code in (0, 3) and plan.stdout == ""
     data = embedded(page.read_text())
-    assert data["schema"] == "provision.stages.apply/1"
+    assert data["schema"] == "provision.apply/1"
     pending = [c for c in data["hosts"][0]["checks"] if c[1] == "warn"]
     assert all(": would " in c[2] for c in pending)
 
