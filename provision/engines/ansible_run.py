@@ -7,6 +7,7 @@ report the direct engine prints."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +17,18 @@ import yaml
 from provision.errors import InputError, Unreachable
 
 COLLECTIONS = Path(__file__).resolve().parents[2]  # the checkout's ansible_collections/ lives here
+# what Ansible reads as a pattern in --limit (globs, ranges, unions, exclusions, regexes, @files)
+PATTERN = re.compile(r"[*?\[\]:!&,~@^]")
+
+
+def limit_for(nodes) -> str:
+    """``--limit`` naming exactly ``nodes``; a host name Ansible would read as a pattern (one that could
+    select other hosts of the inventory) is refused, naming it."""
+    odd = [n.name for n in nodes if PATTERN.search(n.name) or not n.name]
+    if odd:
+        raise InputError(f"--engine ansible: host {', '.join(map(repr, odd))}: Ansible reads its name as a host pattern "
+                         "in --limit (it could select other hosts); rename it, or use the direct engine")
+    return ",".join(n.name for n in nodes)
 
 
 def _run(inventory: str, nodes, task: dict, *, forks: int, check: bool = False, diff: bool = False) -> dict[str, dict]:
@@ -36,7 +49,7 @@ def _run(inventory: str, nodes, task: dict, *, forks: int, check: bool = False, 
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
         run = ansible_runner.run(
             private_data_dir=work, playbook=str(book), inventory=str(Path(inventory).resolve()),
-            limit=",".join(n.name for n in nodes), forks=max(1, forks), quiet=True, cmdline=cmdline or None,
+            limit=limit_for(nodes), forks=max(1, forks), quiet=True, cmdline=cmdline or None,
             envvars={"PATH": path, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_PIPELINING": "True",
                      "ANSIBLE_HOST_KEY_CHECKING": "False"})
         for event in run.events:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -201,3 +202,19 @@ def test_ansible_test_sanity_passes():
         pytest.skip("ansible-test cannot install its linters: PyPI cannot be reached from this machine")
     assert done.returncode == 0, "\n".join(line for line in (done.stdout + done.stderr).splitlines()
                                            if line.startswith(("ERROR", "FATAL")))[-4000:]
+
+
+@pytest.mark.parametrize("name", ["web*", "a:b", "!db", "db&web", "~^w", "@hosts", "x[1:3]", "a,b"])
+def test_engine_ansible_refuses_a_host_name_that_is_a_pattern_to_ansible(name):
+    """--limit reads these as patterns that could select other hosts of the inventory: refused, naming the
+    host, before Ansible runs."""
+    from provision.engines.ansible_run import limit_for
+    from provision.errors import InputError
+    from provision.remote.hosts import HostSpec, Node
+
+    nodes = [Node(HostSpec(name="n1", scheme="ansible", address="n1")), Node(HostSpec(name=name, scheme="ansible",
+                                                                                      address=name))]
+    with pytest.raises(InputError, match=rf"--engine ansible: host {re.escape(repr(name))}: Ansible reads its name as a "
+                                         "host pattern in --limit"):
+        limit_for(nodes)
+    assert limit_for(nodes[:1]) == "n1"
