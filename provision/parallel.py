@@ -265,7 +265,7 @@ def end_children() -> None:
         try:
             proc.kill()
             proc.wait()
-        except OSError:
+        except ProcessLookupError:  # it ended meanwhile
             pass
 
 

@@ -49,8 +49,9 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
             if dom is not None:
                 try:
                     dom.destroy()
-                except self.lv.libvirtError:
-                    pass
+                except self.lv.libvirtError as exc:
+                    if exc.get_error_code() not in (self.lv.VIR_ERR_NO_DOMAIN, self.lv.VIR_ERR_OPERATION_INVALID):
+                        raise GuestError(f"canary on {self.uri}: guest {tag} could not be stopped: {message(exc)}") from None
             if made_pool is not None:
                 for vol in made_pool.listAllVolumes(0) if made_pool.isActive() else []:
                     vol.delete(0)
@@ -80,7 +81,7 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
                                           "why": message(exc) if isinstance(exc, self.lv.libvirtError) else str(exc)}
                     continue
                 if volume is not None:
-                    made.append(volume)
+                    made.append((pool_name, volume))
                 disks.append(xml)
                 targets[target] = pool_name
             if not targets:
@@ -103,11 +104,14 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
             for pool_name in targets.values():
                 results.setdefault(pool_name, {"ok": False, "seconds": None, "why": str(exc)})
         finally:
-            for volume in made:
+            for pool_name, volume in made:
                 try:
                     volume.delete(0)
-                except self.lv.libvirtError:
-                    pass
+                except self.lv.libvirtError as exc:  # left behind: said in the pool's own check
+                    if exc.get_error_code() != self.lv.VIR_ERR_NO_STORAGE_VOL:
+                        result = results.setdefault(pool_name, {"ok": False, "seconds": None, "why": ""})
+                        result.update(ok=False, why=(result["why"] + "; " if result["why"] else "") +
+                                      f"the smoke volume {volume.name()} could not be deleted: {message(exc)}")
         return results
 
     def _smoke_disk(self, pool_name: str, token: str, target: str, borrowed: list):

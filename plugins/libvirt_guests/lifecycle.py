@@ -64,8 +64,11 @@ class LifeCycle(Connection):  # a part of LibvirtBackend: it uses the connection
             vol = self.conn.storageVolLookupByPath(path)
             fmt = ET.fromstring(vol.XMLDesc(0)).find("target/format").get("type")
             return fmt, vol.info()[1]
-        except (self.lv.libvirtError, AttributeError):
+        except AttributeError:  # a volume whose XML names no format: qemu-img tells
             pass
+        except self.lv.libvirtError as exc:
+            if exc.get_error_code() != self.lv.VIR_ERR_NO_STORAGE_VOL:  # not "no such volume": say why
+                raise GuestError(f"--image {path}: {message(exc)}") from None
         if not self.is_local:
             raise InputError(f"--image {path}: not a volume in any storage pool at {self.uri}")
         proc = subprocess.run(["qemu-img", "info", "--output=json", path], capture_output=True, text=True)

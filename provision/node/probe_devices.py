@@ -222,8 +222,10 @@ def op_pci_devices(spec):
             try:
                 with open(os.path.join(folder, name)) as fh:
                     device[name] = fh.read().strip()
-            except OSError:
+            except FileNotFoundError:  # a device without SR-IOV or NUMA has no such attribute
                 pass
+            except OSError as exc:  # one the kernel refuses is said, not taken for absent
+                device.setdefault("errors", {})[name] = exc.strerror or str(exc)
         for name in ("driver", "iommu_group", "physfn"):
             value = _link_name(folder, name)
             if value is not None:

@@ -63,11 +63,11 @@ def _loaded_modules():
     try:
         with open("/proc/modules") as fh:
             names.update(line.split()[0] for line in fh if line.strip())
-    except OSError:
+    except FileNotFoundError:  # a kernel without loadable modules
         pass
     try:  # built in, or loaded: /sys/module has both
         names.update(os.listdir("/sys/module"))
-    except OSError:
+    except FileNotFoundError:  # no sysfs mounted
         pass
     return sorted(names)
 
@@ -263,7 +263,7 @@ def _service(service, action, systemd):
             for pid in _pids(name):
                 try:
                     os.kill(pid, signal.SIGTERM)
-                except OSError:
+                except ProcessLookupError:  # it ended meanwhile
                     pass
             if not _wait(lambda: not _pids(name), 20):
                 raise Failed("%s did not stop within 20 s of SIGTERM" % name)
