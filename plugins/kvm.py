@@ -295,7 +295,6 @@ def provision_virt_decision(facts: Facts, settings) -> Decision:
 # what udev's own rules give /dev/kvm on a normal host, kept at every boot where no rule does
 UDEV_RULE = "/etc/udev/rules.d/65-provision-kvm.rules"
 DEVICE = ("/dev/kvm", "kvm", "0660")
-KMOD = {"debian": ("kmod",), "redhat": ("kmod",)}
 VENDOR_MODULE = {"vmx": "kvm_intel", "svm": "kvm_amd"}
 FIRMWARE = ("enable VT-x/AMD-V in the firmware (or, on a VM, nested virtualisation on its host), then reboot: "
             "nothing on the node can turn it on")
@@ -340,7 +339,7 @@ def permit_kvm(facts: Facts, settings, result) -> Remedy | None:
     if "error" in st and result.status != "fail":
         return None  # a module that may not load (VT-x off in the firmware) is tried only where kvm is pinned
     if "error" in st:
-        return Remedy(packages=KMOD, modules=(module,), devices=(DEVICE,)) if module else Remedy(manual=FIRMWARE)
+        return Remedy(packages=kernel.KMOD, modules=(module,), devices=(DEVICE,)) if module else Remedy(manual=FIRMWARE)
     if st["kind"] != "char":
         return Remedy(manual=f"/dev/kvm is a {st['kind']}: remove it and reboot (or mknod /dev/kvm c 10 232)")
     if qemu_user(facts)[0] is None or result.message.startswith("QEMU's user"):
@@ -353,7 +352,7 @@ def permit_kvm(facts: Facts, settings, result) -> Remedy | None:
 @checks.remedy("kvm.module")
 def load_kvm(facts: Facts, settings, result) -> Remedy:
     module = VENDOR_MODULE.get(virt_extension(facts) or "")
-    return Remedy(packages=KMOD, modules=(module,)) if module else Remedy(manual=FIRMWARE)
+    return Remedy(packages=kernel.KMOD, modules=(module,)) if module else Remedy(manual=FIRMWARE)
 
 
 provision_check_catalog, provision_checks = checks.hooks()

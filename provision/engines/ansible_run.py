@@ -136,7 +136,7 @@ def apply(*, inventory: str, nodes, check: bool = False, diff: bool = False, ign
         done.append(NodeApply(node.name, report["reachable"], steps, report.get("error") or "",
                               tuple(report.get("recovered") or ()), report.get("seconds") or 0.0,
                               tuple(report.get("not_restored") or ())))
-        text += (result.get("diff") or {}).get("prepared", "") if isinstance(result.get("diff"), dict) else ""
+        text += (result.get("diff") or {}).get("prepared", "")
     code = max(exit_code(done, check=check), 1 if any(r.get("failed") for r in results.values()) else 0)
     return done, code, text
 
