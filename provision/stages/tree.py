@@ -250,8 +250,14 @@ def _render_locked(out: Path, made: bool, nodes, decisions, hooks, workers, rend
     try:
         with _signals_held():
             _swap_in(out, staging, [n.name for n in nodes])
-    finally:
-        remove_staging(staging)  # the staging folder, and the trees swapped out
+    except (KeyboardInterrupt, Terminated):
+        # every host is in place, old or new; a signal held during the exchange arrives here. End now:
+        # the marked staging folder (with the trees swapped out) is the next render's to remove
+        raise
+    except BaseException:
+        remove_staging(staging)
+        raise
+    remove_staging(staging)  # the staging folder, and the trees swapped out; a signal here ends it at once
     return sum(count for count, _, _ in results)
 
 
