@@ -5,7 +5,8 @@ import os
 import stat
 import time
 
-from .state import CHANGES, _atomic_write, _backup_path, _digest, _read_regular, _save_state
+from .common import atomic_write, read_regular
+from .state import CHANGES, _backup_path, _digest, _save_state
 
 
 def _undo(state, journal):
@@ -16,10 +17,10 @@ def _undo(state, journal):
         target = step["target"]
         try:
             if step.get("backup"):
-                data, _ = _read_regular(step["backup"])
+                data, _ = read_regular(step["backup"])
                 if data is None:
                     raise OSError(errno.ENOENT, "its backup %s is missing" % step["backup"])
-                _atomic_write(target, data, step["old_mode"], step.get("old_uid", 0), step.get("old_gid", 0))
+                atomic_write(target, data, step["old_mode"], step.get("old_uid", 0), step.get("old_gid", 0))
             elif step["action"] == "create":
                 try:
                     os.unlink(target)
@@ -46,7 +47,7 @@ def plan(state, files):
         target, data, mode = f["target"], f["content"].encode(), int(f["mode"], 8)
         wanted.add(target)
         try:
-            current, st = _read_regular(target)
+            current, st = read_regular(target)
         except ValueError as exc:
             steps.append({"target": target, "action": "failed", "why": str(exc)})
             continue
@@ -62,7 +63,7 @@ def plan(state, files):
     for target in sorted(set(state["files"]) - wanted):
         record = state["files"][target]
         try:
-            current, _ = _read_regular(target)
+            current, _ = read_regular(target)
         except ValueError as exc:
             steps.append({"target": target, "action": "failed", "why": str(exc)})
             continue
@@ -89,10 +90,10 @@ def _carry_out_files(state, steps, files, journal, run, running):
         running[:] = [step]
         started = time.time()
         record = {"target": target, "action": action, "old_state": state["files"].get(target)}
-        current, st = (None, None) if action == "release" else _read_regular(target)
+        current, st = (None, None) if action == "release" else read_regular(target)
         if current is not None:
             backup = _backup_path(run, target)
-            _atomic_write(backup, current, 0o600)
+            atomic_write(backup, current, 0o600)
             assert st is not None  # read with the data
             record.update(backup=backup, old_mode=stat.S_IMODE(st.st_mode), old_uid=st.st_uid, old_gid=st.st_gid)
         journal["done"].append(record)
@@ -102,7 +103,7 @@ def _carry_out_files(state, steps, files, journal, run, running):
                 os.unlink(target)
             state["files"].pop(target, None)
         else:
-            _atomic_write(target, contents[target], step["mode"])
+            atomic_write(target, contents[target], step["mode"])
             old = state["files"].get(target)
             state["files"][target] = {"digest": step["digest"], "run": run,
                                       "created": old["created"] if old else action == "create"}

@@ -4,7 +4,8 @@ import os
 import stat
 import time
 
-from .state import _digest, _read_regular, _save_state
+from .common import read_regular
+from .state import _digest, _save_state
 
 TYPE_CHECKING_NODE = False  # mypy takes it as true (pyproject's always_true): the node imports no typing
 if TYPE_CHECKING_NODE:
@@ -194,7 +195,7 @@ def _users(kind, name, live):
 
 
 def _value_digest(obj):
-    data, _ = _read_regular(obj["value_file"])
+    data, _ = read_regular(obj["value_file"])
     if data is None:
         raise ValueError("the value file %s is missing on the node" % obj["value_file"])
     return _digest(data)

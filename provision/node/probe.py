@@ -6,7 +6,7 @@ import os
 import sys
 
 from . import probe_devices, probe_files, probe_runs
-from .probe_files import _err
+from .common import as_json, error_of
 from .probe_runs import finish_run, start_run
 
 OPS = {name[3:]: fn for module in (probe_files, probe_runs, probe_devices) for name, fn in vars(module).items()
@@ -14,8 +14,12 @@ OPS = {name[3:]: fn for module in (probe_files, probe_runs, probe_devices) for n
 
 
 def main(spec):
+    # what a probe run reads once: read again by the next run in the same session (a remedy may have
+    # installed QEMU since, a key file may have been rotated)
+    probe_runs._CAPS_HEADERS.clear()
+    probe_files._SECRET_WORDS.clear()
     u = os.uname()
-    facts = {"_probe": {"uid": os.geteuid(), "python": sys.version.split()[0],
+    facts = {"_probe": {"uid": os.geteuid(), "pid": os.getpid(), "python": sys.version.split()[0],
                         "machine": u.machine, "release": u.release, "nodename": u.nodename}}
     # commands first, so they run while the files are read
     running = {}
@@ -24,7 +28,7 @@ def main(spec):
             try:
                 running[key] = start_run(op)
             except Exception as exc:  # a bad operation loses its own fact, never the node's others
-                facts[key] = _err(exc)
+                facts[key] = error_of(exc)
     for key, op in spec.items():
         if op.get("op") == "run":
             continue
@@ -32,7 +36,7 @@ def main(spec):
         try:
             facts[key] = fn(op) if fn else {"error": "unknown probe op %r" % op.get("op")}
         except (OSError, ValueError, KeyError, StopIteration, IndexError) as exc:
-            facts[key] = _err(exc)
+            facts[key] = error_of(exc)
         except Exception as exc:  # a plugin's operation with a bad argument: its fact says so
             facts[key] = {"error": "the probe operation failed: %s: %s" % (type(exc).__name__, exc)}
     for key, proc in running.items():
@@ -40,20 +44,5 @@ def main(spec):
             facts[key] = finish_run(proc, spec[key])
         except Exception as exc:
             facts[key] = {"error": "the probe operation failed: %s: %s" % (type(exc).__name__, exc)}
-    sys.stdout.write(_as_json(facts))
+    sys.stdout.write(as_json(facts, "the probe operation's answer"))
 
-
-def _as_json(facts):
-    """The facts as one JSON object; an answer JSON cannot hold becomes that fact's error, never the
-    loss of the others."""
-    import json
-
-    try:
-        return json.dumps(facts)
-    except (TypeError, ValueError):
-        for key, answer in facts.items():
-            try:
-                json.dumps(answer)
-            except (TypeError, ValueError) as exc:
-                facts[key] = {"error": "the probe operation's answer is not JSON: %s" % exc}
-        return json.dumps(facts)

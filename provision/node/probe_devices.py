@@ -3,7 +3,7 @@ canary's boot, PCI devices, the clock, listening ports (by netlink)."""
 import errno
 import os
 
-from .probe_files import _err, _which
+from .common import error_of, which
 
 TYPE_CHECKING_NODE = False  # mypy takes it as true (pyproject's always_true): the node imports no typing
 if TYPE_CHECKING_NODE:
@@ -19,7 +19,7 @@ def op_ioctl(spec):
             try:
                 ret = fcntl.ioctl(fd, request, arg)
             except OSError as exc:
-                results.append(_err(exc))
+                results.append(error_of(exc))
                 break
             results.append({"ret": ret})
             if close_result and ret >= 0:
@@ -98,7 +98,7 @@ def op_kvm_run(spec):
                 break
         return {"exits": exits, "ms": round((time.time() - started) * 1000, 2)}
     except OSError as exc:
-        return dict(_err(exc), exits=exits)
+        return dict(error_of(exc), exits=exits)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
@@ -115,11 +115,11 @@ def _kvm_usable(path):
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError as exc:
-        return "%s cannot be opened read-write: %s" % (path, _err(exc)["error"])
+        return "%s cannot be opened read-write: %s" % (path, error_of(exc)["error"])
     try:
         version = fcntl.ioctl(fd, 0xAE00, 0)  # KVM_GET_API_VERSION
     except OSError as exc:
-        return "%s does not answer the KVM API: %s" % (path, _err(exc)["error"])
+        return "%s does not answer the KVM API: %s" % (path, error_of(exc)["error"])
     finally:
         os.close(fd)
     return True if version == 12 else "%s answers KVM API version %d, not 12" % (path, version)
@@ -177,7 +177,7 @@ def op_canary_boot(spec):
     if spec.get("unavailable"):
         return {"skipped": spec["unavailable"]}
     machine = os.uname().machine
-    qemu = _which("qemu-system-" + machine)
+    qemu = which("qemu-system-" + machine)
     if qemu is None:
         return {"error": "ENOENT: qemu-system-%s is not installed" % machine}
     for path in (spec["kernel"], spec["initrd"]):

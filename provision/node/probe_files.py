@@ -1,9 +1,10 @@
 """The probe's reads of files and folders: a file (filtered to the lines asked for), a file provision
 manages (never through a symlink, never a FIFO or device, secrets redacted), stat, listdir, exists,
 statvfs, which programs are installed, which processes run."""
-import errno
 import os
 import stat
+
+from .common import error_of, which
 
 TYPE_CHECKING_NODE = False  # mypy takes it as true (pyproject's always_true): the node imports no typing
 if TYPE_CHECKING_NODE:
@@ -11,11 +12,6 @@ if TYPE_CHECKING_NODE:
 
 
 MAX_READ = 4 * 1024 * 1024
-
-
-def _err(exc):
-    code = errno.errorcode.get(getattr(exc, "errno", None) or 0, type(exc).__name__)
-    return {"error": "%s: %s" % (code, getattr(exc, "strerror", None) or exc)}
 
 
 def op_read(spec):
@@ -129,7 +125,7 @@ def op_read_first(spec):
         try:
             return op_read(dict(spec, path=path))
         except OSError as exc:
-            tried.append("%s (%s)" % (path, _err(exc)["error"]))
+            tried.append("%s (%s)" % (path, error_of(exc)["error"]))
     return {"error": "none readable: " + "; ".join(tried)}
 
 
@@ -142,17 +138,6 @@ def op_stat(spec):
 
 def op_listdir(spec):
     return {"path": spec["path"], "names": sorted(os.listdir(spec["path"]))}
-
-
-def _which(name):
-    if "/" in name:
-        return name if os.access(name, os.X_OK) else None
-    dirs = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/sbin", "/usr/libexec"]
-    for d in dirs:
-        path = os.path.join(d, name)
-        if d and os.access(path, os.X_OK) and not os.path.isdir(path):
-            return path
-    return None
 
 
 def op_processes(spec):
@@ -180,7 +165,7 @@ def op_installed(spec):
     """Where each program is (PATH, then the sbin folders), and what each glob pattern matches."""
     import glob
 
-    return {"programs": dict((name, _which(name)) for name in spec.get("programs", [])),
+    return {"programs": dict((name, which(name)) for name in spec.get("programs", [])),
             "globs": dict((pattern, sorted(glob.glob(pattern))) for pattern in spec.get("globs", []))}
 
 

@@ -2,7 +2,8 @@
 and CPU models libvirt's QEMU capabilities cache already records (so nothing needs to run for them)."""
 import os
 
-from .probe_files import MAX_READ, _err, _which
+from .common import error_of, which
+from .probe_files import MAX_READ
 
 TYPE_CHECKING_NODE = False  # mypy takes it as true (pyproject's always_true): the node imports no typing
 if TYPE_CHECKING_NODE:
@@ -72,7 +73,7 @@ def start_run(spec):
     machine = os.uname().machine
     argv = [a.replace("{machine}", machine) for a in spec["argv"]]
     candidates = [c.replace("{machine}", machine) for c in spec.get("argv0", [argv[0]])]
-    program = next(filter(None, map(_which, candidates)), None)  # the first found, looked up once
+    program = next(filter(None, map(which, candidates)), None)  # the first found, looked up once
     if program is None:
         return {"error": "ENOENT: not found: " + ", ".join(candidates)}
     if spec.get("version_cache"):
@@ -84,7 +85,7 @@ def start_run(spec):
     try:
         return subprocess.Popen([program] + argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
-        return _err(exc)
+        return error_of(exc)
 
 
 def finish_run(proc, spec):

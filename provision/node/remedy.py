@@ -17,26 +17,10 @@ import subprocess
 import sys
 import time
 
+from .common import run, which
+
 MANAGERS = (("debian", "apt-get"), ("redhat", "dnf"))  # family, the program that installs its packages
 PATHS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-
-
-def _which(program):
-    for folder in PATHS:
-        path = os.path.join(folder, program)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-def _run(argv, timeout=None, env=None):
-    """(exit code, standard output, standard error) of an argument vector; 127 when it is not installed."""
-    try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=timeout, env=env)
-    except OSError as exc:
-        return 127, "", str(exc)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def _os_release():
@@ -53,9 +37,9 @@ def _installed(family, names):
     if not names:
         return []
     if family == "debian":
-        _, out, _ = _run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\\n"] + list(names))
+        _, out, _ = run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\\n"] + list(names))
         return [line.split()[0] for line in out.splitlines() if len(line.split()) > 1 and line.split()[1] == "ii"]
-    return [n for n in names if _run(["rpm", "-q", "--quiet", n])[0] == 0]
+    return [n for n in names if run(["rpm", "-q", "--quiet", n])[0] == 0]
 
 
 def _loaded_modules():
@@ -103,7 +87,7 @@ def read_state(spec):
     """What the plan is decided from; read only."""
     family, manager = None, None
     for fam, program in MANAGERS:
-        if _which(program):
+        if which(program, PATHS):
             family, manager = fam, program
             break
     wanted = (spec.get("packages") or {}).get(family, []) if family else []
@@ -191,17 +175,17 @@ def _install(state, names, lock_timeout):
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C.UTF-8", PATH=":".join(PATHS))
     if state["family"] == "debian":
         lock = ["-o", "DPkg::Lock::Timeout=%d" % max(1, int(lock_timeout))]
-        rc, out, err = _run(["apt-get", "-q"] + lock + ["--error-on=any", "update"], env=env)
+        rc, out, err = run(["apt-get", "-q"] + lock + ["--error-on=any", "update"], env=env)
         if rc:
             raise Failed("apt-get update failed (exit %d): the node's package sources cannot be read: %s"
                          % (rc, _tail(err + "\n" + out)))
         journal = os.path.isdir("/var/lib/dpkg/updates") and os.listdir("/var/lib/dpkg/updates")
-        if journal or _run(["dpkg", "--audit"], env=env)[1].strip():  # dpkg's journal, or half-done packages
+        if journal or run(["dpkg", "--audit"], env=env)[1].strip():  # dpkg's journal, or half-done packages
             # an install was interrupted: dpkg finishes what it can first (apt-get refuses until then); what
             # it cannot (a package whose dependencies were never unpacked) apt-get --fix-broken completes,
             # given no package (apt asks for that when dependencies are unmet)
-            _run(["dpkg", "--force-confold", "--configure", "-a"], env=env)
-            rc, out, err = _run(["apt-get", "-q", "-y", "--no-install-recommends", "--fix-broken"] + lock + [
+            run(["dpkg", "--force-confold", "--configure", "-a"], env=env)
+            rc, out, err = run(["apt-get", "-q", "-y", "--no-install-recommends", "--fix-broken"] + lock + [
                 "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "install"], env=env)
             if rc:
                 raise Failed("apt-get --fix-broken install, to finish an interrupted install, failed (exit %d): %s"
@@ -210,7 +194,7 @@ def _install(state, names, lock_timeout):
             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "install"] + names
     else:
         argv = ["dnf", "-y", "-q", "--setopt=install_weak_deps=False", "install"] + names
-    rc, out, err = _run(argv, env=env)
+    rc, out, err = run(argv, env=env)
     if rc:
         raise Failed("%s install failed (exit %d): %s" % (state["manager"], rc, _tail(err + "\n" + out)))
 
@@ -221,7 +205,7 @@ def _set_device(path, group, mode):
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
-        rc, _, err = _run(["groupadd", "--system", group])
+        rc, _, err = run(["groupadd", "--system", group])
         if rc:
             raise Failed("groupadd --system %s failed: %s" % (group, _tail(err))) from None
         gid = grp.getgrnam(group).gr_gid
@@ -255,7 +239,7 @@ def _service(service, action, systemd):
     name = service["name"]
     if systemd:
         argv = ["systemctl", "restart", name] if action == "restart" else ["systemctl", "enable", "--now", name]
-        rc, _, err = _run(argv, timeout=120)
+        rc, _, err = run(argv, timeout=120)
         if rc:
             raise Failed("%s failed: %s" % (" ".join(argv), _tail(err)))
     else:
@@ -299,7 +283,7 @@ def carry_out(spec, state, steps):
                 continue
             started, running = time.time(), step
             if step["kind"] == "module":
-                rc, _, err = _run(["modprobe", step["target"]])
+                rc, _, err = run(["modprobe", step["target"]])
                 if rc:
                     raise Failed("modprobe %s failed: %s" % (step["target"], _tail(err)))
             elif step["kind"] == "device":

@@ -1,69 +1,15 @@
-"""The apply agent's record on the node: /var/lib/provision (state.json with its schema, backups, the lock),
-and the file primitives it writes with: read a regular file without following links, write atomically."""
-import errno
+"""The apply agent's record on the node: /var/lib/provision (state.json with its schema, backups, the lock)."""
 import hashlib
 import json
 import os
-import stat
-import time
+
+from .common import atomic_write, lock, read_regular
 
 STATE_DIR = "/var/lib/provision"
 
 
 def _digest(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def _read_regular(path):
-    """(bytes, stat) of a regular file, None when absent; ValueError for anything else."""
-    try:
-        st = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):  # absent (a folder on its way may be a file: writing says so)
-        return None, None
-    if stat.S_ISLNK(st.st_mode):
-        raise ValueError("%s is a symlink to %s; provision does not replace it" % (path, os.readlink(path)))
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError("%s is not a regular file; provision does not replace it" % path)
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks), st
-
-
-def _atomic_write(path, data, mode, uid=0, gid=0):
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        os.makedirs(folder, 0o755)
-    # one name per target: a run killed between writing and renaming leaves it, and the next run (under
-    # the same lock) removes it instead of leaving temporary files beside the node's configuration
-    tmp = "%s/.%s.provision-tmp" % (folder, os.path.basename(path))
-    try:
-        if stat.S_ISREG(os.lstat(tmp).st_mode):
-            os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)  # whatever the umask took away
-        if os.geteuid() == 0:
-            os.fchown(fd, uid, gid)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.rename(tmp, path)
 
 
 # the state record's layout: a record without "schema" is of the first layout (read, and rewritten with
@@ -77,7 +23,7 @@ class NewerState(Exception):
 
 def _save_state(state):
     state["schema"] = STATE_SCHEMA
-    _atomic_write(STATE_DIR + "/state.json", json.dumps(state, indent=1, sort_keys=True).encode(), 0o600)
+    atomic_write(STATE_DIR + "/state.json", json.dumps(state, indent=1, sort_keys=True).encode(), 0o600)
 
 
 def _backup_path(run, target):
@@ -111,31 +57,11 @@ def _lock(blocking_seconds=0, read_only=False):
     """The node's apply lock (a descriptor), or None while another run holds it. ``read_only`` (--check,
     verify): a shared lock on the lock file where it exists, and no lock at all where nothing was ever
     applied (-1): reading the node must not create /var/lib/provision."""
-    import fcntl
-
-    try:
-        if read_only:
-            lock = os.open(STATE_DIR + "/lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        else:
-            lock = os.open(STATE_DIR + "/lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        if read_only and exc.errno == errno.ENOENT:
-            return -1
-        raise
-    deadline = time.time() + blocking_seconds
-    while True:
-        try:
-            fcntl.flock(lock, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-            return lock
-        except OSError:
-            if time.time() >= deadline:
-                os.close(lock)
-                return None
-            time.sleep(0.1)
+    return lock(STATE_DIR + "/lock", blocking_seconds, read_only)
 
 
 def _load_state():
-    data, _ = _read_regular(STATE_DIR + "/state.json")
+    data, _ = read_regular(STATE_DIR + "/state.json")
     state = json.loads(data.decode()) if data else {"files": {}}
     schema = state.get("schema", 1)
     if not isinstance(schema, int) or schema > STATE_SCHEMA:
