@@ -13,7 +13,8 @@ Medians of repeated runs, in one sitting:
   sets the secret with virsh (each run on a node where they are not defined yet);
 - a no-op apply of a fleet (--hosts, 32 by default) of namespace hosts over SSH, each with its own
   mount namespace and overlays (files only: they run no libvirtd, so the gate's libvirt.daemon is
-  ignored), beside plain parallel `ssh host true` (target: within 2x).
+  ignored), beside plain parallel `ssh host true` (target: within 1.3x: each node's probe, agent and
+  verification are requests to one session over one SSH connection).
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ def fleet(work: Path, provision: str, hosts: int, runs: int) -> None:
                 node.stop()
     a, b = statistics.median(noops), statistics.median(ssh)
     print(f"no-op apply of {hosts} namespace hosts over SSH  median {a:.3f} s; runs {', '.join(f'{t:.2f}' for t in noops)}\n"
-          f"  plain parallel ssh host true  median {b:.3f} s; ratio {a / b:.1f}; target within 2x: "
-          f"{'met' if a <= 2 * b else 'NOT met'}")
+          f"  plain parallel ssh host true  median {b:.3f} s; ratio {a / b:.2f}; target within 1.3x: "
+          f"{'met' if a <= 1.3 * b else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provision.remote.hosts import Node
+from provision.remote.session import sessions
 from provision.results import Report
 
 Warn = Callable[[str], None]
@@ -63,8 +64,9 @@ def preflight(*, inventory: str | None = None, limit: str | None = None, hosts: 
                                      timeout=timeout, forks=forks)
     if on_start:
         on_start(len(nodes))
-    return run(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=on_done, functional=functional,
-               meanwhile=meanwhile).with_groups(nodes)
+    with sessions():  # the probe, and the settings' probes where plugins ask for them: one connection
+        return run(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=on_done, functional=functional,
+                   meanwhile=meanwhile).with_groups(nodes)
 
 
 @dataclass(frozen=True)
@@ -195,11 +197,6 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
     packages installed, modules loaded, daemons started: ``remedies=False`` or the inventory's
     ``provision.remedies: false`` keeps them off); a node that still fails the preflight gate is
     refused, changing nothing."""
-    from dataclasses import replace
-
-    from provision.stages.apply import apply_nodes, exit_code, object_diffs
-    from provision.stages.render import diff_against_nodes
-
     given = nodes
     if engine == "ansible":
         from provision.engines import ansible_run
@@ -209,7 +206,19 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
                                                 ignore=tuple(ignore), force=force, remedies=remedies, timeout=timeout,
                                                 forks=forks)
         return Applied(results, check, code, None, text, "", tuple(chosen))
-    selected, ready, rendered, plan, refused, remedied = _prepared(inventory, limit, forks, timeout, tuple(ignore),
+    with sessions():  # one connection per node for its probes, remedies, agent and verification
+        return _apply(inventory, limit, given, check, diff, forks, timeout, tuple(ignore), force, confirm_timeout,
+                      on_start, on_done, warn, remedies)
+
+
+def _apply(inventory, limit, given, check, diff, forks, timeout, ignore, force, confirm_timeout, on_start, on_done,
+           warn, remedies) -> Applied:
+    from dataclasses import replace
+
+    from provision.stages.apply import apply_nodes, exit_code, object_diffs
+    from provision.stages.render import diff_against_nodes
+
+    selected, ready, rendered, plan, refused, remedied = _prepared(inventory, limit, forks, timeout, ignore,
                                                                     warn, check=check, remedies=remedies, nodes=given)
     text = diff_against_nodes(rendered, ready, timeout=timeout, forks=forks) if diff else ""
     if on_start:
@@ -242,6 +251,8 @@ def verify(*, inventory: str | None = None, limit: str | None = None, nodes: Seq
 
         return ansible_run.verify(inventory=inventory or "", nodes=select(inventory=inventory, limit=limit, warn=warn,
                                                                           nodes=nodes), timeout=timeout, forks=forks)
-    selected, ready, rendered, plan, refused, _ = _prepared(inventory, limit, forks, timeout, ("all",), warn, nodes=nodes)
-    return verify_report(refused + apply_nodes(nodes=ready, rendered=rendered, **plan, check=True, forks=forks,
-                                               timeout=timeout)).with_groups(selected)
+    with sessions():
+        selected, ready, rendered, plan, refused, _ = _prepared(inventory, limit, forks, timeout, ("all",), warn,
+                                                                nodes=nodes)
+        return verify_report(refused + apply_nodes(nodes=ready, rendered=rendered, **plan, check=True, forks=forks,
+                                                   timeout=timeout)).with_groups(selected)

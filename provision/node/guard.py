@@ -14,21 +14,20 @@ if TYPE_CHECKING_NODE:
     from typing import Any  # noqa: F401
 
 
-def _own_source():
-    """This program's source without its last line (the ``main(...)`` call): it came on standard input,
-    and the bootstrap that ran it handed it over as PROGRAM."""
-    source = sys.modules[__package__].PROGRAM  # set by the bundle's loader
-    return source[:source.rindex("\nmain(")]
-
-
 GUARD = "provision-guard"  # the guard's first argument: it and its run's id name it in its command line
 
 
-def _own_boot():
-    """The bootstrap this program was run with (``python -c BOOT``, reading the program on stdin)."""
-    with open("/proc/self/cmdline", "rb") as fh:
-        argv = fh.read().split(b"\0")
-    return argv[argv.index(b"-c") + 1].decode()
+# the guard's bootstrap: its program comes on its standard input, read to the end
+GUARD_BOOT = ('import sys;S=sys.stdin.buffer.read().decode("utf-8");'
+              'exec(compile(S,"<provision-guard>","exec"),{"__name__":"__main__","PROGRAM":S})')
+
+
+def _guard_program(spec):
+    """The guard's program: the loader, every module this process registered (in their order), then the
+    agent's ``main(spec)``; the same whether this process ran the agent's bundle or a session."""
+    package = sys.modules[__package__]
+    loader = package.PROGRAM[:package.PROGRAM.index("\nmain = _bundle(")]
+    return "%s\n_bundle(%r)\nsys.modules[%r].main(%r)\n" % (loader, package.SOURCES, __package__ + ".agent", spec)
 
 
 def _arm(confirm_timeout, state):
@@ -40,8 +39,8 @@ def _arm(confirm_timeout, state):
         if journal.get("watchdog"):
             return
         deadline = time.time() + confirm_timeout
-        program = "%s\nmain(%r)\n" % (_own_source(), {"mode": "watchdog", "run": journal["run"], "deadline": deadline})
-        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _own_boot(), GUARD, journal["run"]],
+        program = _guard_program({"mode": "watchdog", "run": journal["run"], "deadline": deadline})
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", GUARD_BOOT, GUARD, journal["run"]],
                                 stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
                                 start_new_session=True)

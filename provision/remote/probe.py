@@ -49,10 +49,12 @@ AUTO = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")  # Ansible's
 
 
 def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float = 30) -> Facts:
-    """Run the probe on ``host`` and return its facts, or raise :class:`Unreachable`. On the local node
-    it runs under the node's own Python too, as on any other node (not provision's, which only the
-    apply agent needs)."""
-    return Facts(run_program(host, probe_program(operations), timeout=timeout, local_python=local_node_python(host)))
+    """Run the probe on ``host`` and return its facts, or raise :class:`Unreachable` (also after
+    ``timeout`` seconds): :func:`run_bundle`. On the local node it runs under the node's own Python too, as on any other node (not
+    provision's, which only the apply agent needs)."""
+    from provision.node import PROBE
+
+    return Facts(run_bundle(host, PROBE, operations, timeout=timeout, local_python=local_node_python(host)))
 
 
 def local_node_python(host: HostSpec) -> tuple[str, ...]:
@@ -85,6 +87,24 @@ class through:
         _RUNNER = self.saved
 
 
+# The sessions of a run, while provision.remote.session.sessions sets them: run_bundle's requests go there
+_SESSIONS: Any = None
+
+
+def run_bundle(host: HostSpec, names: tuple[str, ...], spec: Any, *, timeout: float,
+               local_python: tuple[str, ...] = ()) -> dict:
+    """What the node bundle ``names`` answers on ``host`` for ``spec`` (its last module's ``main``), or
+    :class:`Unreachable`: within :class:`provision.remote.session.sessions`, a request to the node's
+    session (one connection for the run); else a program of its own (:func:`run_program`). Bounded by
+    ``timeout`` either way."""
+    from provision.node import bundle
+
+    if _RUNNER is None and _SESSIONS is not None and _SESSIONS.holds(host):
+        return _SESSIONS.of(host).call(names, spec, timeout=timeout)
+    return within(lambda: run_program(host, bundle(names, spec), timeout=timeout, local_python=local_python),
+                  timeout=timeout, name=host.name)
+
+
 def run_program(host: HostSpec, program: str, *, timeout: float = 30, local_python: tuple[str, ...] = ()) -> dict:
     """Run a stdlib-only Python ``program`` on ``host`` and return the JSON object it prints, or raise
     :class:`Unreachable` (the probe and the apply agent both run this way). The program goes on the
@@ -107,18 +127,29 @@ def run_program(host: HostSpec, program: str, *, timeout: float = 30, local_pyth
         raise
     except Exception as exc:  # any backend failure means the node is not usable from here
         raise Unreachable(_backend_reason(exc)) from None
-    if result.rc == 127:
-        looked = " ".join(host.python) if " ".join(host.python) not in ("", *AUTO) else ", ".join(PYTHONS[:-1]) + " or python3 in PATH"
-        raise Unreachable(f"no Python on the node (looked for {looked}): {brief(result.stderr, 200)}")
     if result.rc != 0:
-        last = result.stderr.strip().splitlines()[-3:]  # a traceback's last lines say why
-        raise Unreachable(f"probe exited {result.rc}: {brief(chr(10).join(last))}")
+        raise Unreachable(exit_reason(host, result.rc, result.stderr))
+    return answer_of(result.stdout)
+
+
+def exit_reason(host: HostSpec, rc: int, stderr: str) -> str:
+    """Why a node program that exited ``rc`` gave no answer: no Python there (127), else the last lines
+    of its standard error (a traceback's last lines say why)."""
+    if rc == 127:
+        looked = " ".join(host.python) if " ".join(host.python) not in ("", *AUTO) else ", ".join(PYTHONS[:-1]) + " or python3 in PATH"
+        return f"no Python on the node (looked for {looked}): {brief(stderr, 200)}"
+    last = stderr.strip().splitlines()[-3:]
+    return f"probe exited {rc}: {brief(chr(10).join(last))}"
+
+
+def answer_of(stdout: str) -> dict:
+    """The JSON object a node program printed (data only), or :class:`Unreachable`."""
     try:
-        answers = json.loads(result.stdout)  # data only
+        answers = json.loads(stdout)
     except (ValueError, RecursionError):
-        raise Unreachable(f"probe printed no answer: {brief(repr(result.stdout[:200]))}") from None
+        raise Unreachable(f"probe printed no answer: {brief(repr(stdout[:200]))}") from None
     if not isinstance(answers, dict):
-        raise Unreachable(f"probe printed no answer: {brief(repr(result.stdout[:200]))}")
+        raise Unreachable(f"probe printed no answer: {brief(repr(stdout[:200]))}")
     return answers
 
 
@@ -141,8 +172,8 @@ def _run_here(argv: list[str], *, timeout: float, data: bytes = b""):
 
 
 def gather_facts_within(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float) -> Facts:
-    """:func:`gather_facts`, bounded by ``timeout``."""
-    return within(lambda: gather_facts(host, operations, timeout=timeout), timeout=timeout, name=host.name)
+    """:func:`gather_facts` (bounded by ``timeout`` as well)."""
+    return gather_facts(host, operations, timeout=timeout)
 
 
 def within(call, *, timeout: float, name: str):

@@ -179,8 +179,10 @@ def node_steps_for(*, nodes: list[Node], decisions, hooks, rendered: dict[str, l
 def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, Any]], *, check: bool, timeout: float,
                run: str, force: bool = False, diff: bool = False, steps: Sequence[dict] = (),
                confirm_timeout: float = 60, kinds: Sequence | None = None) -> NodeApply:
-    """Plan (and unless ``check``, carry out) one node's libvirt objects and files, in one round trip."""
-    from provision.remote.probe import Unreachable, run_program, within
+    """Plan (and unless ``check``, carry out) one node's libvirt objects and files, in one request (to the
+    node's session within :class:`provision.remote.session.sessions`)."""
+    from provision.node import AGENT
+    from provision.remote.probe import Unreachable, run_bundle
     from provision.secrets import redact_line
 
     def redact(text: str) -> str:  # libvirt XML holds no secret value; a plugin's comment still might
@@ -195,8 +197,7 @@ def apply_node(node: Node, files: list[RenderedFile], objects: list[dict[str, An
             "files": [{"target": f.target, "content": f.content, "mode": f.mode} for f in files]}
     start = time.monotonic()
     try:
-        answer = within(lambda: run_program(node.spec, agent_program(spec), timeout=timeout), timeout=timeout,
-                        name=node.name)
+        answer = run_bundle(node.spec, AGENT, spec, timeout=timeout)
     except Unreachable as exc:
         if check or not _guarded(steps):
             return NodeApply(node.name, False, error=str(exc), seconds=time.monotonic() - start)

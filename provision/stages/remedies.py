@@ -36,22 +36,17 @@ def spec_for(remedies: Sequence[Remedy], *, check: bool, timeout: float) -> dict
             "services": services}
 
 
-def program(spec: dict[str, Any]) -> str:
-    from provision.node import REMEDY, bundle
-
-    return bundle(REMEDY, spec)
-
-
 def run(node: Node, remedies: Sequence[Remedy], *, check: bool, timeout: float):
     """Carry out (or with ``check`` plan) ``remedies`` on ``node``: ``(steps, error)``; each step a dict
     with ``kind`` (``package``, ``module``, ``device``, ``service``), ``target``, ``action``, ``why``
     and ``seconds``, as the apply agent reports its steps."""
-    from provision.remote.probe import Unreachable, run_program, within
+    from provision.node import REMEDY
+    from provision.remote.probe import Unreachable, run_bundle
 
     spec = spec_for(remedies, check=check, timeout=timeout)
     bound = timeout if check else timeout + INSTALL_SECONDS
     try:
-        answer = within(lambda: run_program(node.spec, program(spec), timeout=bound), timeout=bound, name=node.name)
+        answer = run_bundle(node.spec, REMEDY, spec, timeout=bound)
     except Unreachable as exc:
         return (), f"remedies: {exc}"
     steps = tuple(s for s in answer.get("steps", ()) if s.get("action") != "unchanged")

@@ -70,3 +70,45 @@ def test_a_spec_over_one_mib_travels_on_standard_input(tmp_path, kvm_permissions
             assert len(written) > 1_000_000 and written.count("alias = ") == 8000
     finally:
         node.stop()
+
+
+HELD = """
+import json, sys
+from provision import pipeline
+from provision.remote.session import sessions
+
+with sessions() as held:
+    first = pipeline.apply(inventory=sys.argv[1], ignore=["libvirt.daemon"])
+    second = pipeline.apply(inventory=sys.argv[1], ignore=["libvirt.daemon"])
+    used = {host.name: [s.started, s.requests] for host, s in held.open.items()}
+print(json.dumps({"codes": [first.exit_code, second.exit_code], "used": used,
+                  "actions": sorted({s.action for r in second.results for s in r.steps})}))
+"""
+
+
+def test_an_apply_holds_one_connection_per_node(tmp_path, kvm_permissions):
+    """The probe, the agent and the verification after a change are requests to one program on the node,
+    over one SSH session (two applies in one block: one session, five requests); it ends with the block."""
+    import sys
+
+    node = OverlayNode(tmp_path / "node1", libvirt=False)
+    try:
+        with HostNetwork("pvc", subnet="10.216.0") as net:
+            net.add_node("node1", node)
+            data = net.inventory_data(groups={"compute": ["node1"]})
+            data["all"]["vars"]["provision"] = {"virt_type": "qemu"}
+            inv = net.write_inventory(data)
+            done = subprocess.run(net.client_argv(sys.executable, "-c", HELD, str(inv)), capture_output=True,
+                                  text=True, timeout=180)
+            assert done.returncode == 0, done.stderr[-3000:]
+            answer = json.loads(done.stdout)
+            assert answer["codes"] == [0, 0]
+            assert answer["actions"] == ["unchanged"]
+            # first apply: probe, agent, verify; second: probe, agent (nothing changed, nothing to verify)
+            assert answer["used"] == {"node1": [1, 5]}
+            # the session program (its bootstrap reads I.readline) ended when its run closed the session
+            left = node.run("sh", "-c", "for i in $(seq 20); do grep -l 'I[.]readline' /proc/[0-9]*/cmdline "
+                            "2>/dev/null || exit 0; sleep 0.1; done").stdout
+            assert left == "", f"a session program outlived its run on the node: {left}"
+    finally:
+        node.stop()

@@ -25,12 +25,14 @@ def test_a_node_script_is_python_3_6_and_standard_library_only(script):
 
 
 def test_every_node_module_is_sent_in_a_bundle_and_no_module_is_long():
-    """Every module of provision/node/ goes to nodes in the probe's, the agent's or the remedies' bundle, after the
-    modules it imports (the bundle registers them in that order); none is over 600 lines."""
-    from provision.node import BUNDLES
+    """Every module of provision/node/ goes to nodes in the probe's, the agent's, the remedies' or the session's
+    bundle, after the modules it imports (the bundle registers them in that order); the shared helpers come
+    first in each of the others; none is over 600 lines."""
+    from provision.node import BUNDLES, COMMON, SESSION
 
     folder = ROOT / "provision" / "node"
-    assert sorted(sum(BUNDLES, ())) == sorted(p.stem for p in folder.glob("*.py") if p.name != "__init__.py")
+    assert sorted(set(sum(BUNDLES, ()))) == sorted(p.stem for p in folder.glob("*.py") if p.name != "__init__.py")
+    assert all(order[:len(COMMON)] == COMMON for order in BUNDLES if order != SESSION)
     for order in BUNDLES:
         for i, name in enumerate(order):
             tree = ast.parse((folder / f"{name}.py").read_text())
@@ -60,3 +62,51 @@ def test_the_type_checkers_name_costs_a_node_nothing():
         source = (ROOT / script).read_text()
         assert "\nimport typing" not in source and "\nfrom typing" not in source, script
         assert Path(ROOT / script).exists()
+
+
+NOISY = '''import json, subprocess, sys
+
+
+def main(spec):
+    subprocess.run(["echo", "from a child"])  # inherits the session's standard output: sent to its stderr
+    subprocess.run(["cat"])  # inherits its standard input: /dev/null, never the requests
+    if spec.get("fail"):
+        raise RuntimeError("asked to fail")
+    sys.stdout.write(json.dumps({"echo": spec}))
+'''
+
+
+def test_a_session_answers_each_request_and_keeps_its_pipes_from_children():
+    """The node side of one connection per run: the session program, then framed requests on one standard
+    input; each module is sent once; a child cannot read the requests nor write into the answers; a
+    failing request is answered with why, and the session goes on; the end of the input ends it."""
+    import json
+    import subprocess
+
+    from provision.node import PROBE, SESSION, bundle, sources
+    from provision.remote.session import SESSION_BOOT, frame
+
+    def request(call, spec, load=()):
+        return frame(json.dumps({"load": list(load), "call": call, "spec": spec}).encode())
+
+    data = (frame(bundle(SESSION, {}).encode())
+            + request("probe", {"os": {"op": "read", "path": "/etc/os-release"}}, sources(PROBE))
+            + request("probe", {"me": {"op": "exists", "path": "/proc/self"}})
+            + request("noisy", {"n": 1}, [("noisy", NOISY)])
+            + request("noisy", {"fail": True})
+            + request("noisy", {"n": 2}))
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", SESSION_BOOT], input=data, capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    answers, rest = [], done.stdout
+    while rest:
+        head, _, rest = rest.partition(b"\n")
+        answers.append(rest[:int(head)])
+        rest = rest[int(head):]
+    assert len(answers) == 5
+    first, second = (json.loads(a[1:]) for a in answers[:2])
+    assert "ID=" in first["os"]["text"] and second["me"] == {"path": "/proc/self", "exists": True}
+    assert first["_probe"]["pid"] == second["_probe"]["pid"]  # one program served both
+    assert json.loads(answers[2][1:]) == {"echo": {"n": 1}}
+    assert answers[3][:1] == b"!" and b"RuntimeError: asked to fail" in answers[3]
+    assert json.loads(answers[4][1:]) == {"echo": {"n": 2}}
+    assert done.stderr.count(b"from a child") == 3

@@ -320,3 +320,23 @@ def test_the_probes_own_commands_are_not_running_daemons(tmp_path):
     finally:
         elsewhere.kill()
         elsewhere.wait()
+
+
+def test_a_session_reads_whole_frames_and_refuses_output_that_is_none():
+    """The controller's side of a node session: a frame is taken once whole; output that is not a frame
+    (a login banner printed by the node's shell start-up files) is the request's failure, saying what came."""
+    from provision.remote.hosts import parse_host_spec
+    from provision.remote.session import NodeSession
+
+    session = NodeSession(parse_host_spec("ssh://root@192.0.2.1"))
+    session.stdout += b"1"
+    assert session._frame() is None  # a length, not yet its newline
+    session.stdout += b"0\n={\"ab\": 1"
+    assert session._frame() is None  # 9 of the body's 10 bytes
+    session.stdout += b"}7\n"
+    assert session._frame() == b'={"ab": 1}'
+    assert bytes(session.stdout) == b"7\n"  # the next frame's start stays
+    assert session._frame() is None
+    session.stdout[:] = b"Welcome to node1\n"
+    with pytest.raises(Unreachable, match=r"^probe printed no answer: 'Welcome to node1\\n'"):
+        session._frame()

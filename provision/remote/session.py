@@ -1,0 +1,268 @@
+"""One connection per node for a whole run: the probe, the remedies, the probe again, the apply agent and
+the verification after it are requests to one program on the node (:mod:`provision.node.session`),
+over one SSH (or ``docker exec``) session, instead of one connection each.
+
+Each connection costs the node a login, its login shell's start-up files (``~/.bashrc`` runs for an SSH
+command on Debian) and Python's start; on a fleet those, not provision's own work, are most of a no-op
+apply. Within :class:`sessions`, :func:`provision.remote.probe.run_bundle` sends a request to the node's session, started at
+its first request and ended when the block ends; outside it (and for the local node, paramiko, or an
+Ansible connection) each bundle runs as a program of its own.
+
+The wire: a frame is its body's length in bytes, in decimal, a newline, then the body. The session
+program comes first in a frame of its own (read by :data:`SESSION_BOOT`), then one request per frame;
+each request carries the sources of the modules the node has not been sent yet. See
+:mod:`provision.node.session` for the requests and answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import threading
+import time
+from typing import Any
+
+from provision.errors import Unreachable
+from provision.remote.hosts import HostSpec
+
+# What the node's Python runs (``-c``) for a session: its program in the first frame on standard input
+# (the rest of the input is the requests)
+SESSION_BOOT = ('import sys;I=sys.stdin.buffer;S=I.read(int(I.readline())).decode("utf-8");'
+                'exec(compile(S,"<provision>","exec"),{"__name__":"__main__","PROGRAM":S})')
+KEEP_STDERR = 64 * 1024  # the last bytes of the session's standard error, for the reason it failed
+
+
+def frame(body: bytes) -> bytes:
+    return b"%d\n" % len(body) + body
+
+
+def can_hold(host: HostSpec) -> bool:
+    """Whether ``host`` is reached by a program of ours whose pipes stay open: ssh and docker."""
+    return host.scheme in ("ssh", "docker") and not host.problem
+
+
+def session_argv(host: HostSpec, *, timeout: float) -> list[str]:
+    """The argument vector that starts the session program on ``host`` (ssh or ``docker exec -i``)."""
+    from provision.remote.probe import probe_command
+    from provision.remote.transport import connect
+
+    backend = connect(host, timeout=timeout).backend
+    command = backend.get_command(probe_command(host.python), SESSION_BOOT)
+    if host.scheme == "docker":
+        return backend.argv(command, stdin=True)
+    return backend.argv(command)
+
+
+class NodeSession:
+    """The node program serving one run's requests for ``host``; started at the first :meth:`call`.
+    One thread at a time uses it (a node's requests come one after another)."""
+
+    def __init__(self, host: HostSpec) -> None:
+        self.host = host
+        self.proc: subprocess.Popen | None = None
+        self.loaded: set[str] = set()
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.started = 0  # how many times its program was started (a failed request ends it)
+        self.requests = 0  # how many requests it answered
+
+    def call(self, names: tuple[str, ...], spec: Any, *, timeout: float) -> dict:
+        """What the bundle ``names`` (its last module's ``main(spec)``) answers on the node, as a dict; or
+        :class:`Unreachable`, and the session ends (the next call starts another)."""
+        from provision.node import SESSION, bundle, sources
+
+        deadline = time.monotonic() + timeout
+        data = b""
+        if self.proc is None:
+            self._start(timeout)
+            data = frame(bundle(SESSION, {}).encode("utf-8"))
+        missing = [part for part in sources(names) if part[0] not in self.loaded]
+        data += frame(json.dumps({"load": missing, "call": names[-1], "spec": spec}).encode("utf-8"))
+        try:
+            body = self._exchange(data, deadline, timeout)
+        except BaseException:
+            self.close(kill=True)
+            raise
+        self.loaded.update(name for name, _ in missing)
+        self.requests += 1
+        from provision.remote.probe import answer_of, brief
+
+        if body[:1] == b"!":
+            raise Unreachable(f"the node program failed: {brief(body[1:].decode('utf-8', 'replace'))}")
+        return answer_of(body[1:].decode("utf-8", "replace"))
+
+    def _start(self, timeout: float) -> None:
+        from provision.parallel import _CHILDREN
+
+        argv = session_argv(self.host, timeout=timeout)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _CHILDREN.add(self.proc)  # a signal to the run ends it with the run
+        self.started += 1
+        self.loaded.clear()
+        self.stdout.clear()
+        self.stderr.clear()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            assert pipe is not None
+            os.set_blocking(pipe.fileno(), False)
+
+    def _exchange(self, data: bytes, deadline: float, timeout: float) -> bytes:
+        """Write ``data`` and read the next answer's frame, by ``deadline``."""
+        proc = self.proc
+        assert proc is not None and proc.stdin and proc.stdout and proc.stderr
+        view = memoryview(data)
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            selector.register(proc.stderr, selectors.EVENT_READ)
+            selector.register(proc.stdin, selectors.EVENT_WRITE)
+            ended = False
+            while True:
+                body = self._frame()
+                if body is not None:
+                    return body
+                if ended:
+                    raise Unreachable(self._why_ended())
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Unreachable(f"no answer within {timeout:g} s")
+                for key, _ in selector.select(left):
+                    if key.fileobj is proc.stdin:
+                        try:
+                            view = view[os.write(proc.stdin.fileno(), view[:1 << 20]):]
+                        except BrokenPipeError:  # the program ended: its output says why
+                            view = view[:0]
+                        if not view:
+                            selector.unregister(proc.stdin)
+                        continue
+                    chunk = os.read(key.fd, 1 << 20)
+                    if key.fileobj is proc.stderr:
+                        self.stderr += chunk
+                        del self.stderr[:-KEEP_STDERR]
+                        if not chunk:
+                            selector.unregister(proc.stderr)
+                    elif chunk:
+                        self.stdout += chunk
+                    else:
+                        ended = True
+
+    def _frame(self) -> bytes | None:
+        """The first whole frame read, taken from the buffer; None until one is whole. Output that is not
+        a frame (a login banner on standard output, say) is the answer's failure."""
+        head, newline, rest = bytes(self.stdout[:24]).partition(b"\n")
+        if not newline:
+            if len(self.stdout) >= 24 or (self.stdout and not self.stdout.isdigit()):
+                raise Unreachable(self._not_an_answer())
+            return None
+        if not head.isdigit():
+            raise Unreachable(self._not_an_answer())
+        size, start = int(head), len(head) + 1
+        if len(self.stdout) < start + size:
+            return None
+        body = bytes(self.stdout[start:start + size])
+        del self.stdout[:start + size]
+        return body
+
+    def _not_an_answer(self) -> str:
+        from provision.remote.probe import brief
+
+        return f"probe printed no answer: {brief(repr(bytes(self.stdout[:200]).decode('utf-8', 'replace')))}"
+
+    def _why_ended(self) -> str:
+        """Why the program ended before it answered: its exit (the node's Python missing: 127; ssh's own
+        failure: 255) and the last lines it wrote on standard error."""
+        from provision.remote.probe import exit_reason
+
+        proc = self.proc
+        assert proc is not None
+        try:
+            rc = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            return "the node closed the session's output and did not end"
+        try:  # what it wrote last on standard error
+            while chunk := os.read(proc.stderr.fileno(), 1 << 20):  # type: ignore[union-attr]
+                self.stderr += chunk
+        except BlockingIOError:
+            pass
+        stderr = self.stderr.decode("utf-8", "replace")
+        if rc == 255 and self.host.scheme == "ssh":
+            lines = [ln for ln in stderr.strip().splitlines() if ln and not ln.startswith("Warning: Permanently added")]
+            return lines[-1][:300] if lines else "ssh exited 255 and said nothing on its standard error"
+        return exit_reason(self.host, rc or 1, stderr)
+
+    def close(self, *, kill: bool = False, wait: float = 2.0) -> None:
+        """End the session: its input closes and the node program ends; killed where ``kill`` or when it
+        has not ended within ``wait`` seconds."""
+        from provision.parallel import _CHILDREN
+
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            if not kill:
+                try:
+                    proc.stdin.close()  # type: ignore[union-attr]
+                    proc.wait(wait)
+                except (OSError, subprocess.TimeoutExpired):
+                    kill = True
+            if kill:
+                proc.kill()
+                proc.wait()
+        finally:
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                try:
+                    pipe.close()  # type: ignore[union-attr]
+                except OSError:
+                    pass
+            _CHILDREN.discard(proc)
+
+
+class Sessions:
+    """The sessions of a run, one per node, made at each node's first request."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: dict[HostSpec, NodeSession] = {}
+
+    def holds(self, host: HostSpec) -> bool:
+        return can_hold(host)
+
+    def of(self, host: HostSpec) -> NodeSession:
+        with self.lock:
+            if host not in self.open:
+                self.open[host] = NodeSession(host)
+            return self.open[host]
+
+    def close(self) -> None:
+        """End every session: all inputs close first, so the nodes end together."""
+        with self.lock:
+            sessions, self.open = list(self.open.values()), {}
+        for session in sessions:
+            if session.proc is not None and session.proc.stdin is not None:
+                try:
+                    session.proc.stdin.close()
+                except OSError:
+                    pass
+        for session in sessions:
+            session.close()
+
+
+class sessions:
+    """``with sessions():`` each node gets one connection for the block's requests
+    (:func:`provision.remote.probe.run_bundle`), ended with the block. Nested blocks share the outer one's."""
+
+    def __enter__(self) -> Sessions:
+        from provision.remote import probe
+
+        self.own = probe._SESSIONS is None
+        if self.own:
+            probe._SESSIONS = Sessions()
+        return probe._SESSIONS
+
+    def __exit__(self, *exc) -> None:
+        from provision.remote import probe
+
+        if self.own:
+            active, probe._SESSIONS = probe._SESSIONS, None
+            if active is not None:
+                active.close()
