@@ -54,6 +54,20 @@ def preflight(*, inventory: str | None = None, limit: str | None = None, hosts: 
     """Check every node and decide ``kvm`` or ``qemu`` (``provision preflight``). ``functional``: also
     boot the canary on each node, each boot bounded by that many seconds. ``on_start(n)`` before the n
     nodes are contacted, ``on_done(host_report)`` as each is done, ``meanwhile()`` while they answer."""
+    from provision.node import PROBE
+    from provision.remote.hosts import parse_host_spec
+
+    if engine == "direct" and inventory is None and not hosts and not nodes:
+        with sessions() as held:  # the local node: its Python starts, and compiles the probe, meanwhile
+            held.warm(parse_host_spec("local://"), PROBE, timeout=timeout)
+            return _preflight(nodes, inventory, limit, hosts, forks, timeout, ignore, functional, on_start, on_done,
+                              meanwhile, warn, engine, fail_on)
+    return _preflight(nodes, inventory, limit, hosts, forks, timeout, ignore, functional, on_start, on_done, meanwhile,
+                      warn, engine, fail_on)
+
+
+def _preflight(nodes, inventory, limit, hosts, forks, timeout, ignore, functional, on_start, on_done, meanwhile, warn,
+               engine, fail_on) -> Report:
     from provision.stages.preflight import preflight as run
 
     nodes = select(inventory=inventory, limit=limit, hosts=hosts, warn=warn, nodes=nodes)

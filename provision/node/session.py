@@ -8,7 +8,8 @@ standard input and answers each on its standard output, until the input ends.
 A frame is the length of its body in bytes, in decimal, a newline, then the body. A request's body is
 JSON: ``{"load": [[name, source], ...], "call": name, "spec": ...}``; the modules in ``load`` are
 registered first (each once per session: the controller sends only those not sent before), then
-``call``'s ``main(spec)`` runs and what it prints is the answer. An answer's body starts with ``=``
+``call``'s ``main(spec)`` runs and what it prints is the answer (a ``call`` of null only loads: the
+controller sends modules ahead, to be compiled while it works out the request). An answer's body starts with ``=``
 (what ``main`` printed follows) or ``!`` (why the request failed follows: the last lines of its
 traceback, as a program that failed would have written them).
 
@@ -64,6 +65,9 @@ def serve(package, requests, answers):
         try:
             request = json.loads(body.decode("utf-8"))
             package.load([tuple(part) for part in request.get("load", [])])
+            if request.get("call") is None:  # only the modules, sent ahead of the request that needs them
+                write_frame(answers, b"=")
+                continue
             module = getattr(package, request["call"])
             printed = io.StringIO()
             sys.stdout, saved = printed, sys.stdout

@@ -28,8 +28,9 @@ from provision.errors import Unreachable
 from provision.remote.hosts import HostSpec
 
 # What the node's Python runs (``-c``) for a session: its program in the first frame on standard input
-# (the rest of the input is the requests)
-SESSION_BOOT = ('import sys;I=sys.stdin.buffer;S=I.read(int(I.readline())).decode("utf-8");'
+# (the rest of the input is the requests). What every request needs is imported before the first byte
+# comes: a session started ahead (:meth:`Sessions.warm`) has done it by the time its program arrives.
+SESSION_BOOT = ('import sys,json,subprocess;I=sys.stdin.buffer;S=I.read(int(I.readline())).decode("utf-8");'
                 'exec(compile(S,"<provision>","exec"),{"__name__":"__main__","PROGRAM":S})')
 KEEP_STDERR = 64 * 1024  # the last bytes of the session's standard error, for the reason it failed
 
@@ -38,21 +39,43 @@ def frame(body: bytes) -> bytes:
     return b"%d\n" % len(body) + body
 
 
-def can_hold(host: HostSpec) -> bool:
-    """Whether ``host`` is reached by a program of ours whose pipes stay open: ssh and docker."""
-    return host.scheme in ("ssh", "docker") and not host.problem
+def can_hold(host: HostSpec, names: tuple[str, ...]) -> bool:
+    """Whether the bundle ``names`` for ``host`` goes to a session: ssh and docker (a program of ours
+    whose pipes stay open), and the probe on the local node (under the node's own Python, started
+    ahead while provision loads its plugins; the local agent runs under provision's Python)."""
+    from provision.node import PROBE
+
+    if host.problem:
+        return False
+    return host.scheme in ("ssh", "docker") or (host.is_local and names == PROBE)
+
+
+def _key(host: HostSpec) -> Any:
+    """One session per node: the local node is one whatever name the inventory gives it."""
+    return ("local", host.python) if host.is_local else host
 
 
 def session_argv(host: HostSpec, *, timeout: float) -> list[str]:
-    """The argument vector that starts the session program on ``host`` (ssh or ``docker exec -i``)."""
-    from provision.remote.probe import probe_command
+    """The argument vector that starts the session program on ``host`` (ssh, ``docker exec -i``, or the
+    local node's Python)."""
+    from provision.remote.probe import local_node_python, probe_command
     from provision.remote.transport import connect
 
+    if host.is_local:
+        return [*local_node_python(host), "-I", "-S", "-c", SESSION_BOOT]
     backend = connect(host, timeout=timeout).backend
     command = backend.get_command(probe_command(host.python), SESSION_BOOT)
     if host.scheme == "docker":
         return backend.argv(command, stdin=True)
     return backend.argv(command)
+
+
+def _failed(body: bytes) -> None:
+    """:class:`Unreachable` for an answer that says its request failed (``!`` and why)."""
+    from provision.remote.probe import brief
+
+    if body[:1] == b"!":
+        raise Unreachable(f"the node program failed: {brief(body[1:].decode('utf-8', 'replace'))}")
 
 
 class NodeSession:
@@ -67,42 +90,71 @@ class NodeSession:
         self.stderr = bytearray()
         self.started = 0  # how many times its program was started (a failed request ends it)
         self.requests = 0  # how many requests it answered
+        self.ahead = b""  # sent ahead (:meth:`warm`): what is still to be written, and
+        self.unanswered = 0  # how many answers to load-only requests are still to be read
+
+    def warm(self, names: tuple[str, ...], *, timeout: float) -> None:
+        """Start the program now and send the modules of ``names`` ahead, without waiting: the node
+        starts Python and compiles them while this process works out the first request."""
+        from provision.node import sources
+
+        if self.proc is None:
+            self._start(timeout)
+        missing = [part for part in sources(names) if part[0] not in self.loaded]
+        if missing:
+            self.ahead += frame(json.dumps({"load": missing, "call": None}).encode("utf-8"))
+            self.loaded.update(name for name, _ in missing)
+            self.unanswered += 1
+        try:
+            written = os.write(self.proc.stdin.fileno(), self.ahead)  # type: ignore[union-attr]
+        except (BlockingIOError, BrokenPipeError):  # the rest goes with the first request
+            written = 0
+        self.ahead = self.ahead[written:]
 
     def call(self, names: tuple[str, ...], spec: Any, *, timeout: float) -> dict:
         """What the bundle ``names`` (its last module's ``main(spec)``) answers on the node, as a dict; or
         :class:`Unreachable`, and the session ends (the next call starts another)."""
-        from provision.node import SESSION, bundle, sources
+        from provision.node import sources
 
         deadline = time.monotonic() + timeout
-        data = b""
         if self.proc is None:
             self._start(timeout)
-            data = frame(bundle(SESSION, {}).encode("utf-8"))
         missing = [part for part in sources(names) if part[0] not in self.loaded]
-        data += frame(json.dumps({"load": missing, "call": names[-1], "spec": spec}).encode("utf-8"))
+        data, self.ahead = self.ahead + frame(json.dumps({"load": missing, "call": names[-1], "spec": spec}).encode("utf-8")), b""
         try:
             body = self._exchange(data, deadline, timeout)
+            while self.unanswered:  # the answers to what was sent ahead come first
+                self.unanswered -= 1
+                _failed(body)
+                body = self._exchange(b"", deadline, timeout)
         except BaseException:
             self.close(kill=True)
             raise
         self.loaded.update(name for name, _ in missing)
         self.requests += 1
-        from provision.remote.probe import answer_of, brief
+        from provision.remote.probe import answer_of
 
-        if body[:1] == b"!":
-            raise Unreachable(f"the node program failed: {brief(body[1:].decode('utf-8', 'replace'))}")
+        _failed(body)
         return answer_of(body[1:].decode("utf-8", "replace"))
 
     def _start(self, timeout: float) -> None:
+        from provision.node import SESSION, bundle
         from provision.parallel import _CHILDREN
 
         argv = session_argv(self.host, timeout=timeout)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:  # the local node's Python, or ssh or docker here, is missing
+            from provision.remote.probe import exit_reason
+
+            raise Unreachable(exit_reason(self.host, 127, f"{argv[0]}: {exc.strerror}")) from None
         _CHILDREN.add(self.proc)  # a signal to the run ends it with the run
         self.started += 1
         self.loaded.clear()
         self.stdout.clear()
         self.stderr.clear()
+        self.unanswered = 0
+        self.ahead = frame(bundle(SESSION, {}).encode("utf-8"))  # the program first
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             assert pipe is not None
             os.set_blocking(pipe.fileno(), False)
@@ -115,7 +167,8 @@ class NodeSession:
         with selectors.DefaultSelector() as selector:
             selector.register(proc.stdout, selectors.EVENT_READ)
             selector.register(proc.stderr, selectors.EVENT_READ)
-            selector.register(proc.stdin, selectors.EVENT_WRITE)
+            if view:
+                selector.register(proc.stdin, selectors.EVENT_WRITE)
             ended = False
             while True:
                 body = self._frame()
@@ -222,16 +275,26 @@ class Sessions:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.open: dict[HostSpec, NodeSession] = {}
+        self.open: dict[Any, NodeSession] = {}
 
-    def holds(self, host: HostSpec) -> bool:
-        return can_hold(host)
+    def holds(self, host: HostSpec, names: tuple[str, ...]) -> bool:
+        return can_hold(host, names)
 
     def of(self, host: HostSpec) -> NodeSession:
         with self.lock:
-            if host not in self.open:
-                self.open[host] = NodeSession(host)
-            return self.open[host]
+            key = _key(host)
+            if key not in self.open:
+                self.open[key] = NodeSession(host)
+            return self.open[key]
+
+    def warm(self, host: HostSpec, names: tuple[str, ...], *, timeout: float) -> None:
+        """Start ``host``'s session ahead of its first request for ``names`` (:meth:`NodeSession.warm`);
+        nothing where that bundle would not go to a session. A failure shows at the request."""
+        if can_hold(host, names):
+            try:
+                self.of(host).warm(names, timeout=timeout)
+            except (OSError, Unreachable):
+                pass
 
     def close(self) -> None:
         """End every session: all inputs close first, so the nodes end together."""

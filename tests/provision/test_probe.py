@@ -340,3 +340,28 @@ def test_a_session_reads_whole_frames_and_refuses_output_that_is_none():
     session.stdout[:] = b"Welcome to node1\n"
     with pytest.raises(Unreachable, match=r"^probe printed no answer: 'Welcome to node1\\n'"):
         session._frame()
+
+
+def test_the_local_probe_goes_to_a_session_started_ahead():
+    """Within a run, the local node's probe is a request to a session started ahead (its Python starts
+    and compiles the probe while provision loads its plugins); a Python that is not there fails the
+    request with the same reason as a program of its own would."""
+    from dataclasses import replace
+
+    from provision.node import PROBE
+    from provision.remote.session import sessions
+
+    local = parse_host_spec("local://")
+    with sessions() as held:
+        held.warm(local, PROBE, timeout=10)
+        facts = gather_facts(local, {"os": {"op": "read", "path": "/etc/os-release"}}, timeout=10)
+        again = gather_facts(local, {}, timeout=10)
+        session = held.of(local)
+        assert (session.started, session.requests, session.unanswered) == (1, 2, 0)
+        assert facts.answer("_probe")["pid"] == again.answer("_probe")["pid"] == session.proc.pid
+        assert "ID=" in facts.answer("os")["text"]
+        missing = replace(local, python=("/opt/no-such/python3",))
+        held.warm(missing, PROBE, timeout=10)  # nothing to start: the request says why
+        with pytest.raises(Unreachable, match=r"^no Python on the node \(looked for /opt/no-such/python3\): .*No such file"):
+            gather_facts(missing, {}, timeout=10)
+    assert session.proc is None  # ended with the block
