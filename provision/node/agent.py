@@ -7,9 +7,9 @@ import os
 import sys
 import time
 
-from .files import _carry_out_files, plan
+from .files import _carry_out_files, plan, read_files
 from .guard import _arm, _disarm, confirm, status, watchdog
-from .objects import KINDS, VirshError, _carry_out_objects, plan_objects
+from .objects import KINDS, VirshError, _carry_out_objects, plan_objects, read_objects
 from .state import CHANGES, STATE_DIR, NewerState, _load_state, _lock, _prune_backups, _save_state
 from .steps import _carry_out_node_steps, plan_node_steps
 from .undo import _settle, _undo_all
@@ -68,8 +68,10 @@ def _apply_all(state, node_steps, objects, steps, files, run, arm):
 def _plan_and_apply(spec, state, result):
     """Plan every step of the spec; unless --check, carry them out as one change (:func:`_apply_all`)."""
     node_steps = plan_node_steps(state, spec.get("steps", []))
-    objects = plan_objects(state, spec.get("objects", []), force=spec.get("force", False), diff=spec.get("diff"))
-    steps = plan(state, spec["files"])
+    # read what the plans decide from, then plan (pure: tests/provision/test_apply_plans.py)
+    objects = plan_objects(state, spec.get("objects", []), read_objects(spec.get("objects", [])),
+                           force=spec.get("force", False), diff=spec.get("diff"))
+    steps = plan(state, spec["files"], read_files(state, spec["files"]))
     refused = [s for s in node_steps + objects + steps if s["action"] == "failed"]
     if refused:
         result["error"] = "refused before any change: " + "; ".join(

@@ -39,40 +39,52 @@ def _undo(state, journal):
     return undone, problems, kept
 
 
-def plan(state, files):
+def read_files(state, files):
+    """What :func:`plan` needs of the node: for each rendered target and each file provision wrote
+    before, ``{"data": bytes, "mode": int}``, None when absent, or ``{"error": why}`` where it is not a
+    regular file (a symlink, a FIFO: never followed, never opened)."""
+    found = {}  # type: dict
+    for target in [f["target"] for f in files] + sorted(state["files"]):
+        if target not in found:
+            try:
+                data, st = read_regular(target)
+            except ValueError as exc:
+                found[target] = {"error": str(exc)}
+                continue
+            found[target] = None if data is None else {"data": data, "mode": stat.S_IMODE(st.st_mode)}
+    return found
+
+
+def plan(state, files, found):
     """Each file's action: create, update (content or mode), unchanged; and remove for what provision
-    wrote before that is no longer rendered."""
+    wrote before that is no longer rendered. Pure: it decides from ``found`` (:func:`read_files`)."""
     steps, wanted = [], set()
     for f in files:
         target, data, mode = f["target"], f["content"].encode(), int(f["mode"], 8)
         wanted.add(target)
-        try:
-            current, st = read_regular(target)
-        except ValueError as exc:
-            steps.append({"target": target, "action": "failed", "why": str(exc)})
+        current = found[target]
+        if current and "error" in current:
+            steps.append({"target": target, "action": "failed", "why": current["error"]})
             continue
         if current is None:
             action, why = "create", "absent"
-        elif current != data:
+        elif current["data"] != data:
             action, why = "update", "content differs"
-        elif stat.S_IMODE(st.st_mode) != mode:
-            action, why = "update", "mode %04o, wants %04o" % (stat.S_IMODE(st.st_mode), mode)
+        elif current["mode"] != mode:
+            action, why = "update", "mode %04o, wants %04o" % (current["mode"], mode)
         else:
             action, why = "unchanged", ""
         steps.append({"target": target, "action": action, "why": why, "mode": mode, "digest": _digest(data)})
     for target in sorted(set(state["files"]) - wanted):
-        record = state["files"][target]
-        try:
-            current, _ = read_regular(target)
-        except ValueError as exc:
-            steps.append({"target": target, "action": "failed", "why": str(exc)})
-            continue
-        if current is None:
+        record, current = state["files"][target], found[target]
+        if current and "error" in current:
+            steps.append({"target": target, "action": "failed", "why": current["error"]})
+        elif current is None:
             steps.append({"target": target, "action": "remove", "why": "no longer rendered; already gone"})
         elif not record.get("created"):
             steps.append({"target": target, "action": "release",
                           "why": "no longer rendered; it was there before provision, so it stays as it is"})
-        elif _digest(current) != record["digest"]:
+        elif _digest(current["data"]) != record["digest"]:
             steps.append({"target": target, "action": "failed",
                           "why": "no longer rendered, but changed since provision wrote it: left as it is"})
         else:

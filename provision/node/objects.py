@@ -172,9 +172,9 @@ def _info(obj, ident):
     return active, info.get("Autostart", "").strip() == "yes"
 
 
-def _users(kind, name, live):
+def _users(kind, name, live, guests):
     """Running guests that use a network (an interface on it) or a pool (a disk from it, by pool name
-    or by a path under the pool's target folder)."""
+    or by a path under the pool's target folder); ``guests`` holds each running guest's (name, XML)."""
     import xml.etree.ElementTree as ET
 
     used_by = KINDS[kind].get("used_by", "")
@@ -182,8 +182,8 @@ def _users(kind, name, live):
         return []
     folder = live.findtext("target/path") if used_by == "pool" else None
     users = []
-    for dom in virsh("list", "--name").split():
-        doc = ET.fromstring(virsh("dumpxml", dom))
+    for dom, xml in guests:
+        doc = ET.fromstring(xml)
         if used_by == "network":
             used = any(s.get("network") == name for s in doc.iterfind("devices/interface/source"))
         else:
@@ -201,9 +201,54 @@ def _value_digest(obj):
     return _digest(data)
 
 
-def plan_objects(state, objects, force=False, diff=False):  # noqa: C901 (each object's states: ours, foreign, drifted, in use)
+def read_objects(objects):
+    """What :func:`plan_objects` needs of the node, per object key: its identity, its live definition
+    (XML text; None when not defined), whether it is active and set to autostart, its value file's
+    digest (or why there is none); ``{"error": why}`` where libvirt could not be asked. And
+    ``guests``, each running guest's (name, XML), read only where a running network or pool would be
+    redefined (who uses it decides whether it may be restarted)."""
+    import xml.etree.ElementTree as ET
+
+    found = {"objects": {}, "guests": None}  # type: dict
+    redefined_live = False
+    for obj in objects:
+        entry = {}  # type: dict
+        kind = KINDS[obj["kind"]]
+        try:
+            ident = _ident(obj)
+            entry["ident"], entry["live"] = ident, None
+            if ident:
+                try:
+                    entry["live"] = virsh(*(_verbs(obj["kind"])["dump"] + [ident]))
+                except VirshError:
+                    pass
+            if entry["live"] is not None and kind["startable"]:
+                entry["active"], entry["autostart"] = _info(obj, ident)
+                if entry["active"] and kind.get("used_by"):
+                    try:
+                        redefined_live |= _difference(ET.fromstring(entry["live"]), ET.fromstring(obj["xml"])) is not None
+                    except ET.ParseError:
+                        pass  # the plan says so
+            if kind["holds_value"]:
+                try:
+                    entry["value_digest"] = _value_digest(obj)
+                except (ValueError, OSError) as exc:
+                    entry["value_error"] = str(exc)
+        except (VirshError, ValueError, OSError) as exc:
+            entry = {"error": str(exc)}
+        found["objects"]["%s:%s" % (obj["kind"], obj["label"])] = entry
+    if redefined_live:
+        try:
+            found["guests"] = [(dom, virsh("dumpxml", dom)) for dom in virsh("list", "--name").split()]
+        except VirshError as exc:
+            found["guests_error"] = str(exc)
+    return found
+
+
+def plan_objects(state, objects, found, force=False, diff=False):  # noqa: C901 (each object's states: ours, foreign, drifted, in use)
     """Each libvirt object's actions: define (create or update), start, autostart, set value; and
-    remove for what provision defined before that is no longer rendered."""
+    remove for what provision defined before that is no longer rendered. Pure: it decides from
+    ``found`` (:func:`read_objects`)."""
     import xml.etree.ElementTree as ET
 
     owned = state.setdefault("objects", {})
@@ -213,14 +258,11 @@ def plan_objects(state, objects, force=False, diff=False):  # noqa: C901 (each o
         wanted.add(key)
         step = {"key": key, "kind": obj["kind"], "target": obj["label"], "object": obj, "todo": []}
         steps.append(step)
+        entry = found["objects"][key]
         try:
-            ident = _ident(obj)
-            live = None
-            if ident:
-                try:
-                    live = ET.fromstring(virsh(*(_verbs(obj["kind"])["dump"] + [ident])))
-                except VirshError:
-                    live = None
+            if "error" in entry:
+                raise ValueError(entry["error"])
+            live = ET.fromstring(entry["live"]) if entry["live"] is not None else None
             if live is not None and key not in owned:
                 step["action"], step["why"] = "failed", "a %s of this name exists and provision did not define it; " \
                     "not touched" % obj["kind"]
@@ -242,9 +284,11 @@ def plan_objects(state, objects, force=False, diff=False):  # noqa: C901 (each o
             else:
                 step["action"], step["why"] = "unchanged", ""
             if KINDS[obj["kind"]]["startable"]:
-                active, autostart = _info(obj, ident) if live is not None else (False, False)
+                active, autostart = (entry["active"], entry["autostart"]) if live is not None else (False, False)
                 if active and "define" in step["todo"]:
-                    users = _users(obj["kind"], obj["name"], live)
+                    if found.get("guests_error"):
+                        raise ValueError(found["guests_error"])
+                    users = _users(obj["kind"], obj["name"], live, found.get("guests") or [])
                     if users and not force:
                         step["action"], step["why"] = "failed", (
                             "its definition differs, and running guests use it (%s): not redefined or restarted; "
@@ -261,11 +305,14 @@ def plan_objects(state, objects, force=False, diff=False):  # noqa: C901 (each o
                     step["todo"].append("start")
                 if not autostart:
                     step["todo"].append("autostart")
-            elif KINDS[obj["kind"]]["holds_value"] and (owned.get(key) or {}).get("value_digest") != _value_digest(obj):
-                step["todo"].append("set value")
+            elif KINDS[obj["kind"]]["holds_value"]:
+                if "value_error" in entry:
+                    raise ValueError(entry["value_error"])
+                if (owned.get(key) or {}).get("value_digest") != entry["value_digest"]:
+                    step["todo"].append("set value")
             if step["action"] == "unchanged" and step["todo"]:
                 step["action"], step["why"] = "update", ", ".join(step["todo"])
-        except (VirshError, ValueError, OSError) as exc:
+        except (ValueError, ET.ParseError) as exc:
             step["action"], step["why"] = "failed", str(exc)
     for key in set(owned) - wanted:  # kinds of objects no longer rendered, as described when defined
         KINDS.setdefault(key.split(":", 1)[0], owned[key].get("kind_spec") or {})
