@@ -147,7 +147,7 @@ class NodeStep:
         ``apply(spec, owned, context)`` → what it now owns (kept in the node's state record);
         ``restore(snapshot, spec)`` → what still differs after putting the snapshot back; and, for a
         guarded step, ``probes(snapshot)`` and ``confirm(probes)`` → problems.
-    :param spec: what the step is to make, as plain data (it goes to the node as a Python literal).
+    :param spec: what the step is to make, as JSON data (it goes to the node so; anything else is refused).
     :param guarded: the change can cut the node off from the controller: a rollback is armed on the
         node before the first change, and only the controller's confirmation over a new connection,
         with the probes passing, disarms it.
@@ -168,6 +168,12 @@ class NodeStep:
             raise ValueError(f"NodeStep {self.name}: phase must be one of {', '.join(PHASES)} (got {self.phase!r})")
         if self.guarded and self.phase != "before_objects":
             raise ValueError(f"NodeStep {self.name}: a guarded step runs before_objects")
+        import json
+
+        try:
+            json.dumps(self.spec)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"NodeStep {self.name}: spec is not JSON data ({exc}); a node is sent plain data only") from None
 
 
 PHASES = ("before_objects", "after_files")

@@ -28,9 +28,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def provision_probe() -> dict[str, dict[str, Any]]:
     """Name what the plugin needs to read from a node, as probe operations.
 
-    All plugins' operations are merged and run on the node in one round trip
-    by one probe script; the answers come back as :class:`~provision.facts.Facts`.
-    An operation is a dict with an ``op`` key, one of ``read``, ``read_first``,
+    All plugins' operations are merged and run on the node in one request
+    to one probe; the answers come back as :class:`~provision.facts.Facts`.
+    An operation is a dict of JSON data (anything else is refused when the
+    plugins are loaded) with an ``op`` key, one of ``read``, ``read_first``,
     ``node_file``, ``stat``, ``listdir``, ``exists``, ``installed``, ``run``,
     ``processes``, ``statvfs``, ``ioctl``, ``kvm_run``, ``qemu_cpu_models``,
     ``adjtimex``, ``listening``, ``connect``, ``pci_devices``, ``canary_boot`` (see
@@ -50,8 +51,9 @@ def provision_probe() -> dict[str, dict[str, Any]]:
 @hookspec
 def provision_probe_settings(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Name probe operations that one node's settings call for (the Ceph monitors its RBD pools name,
-    to be reached from the node); they are gathered in a second round trip, only for a node where some
-    plugin names one, and their facts join the node's before the checks run.
+    to be reached from the node); they are gathered in a second probe request (over the same
+    connection), only for a node where some plugin names one, and their facts join the node's before
+    the checks run.
 
     :param settings: the node's validated settings.
     :return: fact key mapped to the operation that gathers it, as :func:`provision_probe`'s.

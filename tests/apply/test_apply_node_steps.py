@@ -98,3 +98,9 @@ def test_a_kind_two_plugins_describe_is_refused(cli, tmp_path):
                  env={"PROVISION_PLUGINS": "tests.fixture_plugins.nwfilter,tests.fixture_plugins.nwfilter_again"})
     assert result.exit_code == 2
     assert "libvirt kind 'nwfilter' is described by both tests.fixture_plugins.nwfilter and tests.fixture_plugins.nwfilter_again" in result.stderr
+
+
+def test_a_step_spec_that_is_not_json_data_is_refused():
+    with pytest.raises(ValueError, match=r"^NodeStep x: spec is not JSON data \(Object of type bytes is not JSON "
+                                         r"serializable\); a node is sent plain data only$"):
+        NodeStep("x", AGENT, {"key": b"raw"})

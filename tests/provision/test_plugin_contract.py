@@ -128,3 +128,19 @@ def test_render_is_called_through_pluggy_so_fewer_arguments_and_wrappers_work(tm
     assert files["/etc/argless.conf"].plugin == "tests.fixture_plugins.argless_render"
     assert "/etc/nova/nova.conf.d/50-provision-libvirt.conf" in files
     assert argless_render.SEEN  # the wrapper ran around the plugins' calls
+
+
+def test_a_probe_operation_that_is_not_json_data_is_refused_naming_the_plugin():
+    """Operations travel to nodes as JSON: a set (or bytes, or an object) is refused when the plugins are
+    loaded, never at the node or half-way through a fleet."""
+    from types import SimpleNamespace
+
+    from provision.hookspecs import hookimpl
+
+    pm = make_plugin_manager(autoload=False)
+    pm.register(SimpleNamespace(provision_probe=hookimpl(lambda: {"x.files": {"op": "exists", "path": {"/a", "/b"}}})),
+                name="setty")
+    with pytest.raises(PluginError) as err:
+        _ = Hooks(pm).probe_operations
+    assert str(err.value) == ("setty: probe operation 'x.files' is not JSON data (Object of type set is not JSON "
+                              "serializable); a node is sent plain data only")
