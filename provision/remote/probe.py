@@ -100,7 +100,7 @@ def run_bundle(host: HostSpec, names: tuple[str, ...], spec: Any, *, timeout: fl
     from provision.node import bundle
 
     if _RUNNER is None and _SESSIONS is not None and _SESSIONS.holds(host, names):
-        return _SESSIONS.of(host).call(names, spec, timeout=timeout)
+        return _SESSIONS.call(host, names, spec, timeout=timeout)
     return within(lambda: run_program(host, bundle(names, spec), timeout=timeout, local_python=local_python),
                   timeout=timeout, name=host.name)
 

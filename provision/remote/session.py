@@ -50,11 +50,6 @@ def can_hold(host: HostSpec, names: tuple[str, ...]) -> bool:
     return host.scheme in ("ssh", "docker") or (host.is_local and names == PROBE)
 
 
-def _key(host: HostSpec) -> Any:
-    """One session per node: the local node is one whatever name the inventory gives it."""
-    return ("local", host.python) if host.is_local else host
-
-
 def session_argv(host: HostSpec, *, timeout: float) -> list[str]:
     """The argument vector that starts the session program on ``host`` (ssh, ``docker exec -i``, or the
     local node's Python)."""
@@ -90,6 +85,7 @@ class NodeSession:
         self.stderr = bytearray()
         self.started = 0  # how many times its program was started (a failed request ends it)
         self.requests = 0  # how many requests it answered
+        self.lock = threading.Lock()  # held by the request using it (and by the run ending it for room)
         self.ahead = b""  # sent ahead (:meth:`warm`): what is still to be written, and
         self.unanswered = 0  # how many answers to load-only requests are still to be read
 
@@ -270,31 +266,78 @@ class NodeSession:
             _CHILDREN.discard(proc)
 
 
-class Sessions:
-    """The sessions of a run, one per node, made at each node's first request."""
+def session_limit() -> int:
+    """How many sessions a run keeps open at once: three descriptors each, within this process's limit
+    (raised to its hard limit, up to 8,192, as a run of many nodes needs)."""
+    import resource
 
-    def __init__(self) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    room = 8192 if soft == resource.RLIM_INFINITY else soft
+    return max(8, min(1024, (room - 256) // 3))
+
+
+class Sessions:
+    """The sessions of a run, one per node, made at each node's first request. At most ``limit`` are
+    open at once: past that, the one used least recently (and not in use) ends, and its node's next
+    request starts another (a fleet larger than the limit pays a connection per stage, as without
+    sessions)."""
+
+    def __init__(self, limit: int | None = None) -> None:
         self.lock = threading.Lock()
         self.open: dict[Any, NodeSession] = {}
+        self.limit = limit or session_limit()
 
     def holds(self, host: HostSpec, names: tuple[str, ...]) -> bool:
         return can_hold(host, names)
 
     def of(self, host: HostSpec) -> NodeSession:
+        """``host``'s session (its program starts at its first request)."""
         with self.lock:
-            key = _key(host)
+            key = host
             if key not in self.open:
                 self.open[key] = NodeSession(host)
+            self.open[key] = self.open.pop(key)  # the most recently used last
             return self.open[key]
+
+    def call(self, host: HostSpec, names: tuple[str, ...], spec: Any, *, timeout: float) -> dict:
+        """A request to ``host``'s session (:meth:`NodeSession.call`), within the limit of open sessions."""
+        session = self.of(host)
+        with session.lock:
+            if session.proc is None:
+                self._make_room(session)
+            return session.call(names, spec, timeout=timeout)
+
+    def _make_room(self, starting: NodeSession) -> None:
+        """End the least recently used sessions that no request is using, so that ``starting`` keeps the
+        number open within the limit."""
+        with self.lock:
+            others = [s for s in self.open.values() if s is not starting and s.proc is not None]
+        for old in others[:max(0, len(others) + 1 - self.limit)]:
+            if old.lock.acquire(blocking=False):  # one in use is left alone
+                try:
+                    old.close()
+                finally:
+                    old.lock.release()
 
     def warm(self, host: HostSpec, names: tuple[str, ...], *, timeout: float) -> None:
         """Start ``host``'s session ahead of its first request for ``names`` (:meth:`NodeSession.warm`);
         nothing where that bundle would not go to a session. A failure shows at the request."""
         if can_hold(host, names):
-            try:
-                self.of(host).warm(names, timeout=timeout)
-            except (OSError, Unreachable):
-                pass
+            session = self.of(host)
+            with session.lock:
+                if session.proc is None:
+                    self._make_room(session)
+                try:
+                    session.warm(names, timeout=timeout)
+                except (OSError, Unreachable):
+                    pass
 
     def close(self) -> None:
         """End every session: all inputs close first, so the nodes end together."""

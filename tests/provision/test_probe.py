@@ -365,3 +365,24 @@ def test_the_local_probe_goes_to_a_session_started_ahead():
         with pytest.raises(Unreachable, match=r"^no Python on the node \(looked for /opt/no-such/python3\): .*No such file"):
             gather_facts(missing, {}, timeout=10)
     assert session.proc is None  # ended with the block
+
+
+def test_a_run_keeps_at_most_its_limit_of_sessions_open():
+    """Past the limit, the session used least recently ends, and its node's next request starts another:
+    a fleet larger than the limit pays a connection per stage, never a descriptor per node."""
+    from dataclasses import replace
+
+    from provision.remote.session import Sessions, session_limit, sessions
+
+    assert 8 <= session_limit() <= 1024
+    one = replace(parse_host_spec("local://"), python=(sys.executable,))
+    two = replace(parse_host_spec("local://"), python=("/usr/bin/python3",))
+    with sessions() as held:
+        held.limit = 1
+        first = gather_facts(one, {}, timeout=10).answer("_probe")["pid"]
+        gather_facts(two, {}, timeout=10)
+        assert held.of(one).proc is None and held.of(two).proc is not None  # one ended to make room
+        again = gather_facts(one, {}, timeout=10).answer("_probe")["pid"]
+        assert again != first and (held.of(one).started, held.of(one).requests) == (2, 2)
+        assert held.of(two).proc is None
+    assert Sessions(limit=3).limit == 3
