@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 
@@ -13,6 +14,24 @@ from provision_plugins.libvirt_guests.connection import Connection, message
 SCRATCH_BYTES = 16 << 20  # a volume smoke makes in a pool for the canary's marker
 MADE = ("dir", "fs", "netfs", "logical", "rbd")  # pool types where libvirt makes volumes
 BORROWED = ("iscsi", "iscsi-direct")  # LUNs are the target's: the last sector is borrowed and put back
+# What smoke makes (its guest, its pool of the canary's files, its volumes in the node's pools) is named
+# provision-smoke-<lease>-<random>: the lease (the epoch second, hex) by which the run is over, however
+# it ends. A run killed before it removed them leaves them; the next smoke removes those whose lease
+# has passed, and nothing else (not another run's, not a name provision did not make).
+PREFIX = "provision-smoke-"
+LEASE_SECONDS = 600  # beyond the boot's own timeout
+LEASED = re.compile(r"provision-smoke-([0-9a-f]{8,12})-[0-9a-f]{8}")
+
+
+def leased_name(timeout: float) -> str:
+    """A name for what one smoke run makes: its lease, then 8 random hex digits."""
+    return f"{PREFIX}{int(time.time() + timeout + LEASE_SECONDS):x}-{uuid.uuid4().hex[:8]}"
+
+
+def lapsed(name: str, now: float) -> bool:
+    """Whether ``name`` is one smoke made and its lease has passed."""
+    found = LEASED.fullmatch(name)
+    return bool(found) and int(found.group(1), 16) < now
 
 
 class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's members
@@ -21,9 +40,10 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
         """Upload the canary into a pool made for it, boot it transient (with ``disks``, domain XML,
         and ``cmdline`` added to its own), wait for the marker on its console; remove everything.
         (seconds to the marker, console text)."""
-        tag = f"provision-smoke-{uuid.uuid4().hex[:8]}"
+        tag = leased_name(timeout)
         made_pool = None
         dom = None
+        self.sweep()
         try:
             made_pool = self.conn.storagePoolDefineXML(
                 f"<pool type='dir'><name>{tag}</name><target><path>/var/lib/libvirt/images/{tag}</path></target></pool>", 0)
@@ -65,7 +85,8 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
         and reads it back past its page cache. ``{pool: {"ok": bool, "seconds": float, "why": str}}``.
         A volume is made for it in a pool that makes volumes, and deleted after; in an iSCSI pool the
         first LUN's last sector is borrowed and put back by the canary."""
-        token = uuid.uuid4().hex[:16]
+        token = leased_name(timeout)[len(PREFIX):]
+        self.sweep(pools)
         results: dict[str, dict] = {}
         disks: list[str] = []
         borrowed: list[str] = []
@@ -114,6 +135,45 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
                                       f"the smoke volume {volume.name()} could not be deleted: {message(exc)}")
         return results
 
+    def sweep(self, pools=()) -> list[str]:
+        """Remove what smoke runs that did not end left (:func:`lapsed`): their guests, their pools of the
+        canary's files, and their volumes in ``pools``; the names removed. What cannot be removed now is
+        left for the next run."""
+        now, removed = time.time(), []
+        for dom in self.conn.listAllDomains(0):
+            if lapsed(dom.name(), now):
+                try:
+                    dom.destroy()  # transient: gone with it
+                    removed.append(dom.name())
+                except self.lv.libvirtError:
+                    pass
+        for pool in self.conn.listAllStoragePools(0):
+            if lapsed(pool.name(), now):
+                try:
+                    if not pool.isActive():
+                        pool.create(0)  # its volumes (the canary's files) go with it
+                    for vol in pool.listAllVolumes(0):
+                        vol.delete(0)
+                    pool.destroy()
+                    pool.delete(0)
+                    pool.undefine()
+                    removed.append(pool.name())
+                except self.lv.libvirtError:
+                    pass
+        for name in pools:
+            try:
+                pool = self.conn.storagePoolLookupByName(name)
+                if not pool.isActive():
+                    continue
+                pool.refresh(0)
+                for vol in pool.listAllVolumes(0):
+                    if lapsed(vol.name(), now):
+                        vol.delete(0)
+                        removed.append(f"{name}/{vol.name()}")
+            except self.lv.libvirtError:
+                pass
+        return removed
+
     def _smoke_disk(self, pool_name: str, token: str, target: str, borrowed: list):
         """(the disk's domain XML, the volume made for it or None when borrowed)."""
         import xml.etree.ElementTree as ET
@@ -136,7 +196,7 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
                 source, disk_type = self._iscsi_source(root.find("source"), pool.storageVolLookupByName(names[0])), "network"
         elif kind in MADE:
             fmt = "qcow2" if kind in ("dir", "fs", "netfs") else "raw"  # a file as nova's local disks are
-            volume = pool.createXML(f"<volume><name>provision-smoke-{token}</name><capacity unit='bytes'>"
+            volume = pool.createXML(f"<volume><name>{PREFIX}{token}</name><capacity unit='bytes'>"
                                     f"{SCRATCH_BYTES}</capacity>"
                                     f"{'<target><format type=%s/></target>' % quoteattr(fmt) if fmt == 'qcow2' else ''}</volume>", 0)
             if kind == "rbd":  # libvirt takes no rbd volume as a disk of type 'volume': the network source

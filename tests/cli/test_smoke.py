@@ -94,3 +94,40 @@ def test_guest_commands_over_ssh_with_connect(libvirtd, tmp_path):
         finally:
             remove_test_guests()
     subprocess.run(["ssh-keygen", "-R", address], capture_output=True)
+
+
+def test_smoke_removes_what_a_killed_run_left_and_nothing_else(libvirtd, tmp_path):
+    """What a smoke run makes carries its lease in its name: the next run removes what a run that never
+    ended left once that lease has passed (its pool and the canary's files in it, its volume in a node's
+    pool), and leaves a run still within its lease, and any name provision did not make, alone."""
+    import time
+
+    from provision_plugins.libvirt_guests.backend import LibvirtBackend
+    from provision_plugins.libvirt_guests.canary import PREFIX
+
+    stale, fresh, foreign = f"{PREFIX}00000001-deadbeef", f"{PREFIX}{int(time.time()) + 3600:x}-cafef00d", f"{PREFIX}mine"
+    user_pool = "pvtest-sweep"
+    made = [stale, fresh, foreign, user_pool]
+    try:
+        for name in made:
+            assert virsh("pool-define-as", name, "dir", "--target", str(tmp_path / name)).returncode == 0
+            virsh("pool-build", name, check=True)
+            virsh("pool-start", name, check=True)
+        virsh("vol-create-as", stale, "kernel-canary", "1M", check=True)
+        for vol in (stale, fresh, "keep-me"):
+            virsh("vol-create-as", user_pool, vol, "1M", check=True)
+        backend = LibvirtBackend("qemu:///system")
+        try:
+            removed = backend.sweep([user_pool, "pvtest-no-such-pool"])
+        finally:
+            backend.close()
+        assert sorted(removed) == [stale, f"{user_pool}/{stale}"]
+        pools = virsh("pool-list", "--all", "--name").stdout.split()
+        assert stale not in pools and {fresh, foreign, user_pool} <= set(pools)
+        assert not (tmp_path / stale).exists()
+        assert sorted(virsh("vol-list", user_pool).stdout.split()[::2]) == sorted([fresh, "keep-me"])
+    finally:
+        for name in made:
+            virsh("pool-destroy", name)
+            virsh("pool-delete", name)
+            virsh("pool-undefine", name)
