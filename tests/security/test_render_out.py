@@ -302,3 +302,41 @@ def test_scratch_space_in_dev_shm_is_fine(cli, tmp_path):
     finally:
         shutil.rmtree(out.parent)
     assert render(cli, inv, Path("/dev/shm")).exit_code == 2
+
+
+SIGTERM_AT_THE_EXCHANGE = """
+import os, signal, sys
+from provision import pipeline
+from provision.stages import tree
+
+exchange = tree._swap_in
+
+
+def swap_in(*args, **kwargs):  # a SIGTERM that comes while the exchange holds signals back
+    exchange(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+tree._swap_in = swap_in
+pipeline.render(inventory=sys.argv[1], out=sys.argv[2])
+"""
+
+
+def test_a_sigterm_held_back_by_the_exchange_ends_the_render_at_once(tmp_path):
+    """A SIGTERM during the exchange is delivered as it ends: every host is new by then, and the render
+    ends at once, leaving the marked staging folder (with the trees swapped out) for the next render
+    to remove, instead of removing thousands of trees first."""
+    hosts = 300
+    invs = {v: versioned_inventory(tmp_path / "inv", hosts, v) for v in ("a", "b")}
+    out = tmp_path / "out"
+    subprocess.run([provision_bin(), "render", "-i", invs["a"], "--out", str(out)], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", SIGTERM_AT_THE_EXCHANGE, invs["b"], str(out)], capture_output=True,
+                          timeout=120)
+    assert done.returncode == -signal.SIGTERM, done.stderr.decode()[-2000:]
+    assert b"Traceback" not in done.stderr
+    assert set(tree_versions(out, hosts).values()) == {"b"}
+    (staging,) = [p for p in out.iterdir() if p.name.startswith(".render-")]
+    assert (staging / ".provision-staging").exists() and len(list(staging.iterdir())) == hosts + 1
+    subprocess.run([provision_bin(), "render", "-i", invs["a"], "--out", str(out)], check=True, capture_output=True)
+    assert set(tree_versions(out, hosts).values()) == {"a"}
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
