@@ -99,6 +99,11 @@ def render(*, inventory: str | None = None, limit: str | None = None, out: Path 
     """Render each node's configuration (``provision render``): into ``out/<host>/`` with its manifest,
     and/or as a diff against the files on each node. ``timeout`` bounds a node (for ``diff`` and the
     decisions of ``virt_type: auto``) and the wait for another render into ``out``."""
+    with sessions():  # a node probed for its decision and read for --diff: one connection
+        return _render(inventory, limit, out, diff, forks, timeout, warn)
+
+
+def _render(inventory, limit, out, diff, forks, timeout, warn) -> Rendered:
     from provision.errors import Unreachable
     from provision.plugins import default_hooks
     from provision.stages.render import diff_against_nodes, prepare, render_all

@@ -40,9 +40,10 @@ def frame(body: bytes) -> bytes:
 
 
 def can_hold(host: HostSpec, names: tuple[str, ...]) -> bool:
-    """Whether the bundle ``names`` for ``host`` goes to a session: ssh and docker (a program of ours
-    whose pipes stay open), and the probe on the local node (under the node's own Python, started
-    ahead while provision loads its plugins; the local agent runs under provision's Python)."""
+    """Whether the bundle ``names`` for ``host`` may go to a session: ssh and docker (a program of ours
+    whose pipes stay open), and the probe on the local node (under the node's own Python; the local
+    agent runs under provision's). A local one only where it was started ahead (:meth:`Sessions.warm`):
+    an inventory of many local hosts would otherwise keep a Python running for each."""
     from provision.node import PROBE
 
     if host.problem:
@@ -266,9 +267,12 @@ class NodeSession:
             _CHILDREN.discard(proc)
 
 
+MAX_SESSIONS = 256  # each an ssh process here (beside its master), a few MiB: a fleet past it pays per stage
+
+
 def session_limit() -> int:
-    """How many sessions a run keeps open at once: three descriptors each, within this process's limit
-    (raised to its hard limit, up to 8,192, as a run of many nodes needs)."""
+    """How many sessions a run keeps open at once: at most :data:`MAX_SESSIONS`, three descriptors each,
+    within this process's limit (raised to its hard limit, up to 8,192, as a run of many nodes needs)."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -280,7 +284,7 @@ def session_limit() -> int:
         except (ValueError, OSError):
             pass
     room = 8192 if soft == resource.RLIM_INFINITY else soft
-    return max(8, min(1024, (room - 256) // 3))
+    return max(8, min(MAX_SESSIONS, (room - 256) // 3))
 
 
 class Sessions:
@@ -295,7 +299,7 @@ class Sessions:
         self.limit = limit or session_limit()
 
     def holds(self, host: HostSpec, names: tuple[str, ...]) -> bool:
-        return can_hold(host, names)
+        return can_hold(host, names) and (not host.is_local or host in self.open)
 
     def of(self, host: HostSpec) -> NodeSession:
         """``host``'s session (its program starts at its first request)."""

@@ -372,17 +372,32 @@ def test_a_run_keeps_at_most_its_limit_of_sessions_open():
     a fleet larger than the limit pays a connection per stage, never a descriptor per node."""
     from dataclasses import replace
 
+    from provision.node import PROBE
     from provision.remote.session import Sessions, session_limit, sessions
 
-    assert 8 <= session_limit() <= 1024
+    assert 8 <= session_limit() <= 256
     one = replace(parse_host_spec("local://"), python=(sys.executable,))
     two = replace(parse_host_spec("local://"), python=("/usr/bin/python3",))
     with sessions() as held:
         held.limit = 1
+        for host in (one, two):  # a local host's probe goes to a session only where one was started ahead
+            held.warm(host, PROBE, timeout=10)
         first = gather_facts(one, {}, timeout=10).answer("_probe")["pid"]
         gather_facts(two, {}, timeout=10)
         assert held.of(one).proc is None and held.of(two).proc is not None  # one ended to make room
         again = gather_facts(one, {}, timeout=10).answer("_probe")["pid"]
-        assert again != first and (held.of(one).started, held.of(one).requests) == (2, 2)
+        # one started three times: ahead, then for each request after the other had taken its room
+        assert again != first and (held.of(one).started, held.of(one).requests) == (3, 2)
         assert held.of(two).proc is None
     assert Sessions(limit=3).limit == 3
+
+
+def test_local_hosts_of_an_inventory_run_their_probe_as_a_program_each():
+    """Many local hosts (test inventories have them) keep no Python running each: only the local node
+    started ahead gets a session."""
+    from provision.remote.session import sessions
+
+    local = parse_host_spec("local://")
+    with sessions() as held:
+        pids = {gather_facts(local, {}, timeout=10).answer("_probe")["pid"] for _ in range(2)}
+        assert len(pids) == 2 and held.open == {}
