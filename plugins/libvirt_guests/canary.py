@@ -17,8 +17,10 @@ BORROWED = ("iscsi", "iscsi-direct")  # LUNs are the target's: the last sector i
 # What smoke makes (its guest, its pool of the canary's files, its volumes in the node's pools) is named
 # provision-smoke-<lease>-<random>: the lease (the epoch second, hex) by which the run is over, however
 # it ends. A run killed before it removed them leaves them; the next smoke removes those whose lease
-# has passed, and nothing else (not another run's, not a name provision did not make).
+# has passed and that have the shape smoke gives them, and nothing else (not another run's, not an
+# object provision did not make that happens to be named alike).
 PREFIX = "provision-smoke-"
+IMAGES = "/var/lib/libvirt/images"  # where smoke's own pool of the canary's files lives, one folder per run
 LEASE_SECONDS = 600  # beyond the boot's own timeout
 LEASED = re.compile(r"provision-smoke-([0-9a-f]{8,12})-[0-9a-f]{8}")
 
@@ -43,10 +45,10 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
         tag = leased_name(timeout)
         made_pool = None
         dom = None
-        self.sweep()
         try:
+            self.sweep()
             made_pool = self.conn.storagePoolDefineXML(
-                f"<pool type='dir'><name>{tag}</name><target><path>/var/lib/libvirt/images/{tag}</path></target></pool>", 0)
+                f"<pool type='dir'><name>{tag}</name><target><path>{IMAGES}/{tag}</path></target></pool>", 0)
             made_pool.build(0)
             made_pool.create(0)
             paths = {}
@@ -86,7 +88,6 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
         A volume is made for it in a pool that makes volumes, and deleted after; in an iSCSI pool the
         first LUN's last sector is borrowed and put back by the canary."""
         token = leased_name(timeout)[len(PREFIX):]
-        self.sweep(pools)
         results: dict[str, dict] = {}
         disks: list[str] = []
         borrowed: list[str] = []
@@ -135,44 +136,57 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
                                       f"the smoke volume {volume.name()} could not be deleted: {message(exc)}")
         return results
 
-    def sweep(self, pools=()) -> list[str]:
-        """Remove what smoke runs that did not end left (:func:`lapsed`): their guests, their pools of the
-        canary's files, and their volumes in ``pools``; the names removed. What cannot be removed now is
-        left for the next run."""
-        now, removed = time.time(), []
+    def sweep(self) -> list[str]:
+        """Remove what smoke runs that did not end left, once their lease passed (:func:`lapsed`), and only
+        what has the shape smoke gives it: a transient guest, a ``dir`` pool in IMAGES/<its name> (with
+        the canary's files). The names removed. One that cannot be removed is a GuestError naming it;
+        one gone meanwhile (another run removed it) is not."""
+        now, removed = time.time(), list[str]()
         for dom in self.conn.listAllDomains(0):
-            if lapsed(dom.name(), now):
-                try:
-                    dom.destroy()  # transient: gone with it
-                    removed.append(dom.name())
-                except self.lv.libvirtError:
-                    pass
+            if lapsed(dom.name(), now) and not dom.isPersistent():
+                self._remove(dom.name(), dom.destroy, removed)  # transient: gone with it
         for pool in self.conn.listAllStoragePools(0):
-            if lapsed(pool.name(), now):
-                try:
-                    if not pool.isActive():
-                        pool.create(0)  # its volumes (the canary's files) go with it
-                    for vol in pool.listAllVolumes(0):
-                        vol.delete(0)
-                    pool.destroy()
-                    pool.delete(0)
-                    pool.undefine()
-                    removed.append(pool.name())
-                except self.lv.libvirtError:
-                    pass
-        for name in pools:
-            try:
-                pool = self.conn.storagePoolLookupByName(name)
-                if not pool.isActive():
-                    continue
-                pool.refresh(0)
-                for vol in pool.listAllVolumes(0):
-                    if lapsed(vol.name(), now):
-                        vol.delete(0)
-                        removed.append(f"{name}/{vol.name()}")
-            except self.lv.libvirtError:
-                pass
+            if lapsed(pool.name(), now) and self._is_canary_pool(pool):
+                self._remove(pool.name(), lambda pool=pool: self._drop_pool(pool), removed)
         return removed
+
+    def sweep_volumes(self, pool) -> list[str]:
+        """In a pool smoke makes volumes in, remove the volumes a smoke run that did not end left there:
+        lapsed, and of the size smoke makes them. The names removed."""
+        now, removed = time.time(), list[str]()
+        pool.refresh(0)
+        for vol in pool.listAllVolumes(0):
+            if lapsed(vol.name(), now) and vol.info()[1] == SCRATCH_BYTES:
+                self._remove(f"{pool.name()}/{vol.name()}", lambda vol=vol: vol.delete(0), removed)
+        return removed
+
+    def _remove(self, name: str, remove, removed: list[str]) -> None:
+        try:
+            remove()
+        except self.lv.libvirtError as exc:
+            gone = (self.lv.VIR_ERR_NO_DOMAIN, self.lv.VIR_ERR_NO_STORAGE_POOL, self.lv.VIR_ERR_NO_STORAGE_VOL)
+            if exc.get_error_code() in gone:
+                return
+            raise GuestError(f"cannot remove {name}, left by a smoke run that did not end: {message(exc)}") from None
+        removed.append(name)
+
+    @staticmethod
+    def _is_canary_pool(pool) -> bool:
+        import xml.etree.ElementTree as ET
+
+        root = ET.fromstring(pool.XMLDesc(0))
+        return root.get("type") == "dir" and root.findtext("target/path") == f"{IMAGES}/{pool.name()}"
+
+    @staticmethod
+    def _drop_pool(pool) -> None:
+        """A pool of the canary's files, its files and its folder."""
+        if not pool.isActive():
+            pool.create(0)
+        for vol in pool.listAllVolumes(0):
+            vol.delete(0)
+        pool.destroy()
+        pool.delete(0)
+        pool.undefine()
 
     def _smoke_disk(self, pool_name: str, token: str, target: str, borrowed: list):
         """(the disk's domain XML, the volume made for it or None when borrowed)."""
@@ -195,6 +209,7 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
             if kind == "iscsi-direct":  # libvirt gives such a volume QEMU's LUN 0 (a target's controller): the network source
                 source, disk_type = self._iscsi_source(root.find("source"), pool.storageVolLookupByName(names[0])), "network"
         elif kind in MADE:
+            self.sweep_volumes(pool)
             fmt = "qcow2" if kind in ("dir", "fs", "netfs") else "raw"  # a file as nova's local disks are
             volume = pool.createXML(f"<volume><name>{PREFIX}{token}</name><capacity unit='bytes'>"
                                     f"{SCRATCH_BYTES}</capacity>"

@@ -213,15 +213,16 @@ def read_objects(objects):
     redefined_live = False
     for obj in objects:
         entry = {}  # type: dict
-        kind = KINDS[obj["kind"]]
         try:
+            verbs, kind = _verbs(obj["kind"]), KINDS[obj["kind"]]
             ident = _ident(obj)
             entry["ident"], entry["live"] = ident, None
             if ident:
                 try:
-                    entry["live"] = virsh(*(_verbs(obj["kind"])["dump"] + [ident]))
-                except VirshError:
-                    pass
+                    entry["live"] = virsh(*(verbs["dump"] + [ident]))
+                except VirshError as exc:
+                    if not _gone(exc):  # not defined is None; libvirt not answering is this object's error
+                        raise
             if entry["live"] is not None and kind["startable"]:
                 entry["active"], entry["autostart"] = _info(obj, ident)
                 if entry["active"] and kind.get("used_by"):

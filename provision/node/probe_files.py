@@ -58,8 +58,13 @@ def _kind(mode):
     return next((name for test, name in KINDS if test(mode)), "not a regular file")
 
 
+class Unredactable(Exception):
+    """A secret file exists but cannot be read: what to hide of a file beside it is not known."""
+
+
 def _secret_words(paths):
-    """What to hide of each secret file: its whole text, each value after '=' or ':', each long word."""
+    """What to hide of each secret file: its whole text, each value after '=' or ':', each long word.
+    :class:`Unredactable` where one exists but cannot be read (an absent one has nothing to hide)."""
     words = set()
     for path in paths:
         if path not in _SECRET_WORDS:
@@ -77,8 +82,11 @@ def _secret_words(paths):
                             found.update(w for w in line.split() if len(w) >= 16)
                 finally:
                     os.close(fd)
-            except OSError:
+            except FileNotFoundError:
                 pass
+            except OSError as exc:
+                raise Unredactable("the secret file %s cannot be read to hide its text (%s); the file is not shown"
+                                   % (path, error_of(exc)["error"])) from None
             _SECRET_WORDS[path] = set(w for w in found if len(w) >= 6)
         words.update(_SECRET_WORDS[path])
     return sorted(words, key=len, reverse=True)
@@ -92,6 +100,10 @@ def op_node_file(spec):
         st = os.lstat(path)
     except FileNotFoundError:
         return {"path": path, "missing": True}
+    try:
+        words = _secret_words(spec.get("secrets", ()))
+    except Unredactable as exc:
+        return {"path": path, "error": str(exc)}
     if stat.S_ISLNK(st.st_mode):
         return {"path": path, "symlink": os.readlink(path)}
     if not stat.S_ISREG(st.st_mode):
@@ -111,7 +123,7 @@ def op_node_file(spec):
     finally:
         os.close(fd)
     text = b"".join(chunks).decode("utf-8", "replace")
-    for word in _secret_words(spec.get("secrets", ())):
+    for word in words:
         text = text.replace(word, "<redacted>")
     return {"path": path, "text": text, "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
             "truncated": size >= MAX_READ}

@@ -340,7 +340,7 @@ class Sessions:
                     self._make_room(session)
                 try:
                     session.warm(names, timeout=timeout)
-                except (OSError, Unreachable):
+                except Unreachable:  # its Python cannot start: the request starts it again and says why
                     pass
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -98,36 +99,73 @@ def test_guest_commands_over_ssh_with_connect(libvirtd, tmp_path):
 
 def test_smoke_removes_what_a_killed_run_left_and_nothing_else(libvirtd, tmp_path):
     """What a smoke run makes carries its lease in its name: the next run removes what a run that never
-    ended left once that lease has passed (its pool and the canary's files in it, its volume in a node's
-    pool), and leaves a run still within its lease, and any name provision did not make, alone."""
+    ended left once that lease has passed (its pool of the canary's files, its volume in a node's pool),
+    and leaves alone a run still within its lease, a name provision did not make, and anything named
+    alike that has not the shape smoke gives it (a pool elsewhere, a volume of another size)."""
+    import shutil
     import time
 
     from provision_plugins.libvirt_guests.backend import LibvirtBackend
-    from provision_plugins.libvirt_guests.canary import PREFIX
+    from provision_plugins.libvirt_guests.canary import IMAGES, PREFIX
 
     stale, fresh, foreign = f"{PREFIX}00000001-deadbeef", f"{PREFIX}{int(time.time()) + 3600:x}-cafef00d", f"{PREFIX}mine"
-    user_pool = "pvtest-sweep"
-    made = [stale, fresh, foreign, user_pool]
+    lookalike, user_pool = f"{PREFIX}00000002-deadbeef", "pvtest-sweep"
+    places = {stale: f"{IMAGES}/{stale}", fresh: f"{IMAGES}/{fresh}", foreign: str(tmp_path / foreign),
+              lookalike: str(tmp_path / lookalike), user_pool: str(tmp_path / user_pool)}
     try:
-        for name in made:
-            assert virsh("pool-define-as", name, "dir", "--target", str(tmp_path / name)).returncode == 0
+        for name, place in places.items():
+            assert virsh("pool-define-as", name, "dir", "--target", place).returncode == 0
             virsh("pool-build", name, check=True)
             virsh("pool-start", name, check=True)
         virsh("vol-create-as", stale, "kernel-canary", "1M", check=True)
-        for vol in (stale, fresh, "keep-me"):
-            virsh("vol-create-as", user_pool, vol, "1M", check=True)
+        virsh("vol-create-as", user_pool, stale, "16M", check=True)  # smoke's scratch volume
+        virsh("vol-create-as", user_pool, lookalike, "1M", check=True)  # named alike, another size
+        virsh("vol-create-as", user_pool, fresh, "16M", check=True)
         backend = LibvirtBackend("qemu:///system")
         try:
-            removed = backend.sweep([user_pool, "pvtest-no-such-pool"])
+            removed = backend.sweep() + backend.sweep_volumes(backend.conn.storagePoolLookupByName(user_pool))
         finally:
             backend.close()
         assert sorted(removed) == [stale, f"{user_pool}/{stale}"]
         pools = virsh("pool-list", "--all", "--name").stdout.split()
-        assert stale not in pools and {fresh, foreign, user_pool} <= set(pools)
-        assert not (tmp_path / stale).exists()
-        assert sorted(virsh("vol-list", user_pool).stdout.split()[::2]) == sorted([fresh, "keep-me"])
+        assert stale not in pools and {fresh, foreign, lookalike, user_pool} <= set(pools)
+        assert not Path(places[stale]).exists()
+        assert sorted(virsh("vol-list", user_pool).stdout.split()[::2]) == sorted([fresh, lookalike])
     finally:
-        for name in made:
+        for name, place in places.items():
             virsh("pool-destroy", name)
             virsh("pool-delete", name)
             virsh("pool-undefine", name)
+            if place.startswith(IMAGES):
+                shutil.rmtree(place, ignore_errors=True)
+
+
+def test_what_a_killed_run_left_and_cannot_be_removed_is_named(libvirtd):
+    """The sweep never hides a failure: a lapsed canary pool whose file cannot be deleted (immutable here)
+    stops the smoke with its name and libvirt's reason."""
+    import shutil
+
+    from provision.guests import GuestError
+    from provision_plugins.libvirt_guests.backend import LibvirtBackend
+    from provision_plugins.libvirt_guests.canary import IMAGES, PREFIX
+
+    stale = f"{PREFIX}00000003-deadbeef"
+    place = Path(IMAGES) / stale
+    try:
+        virsh("pool-define-as", stale, "dir", "--target", str(place), check=True)
+        virsh("pool-build", stale, check=True)
+        virsh("pool-start", stale, check=True)
+        virsh("vol-create-as", stale, "initrd-canary", "1M", check=True)
+        subprocess.run(["chattr", "+i", str(place / "initrd-canary")], check=True)
+        backend = LibvirtBackend("qemu:///system")
+        try:
+            with pytest.raises(GuestError, match=rf"^cannot remove {stale}, left by a smoke run that did not end: "
+                                                 r".*[Oo]peration not permitted"):
+                backend.sweep()
+        finally:
+            backend.close()
+    finally:
+        subprocess.run(["chattr", "-i", str(place / "initrd-canary")])
+        for verb in ("pool-destroy", "pool-delete", "pool-undefine"):
+            virsh(verb, stale)
+        shutil.rmtree(place, ignore_errors=True)

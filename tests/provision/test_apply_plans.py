@@ -127,3 +127,14 @@ def test_an_object_no_longer_rendered_is_removed():
     owned = {"objects": {"network:old": {"object": {"kind": "network", "name": "old"}}}}
     (step,) = objects.plan_objects(owned, [], {"objects": {}})
     assert (step["key"], step["action"], step["todo"]) == ("network:old", "remove", ["remove"])
+
+
+def test_reading_an_object_libvirt_cannot_answer_for_is_that_objects_error(tmp_path, monkeypatch):
+    """Only "not defined" reads as absent: a virsh that cannot run (nor a daemon that does not answer)
+    never makes an object look undefined, to be created over the one that is there."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no virsh
+    found = objects.read_objects([net()])
+    assert found["objects"]["network:guestnat"] == {
+        "error": "virsh cannot run: No such file or directory (libvirt's client is not installed)"}
+    assert planned({"objects": {"network:guestnat": {}}}, found)["network:guestnat"][:2] == (
+        "failed", "virsh cannot run: No such file or directory (libvirt's client is not installed)")

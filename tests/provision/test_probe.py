@@ -401,3 +401,14 @@ def test_local_hosts_of_an_inventory_run_their_probe_as_a_program_each():
     with sessions() as held:
         pids = {gather_facts(local, {}, timeout=10).answer("_probe")["pid"] for _ in range(2)}
         assert len(pids) == 2 and held.open == {}
+
+
+@pytest.mark.parametrize("interpreter", ["python3;touch {m}", "$(touch {m})", "`touch {m}`", "python3 && touch {m}",
+                                         "python3 | touch {m}", "'; touch {m}; '"])
+def test_an_inventory_interpreter_never_reaches_the_nodes_shell_as_code(tmp_path, interpreter):
+    """ansible_python_interpreter's words are quoted one by one for the node's shell: shell syntax in it
+    is a program's name or an argument, never run (here the node's shell is sh on this machine)."""
+    marker = tmp_path / "ran"
+    command = probe_command(tuple(interpreter.format(m=marker).split())) % shlex.quote("print(1)")
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and not marker.exists(), (done.stdout, done.stderr)

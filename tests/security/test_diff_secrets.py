@@ -61,6 +61,22 @@ def test_a_fifo_or_device_is_not_opened(cli, tmp_path):
     assert f"provision: n1:{conf} is a FIFO; not read" in result.stdout
 
 
+def test_a_file_beside_a_secret_file_that_cannot_be_read_is_not_shown(cli, tmp_path):
+    """What to hide is only known from the secret file: where it exists but cannot be read (a symlink
+    loop here), the files it could be pasted into are not shown at all."""
+    key = tmp_path / "client.nova.key"
+    conf = tmp_path / "ceph.conf"
+    conf.write_text(f"[global]\nkey = {SECRET}\n")
+    inv = inventory(tmp_path, settings(tmp_path, conf, key=key))
+    key.unlink()
+    key.symlink_to(key)  # ELOOP: there, but unreadable
+    result = cli("render", "-i", inv, "--diff")
+    assert result.exit_code == 0, result.output
+    assert (f"provision: n1:{conf} cannot be read: the secret file {key} cannot be read to hide its text "
+            "(ELOOP: Too many levels of symbolic links); the file is not shown") in result.stdout
+    assert SECRET not in result.output and f"a/n1:{conf}" not in result.stdout
+
+
 @pytest.mark.parametrize("same", ["key", "chap"])
 def test_a_path_equal_to_a_secret_file_is_an_input_error(cli, tmp_path, same):
     key, chap = tmp_path / "client.nova.key", tmp_path / "chap"
