@@ -168,15 +168,21 @@ class NodeStep:
             raise ValueError(f"NodeStep {self.name}: phase must be one of {', '.join(PHASES)} (got {self.phase!r})")
         if self.guarded and self.phase != "before_objects":
             raise ValueError(f"NodeStep {self.name}: a guarded step runs before_objects")
-        import json
-
-        try:
-            json.dumps(self.spec)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"NodeStep {self.name}: spec is not JSON data ({exc}); a node is sent plain data only") from None
+        json_data(self.spec, f"NodeStep {self.name}: spec")
 
 
 PHASES = ("before_objects", "after_files")
+
+
+def json_data(value: Any, what: str) -> None:
+    """A ValueError where ``value`` is not JSON data: what goes to a node (probe operations, step specs)
+    travels as JSON."""
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON data ({exc}); a node is sent plain data only") from None
 
 
 class NodeStepModule(Protocol):

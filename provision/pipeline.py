@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provision.remote.hosts import Node
-from provision.remote.session import sessions
 from provision.results import Report
 
 Warn = Callable[[str], None]
@@ -56,29 +55,21 @@ def preflight(*, inventory: str | None = None, limit: str | None = None, hosts: 
     nodes are contacted, ``on_done(host_report)`` as each is done, ``meanwhile()`` while they answer."""
     from provision.node import PROBE
     from provision.remote.hosts import parse_host_spec
-
-    if engine == "direct" and inventory is None and not hosts and not nodes:
-        with sessions() as held:  # the local node: its Python starts, and compiles the probe, meanwhile
-            held.warm(parse_host_spec("local://"), PROBE, timeout=timeout)
-            return _preflight(nodes, inventory, limit, hosts, forks, timeout, ignore, functional, on_start, on_done,
-                              meanwhile, warn, engine, fail_on)
-    return _preflight(nodes, inventory, limit, hosts, forks, timeout, ignore, functional, on_start, on_done, meanwhile,
-                      warn, engine, fail_on)
-
-
-def _preflight(nodes, inventory, limit, hosts, forks, timeout, ignore, functional, on_start, on_done, meanwhile, warn,
-               engine, fail_on) -> Report:
+    from provision.remote.session import sessions
     from provision.stages.preflight import preflight as run
 
-    nodes = select(inventory=inventory, limit=limit, hosts=hosts, warn=warn, nodes=nodes)
     if engine == "ansible":  # Ansible reaches the nodes, with the provision.compute collection's task
         from provision.engines import ansible_run
 
+        nodes = select(inventory=inventory, limit=limit, hosts=hosts, warn=warn, nodes=nodes)
         return ansible_run.preflight(inventory=inventory or "", nodes=nodes, ignore=tuple(ignore), fail_on=fail_on,
                                      timeout=timeout, forks=forks)
-    if on_start:
-        on_start(len(nodes))
-    with sessions():  # the probe, and the settings' probes where plugins ask for them: one connection
+    with sessions() as held:  # the probe, and the settings' probes where plugins ask for them: one connection
+        if inventory is None and not hosts and not nodes:  # the local node: its Python starts meanwhile
+            held.warm(parse_host_spec("local://"), PROBE, timeout=timeout)
+        nodes = select(inventory=inventory, limit=limit, hosts=hosts, warn=warn, nodes=nodes)
+        if on_start:
+            on_start(len(nodes))
         return run(nodes=nodes, forks=forks, timeout=timeout, ignore=ignore, on_done=on_done, functional=functional,
                    meanwhile=meanwhile).with_groups(nodes)
 
@@ -99,6 +90,8 @@ def render(*, inventory: str | None = None, limit: str | None = None, out: Path 
     """Render each node's configuration (``provision render``): into ``out/<host>/`` with its manifest,
     and/or as a diff against the files on each node. ``timeout`` bounds a node (for ``diff`` and the
     decisions of ``virt_type: auto``) and the wait for another render into ``out``."""
+    from provision.remote.session import sessions
+
     with sessions():  # a node probed for its decision and read for --diff: one connection
         return _render(inventory, limit, out, diff, forks, timeout, warn)
 
@@ -225,6 +218,8 @@ def apply(*, inventory: str | None = None, limit: str | None = None, nodes: Sequ
                                                 ignore=tuple(ignore), force=force, remedies=remedies, timeout=timeout,
                                                 forks=forks)
         return Applied(results, check, code, None, text, "", tuple(chosen))
+    from provision.remote.session import sessions
+
     with sessions():  # one connection per node for its probes, remedies, agent and verification
         return _apply(inventory, limit, given, check, diff, forks, timeout, tuple(ignore), force, confirm_timeout,
                       on_start, on_done, warn, remedies)
@@ -263,6 +258,7 @@ def _apply(inventory, limit, given, check, diff, forks, timeout, ignore, force, 
 def verify(*, inventory: str | None = None, limit: str | None = None, nodes: Sequence[Node] = (), forks: int = 8,
            timeout: float = 30, warn: Warn | None = None, engine: str = "direct") -> Report:
     """Each node's drift from its rendered configuration, as checks (``provision verify``); changes nothing."""
+    from provision.remote.session import sessions
     from provision.stages.apply import apply_nodes, verify_report
 
     if engine == "ansible":

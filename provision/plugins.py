@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 
 from provision import hookspecs
+from provision.api import json_data
 from provision.errors import InputError
 
 ENTRY_POINT_GROUP = "provision.plugins"
@@ -113,7 +114,10 @@ def _merge_operations(by_plugin: list[tuple[str, dict]]) -> dict[str, dict[str, 
     owner: dict[str, str] = {}
     for plugin, ops in by_plugin:
         for key, op in ops.items():
-            _json_data(op, f"{plugin}: probe operation {key!r}")
+            try:
+                json_data(op, f"{plugin}: probe operation {key!r}")
+            except ValueError as exc:
+                raise PluginError(str(exc)) from None
             if key in merged:
                 same = {k: v for k, v in op.items() if k != "keep"} == {k: v for k, v in merged[key].items() if k != "keep"}
                 if not same:
@@ -123,16 +127,6 @@ def _merge_operations(by_plugin: list[tuple[str, dict]]) -> dict[str, dict[str, 
             merged[key] = op
             owner.setdefault(key, plugin)
     return merged
-
-
-def _json_data(value: Any, what: str) -> None:
-    """Refuse what cannot go to a node: its operations and specs travel as JSON."""
-    import json
-
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise PluginError(f"{what} is not JSON data ({exc}); a node is sent plain data only") from None
 
 
 class Hooks:

@@ -19,13 +19,6 @@ BOOT = ('import sys;S=sys.stdin.buffer.read().decode("utf-8");'
         'exec(compile(S,"<provision>","exec"),{"__name__":"__main__","PROGRAM":S})')
 
 
-def probe_program(operations: dict[str, dict[str, Any]]) -> str:
-    """The probe's bundle (provision/node/) with its operations as a Python literal (plain data only)."""
-    from provision.node import PROBE, bundle
-
-    return bundle(PROBE, operations)
-
-
 # Where the probe looks for the node's own Python, first found: the system interpreter before whatever
 # PATH puts first (a pyenv shim in root's PATH costs more than the probe), as Ansible's discovery does
 PYTHONS = ("/usr/bin/python3", "/usr/libexec/platform-python", "python3")
@@ -50,8 +43,8 @@ AUTO = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")  # Ansible's
 
 def gather_facts(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float = 30) -> Facts:
     """Run the probe on ``host`` and return its facts, or raise :class:`Unreachable` (also after
-    ``timeout`` seconds): :func:`run_bundle`. On the local node it runs under the node's own Python too, as on any other node (not
-    provision's, which only the apply agent needs)."""
+    ``timeout`` seconds): :func:`run_bundle`. On the local node it runs under the node's own Python
+    too, as on any other node (not provision's, which only the apply agent needs)."""
     from provision.node import PROBE
 
     return Facts(run_bundle(host, PROBE, operations, timeout=timeout, local_python=local_node_python(host)))
@@ -147,10 +140,15 @@ def answer_of(stdout: str) -> dict:
     try:
         answers = json.loads(stdout)
     except (ValueError, RecursionError):
-        raise Unreachable(f"probe printed no answer: {brief(repr(stdout[:200]))}") from None
+        raise Unreachable(no_answer(stdout)) from None
     if not isinstance(answers, dict):
-        raise Unreachable(f"probe printed no answer: {brief(repr(stdout[:200]))}")
+        raise Unreachable(no_answer(stdout))
     return answers
+
+
+def no_answer(stdout: str) -> str:
+    """What a node program printed instead of its answer (a login banner, say), shown briefly."""
+    return f"probe printed no answer: {brief(repr(stdout[:200]))}"
 
 
 def _run_here(argv: list[str], *, timeout: float, data: bytes = b""):
@@ -169,11 +167,6 @@ def _run_here(argv: list[str], *, timeout: float, data: bytes = b""):
         return SimpleNamespace(rc=127, stdout="", stderr=str(exc))
     return SimpleNamespace(rc=done.returncode, stdout=done.stdout.decode("utf-8", "replace"),
                            stderr=done.stderr.decode("utf-8", "replace"))
-
-
-def gather_facts_within(host: HostSpec, operations: dict[str, dict[str, Any]], *, timeout: float) -> Facts:
-    """:func:`gather_facts` (bounded by ``timeout`` as well)."""
-    return gather_facts(host, operations, timeout=timeout)
 
 
 def within(call, *, timeout: float, name: str):
@@ -205,10 +198,14 @@ def _backend_reason(exc: Exception) -> str:
     # testinfra's ssh backend raises RuntimeError(CommandResult) when ssh exits 255
     arg = exc.args[0] if exc.args else exc
     if hasattr(arg, "stderr") and hasattr(arg, "rc"):
-        lines = [ln for ln in (arg.stderr or "").strip().splitlines()
-                 if ln and not ln.startswith("Warning: Permanently added")]
-        return brief(lines[-1]) if lines else f"ssh exited {arg.rc} and said nothing on its standard error"
+        return ssh_said(arg.stderr or "", arg.rc)
     return brief(f"{type(exc).__name__}: {exc}")
+
+
+def ssh_said(stderr: str, rc: int) -> str:
+    """Why ssh failed (it exited 255): its last line on standard error, its host-key notices aside."""
+    lines = [ln for ln in stderr.strip().splitlines() if ln and not ln.startswith("Warning: Permanently added")]
+    return brief(lines[-1]) if lines else f"ssh exited {rc} and said nothing on its standard error"
 
 
 def brief(text: str, limit: int = 300) -> str:

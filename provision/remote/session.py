@@ -4,9 +4,10 @@ over one SSH (or ``docker exec``) session, instead of one connection each.
 
 Each connection costs the node a login, its login shell's start-up files (``~/.bashrc`` runs for an SSH
 command on Debian) and Python's start; on a fleet those, not provision's own work, are most of a no-op
-apply. Within :class:`sessions`, :func:`provision.remote.probe.run_bundle` sends a request to the node's session, started at
-its first request and ended when the block ends; outside it (and for the local node, paramiko, or an
-Ansible connection) each bundle runs as a program of its own.
+apply. Within :class:`sessions`, :func:`provision.remote.probe.run_bundle` sends a request to the
+node's session, started at its first request and ended when the block ends; outside it (and for
+paramiko, an Ansible connection, or local hosts but the one started ahead) each bundle runs as a
+program of its own.
 
 The wire: a frame is its body's length in bytes, in decimal, a newline, then the body. The session
 program comes first in a frame of its own (read by :data:`SESSION_BOOT`), then one request per frame;
@@ -214,14 +215,14 @@ class NodeSession:
         return body
 
     def _not_an_answer(self) -> str:
-        from provision.remote.probe import brief
+        from provision.remote.probe import no_answer
 
-        return f"probe printed no answer: {brief(repr(bytes(self.stdout[:200]).decode('utf-8', 'replace')))}"
+        return no_answer(bytes(self.stdout[:200]).decode("utf-8", "replace"))
 
     def _why_ended(self) -> str:
         """Why the program ended before it answered: its exit (the node's Python missing: 127; ssh's own
         failure: 255) and the last lines it wrote on standard error."""
-        from provision.remote.probe import exit_reason
+        from provision.remote.probe import exit_reason, ssh_said
 
         proc = self.proc
         assert proc is not None
@@ -236,24 +237,32 @@ class NodeSession:
             pass
         stderr = self.stderr.decode("utf-8", "replace")
         if rc == 255 and self.host.scheme == "ssh":
-            lines = [ln for ln in stderr.strip().splitlines() if ln and not ln.startswith("Warning: Permanently added")]
-            return lines[-1][:300] if lines else "ssh exited 255 and said nothing on its standard error"
+            return ssh_said(stderr, rc)
         return exit_reason(self.host, rc or 1, stderr)
+
+    def end_input(self) -> None:
+        """Close the program's input: at the end of its requests, it ends."""
+        if self.proc is not None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:  # a pipe whose reader is gone: closed all the same
+                pass
 
     def close(self, *, kill: bool = False, wait: float = 2.0) -> None:
         """End the session: its input closes and the node program ends; killed where ``kill`` or when it
         has not ended within ``wait`` seconds."""
         from provision.parallel import _CHILDREN
 
-        proc, self.proc = self.proc, None
+        proc = self.proc
         if proc is None:
             return
+        self.end_input()
+        self.proc = None
         try:
             if not kill:
                 try:
-                    proc.stdin.close()  # type: ignore[union-attr]
                     proc.wait(wait)
-                except (OSError, subprocess.TimeoutExpired):
+                except subprocess.TimeoutExpired:
                     kill = True
             if kill:
                 proc.kill()
@@ -295,7 +304,7 @@ class Sessions:
 
     def __init__(self, limit: int | None = None) -> None:
         self.lock = threading.Lock()
-        self.open: dict[Any, NodeSession] = {}
+        self.open: dict[HostSpec, NodeSession] = {}
         self.limit = limit or session_limit()
 
     def holds(self, host: HostSpec, names: tuple[str, ...]) -> bool:
@@ -304,11 +313,9 @@ class Sessions:
     def of(self, host: HostSpec) -> NodeSession:
         """``host``'s session (its program starts at its first request)."""
         with self.lock:
-            key = host
-            if key not in self.open:
-                self.open[key] = NodeSession(host)
-            self.open[key] = self.open.pop(key)  # the most recently used last
-            return self.open[key]
+            session = self.open.pop(host, None) or NodeSession(host)
+            self.open[host] = session  # the most recently used last
+            return session
 
     def call(self, host: HostSpec, names: tuple[str, ...], spec: Any, *, timeout: float) -> dict:
         """A request to ``host``'s session (:meth:`NodeSession.call`), within the limit of open sessions."""
@@ -348,11 +355,7 @@ class Sessions:
         with self.lock:
             sessions, self.open = list(self.open.values()), {}
         for session in sessions:
-            if session.proc is not None and session.proc.stdin is not None:
-                try:
-                    session.proc.stdin.close()
-                except OSError:
-                    pass
+            session.end_input()
         for session in sessions:
             session.close()
 

@@ -10,7 +10,7 @@ from provision.errors import InputError
 from provision.facts import Facts
 from provision.plugins import Hooks, default_hooks
 from provision.remote.hosts import Node
-from provision.remote.probe import Unreachable, gather_facts_within
+from provision.remote.probe import Unreachable, gather_facts
 from provision.results import CheckResult, HostReport, Report
 
 
@@ -51,14 +51,14 @@ def check_host(node: Node, *, hooks: Hooks, timeout: float, ignore: frozenset[st
         operations = hooks.functional_operations(on_node(node.spec, timeout=timeout, boot_timeout=functional))
         timeout += 2 * functional + 5
     try:
-        facts = gather_facts_within(node.spec, operations, timeout=timeout)
+        facts = gather_facts(node.spec, operations, timeout=timeout)
     except Unreachable as exc:
         return HostReport(node.name, False, error=str(exc), seconds=time.monotonic() - start)
     seconds = time.monotonic() - start
     values = settings() if settings else node.settings
     if settings_probes and (extra := hooks.settings_operations(values)):  # what this node's settings name (its Ceph monitors)
         try:
-            more = gather_facts_within(node.spec, extra, timeout=max(1.0, timeout - seconds))
+            more = gather_facts(node.spec, extra, timeout=max(1.0, timeout - seconds))
         except Unreachable as exc:
             more = Facts({key: {"error": str(exc)} for key in extra})
         facts = Facts({**facts, **{k: v for k, v in more.items() if k != "_probe"}})

@@ -131,12 +131,12 @@ def _diff_node(node: Node, files: list[RenderedFile], timeout: float) -> str:
     the settings name is replaced on the node before it is sent: no secret reaches the diff."""
     import difflib
 
-    from provision.remote.probe import gather_facts_within
+    from provision.remote.probe import gather_facts
     from provision.secrets import redact_line, secret_files
 
     secrets = sorted(secret_files(node.settings))
     ops = {f"file.{i}": {"op": "node_file", "path": f.target, "secrets": secrets} for i, f in enumerate(files)}
-    facts = gather_facts_within(node.spec, ops, timeout=timeout)
+    facts = gather_facts(node.spec, ops, timeout=timeout)
     chunks = []
     for i, f in enumerate(files):
         answer, label = facts.answer(f"file.{i}"), f"{node.name}:{f.target}"
