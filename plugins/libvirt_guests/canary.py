@@ -279,15 +279,15 @@ class Canary(Connection):  # a part of LibvirtBackend: it uses the connection's 
                     chunks.append(data.decode("utf-8", "replace"))
                     if marker in "".join(chunks):
                         seen.set()
-            except self.lv.libvirtError:
-                pass
+            except self.lv.libvirtError as exc:  # said in the console text the boot's error quotes
+                chunks.append(f"\n[the console stream failed: {message(exc)}]")
 
         thread = threading.Thread(target=reader, daemon=True)
         thread.start()
         seen.wait(timeout)
         try:
             stream.abort()
-        except self.lv.libvirtError:
+        except self.lv.libvirtError:  # the stream ended already (the guest's console closed): nothing to stop
             pass
         thread.join(2)
         return "".join(chunks)

@@ -271,7 +271,7 @@ class NodeSession:
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 try:
                     pipe.close()  # type: ignore[union-attr]
-                except OSError:
+                except OSError:  # a pipe whose other end is gone: closed all the same
                     pass
             _CHILDREN.discard(proc)
 
@@ -290,7 +290,7 @@ def session_limit() -> int:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
             soft = wanted
-        except (ValueError, OSError):
+        except (ValueError, OSError):  # not allowed here: the soft limit stands, and the room is smaller
             pass
     room = 8192 if soft == resource.RLIM_INFINITY else soft
     return max(8, min(MAX_SESSIONS, (room - 256) // 3))
