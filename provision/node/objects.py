@@ -36,7 +36,11 @@ def _verbs(kind):
 
 
 class VirshError(Exception):
-    pass
+    not_installed = False  # virsh itself is missing: nothing can be defined on this node
+
+
+class NotInstalled(VirshError):
+    not_installed = True
 
 
 def virsh(*args):
@@ -46,7 +50,7 @@ def virsh(*args):
         proc = subprocess.run(["virsh", "-q", "-c", "qemu:///system"] + list(args), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, universal_newlines=True)
     except OSError as exc:  # a node planned before its remedies install libvirt (apply --check): nothing is defined
-        raise VirshError("virsh cannot run: %s (libvirt's client is not installed)" % exc.strerror) from None
+        raise NotInstalled("virsh cannot run: %s (libvirt's client is not installed)" % exc.strerror) from None
     if proc.returncode:
         raise VirshError((proc.stderr.strip().replace("error: ", "") or "virsh exited %d" % proc.returncode))
     return proc.stdout
@@ -221,7 +225,9 @@ def read_objects(objects):
                 try:
                     entry["live"] = virsh(*(verbs["dump"] + [ident]))
                 except VirshError as exc:
-                    if not _gone(exc):  # not defined is None; libvirt not answering is this object's error
+                    # not defined, or no libvirt installed yet (apply --check before the remedies): None;
+                    # a libvirt that does not answer is this object's error
+                    if not (_gone(exc) or exc.not_installed):
                         raise
             if entry["live"] is not None and kind["startable"]:
                 entry["active"], entry["autostart"] = _info(obj, ident)

@@ -129,12 +129,33 @@ def test_an_object_no_longer_rendered_is_removed():
     assert (step["key"], step["action"], step["todo"]) == ("network:old", "remove", ["remove"])
 
 
-def test_reading_an_object_libvirt_cannot_answer_for_is_that_objects_error(tmp_path, monkeypatch):
-    """Only "not defined" reads as absent: a virsh that cannot run (nor a daemon that does not answer)
-    never makes an object look undefined, to be created over the one that is there."""
+def test_reading_an_object_where_libvirt_is_not_installed_finds_it_undefined(tmp_path, monkeypatch):
+    """A bare node planned before its remedies install libvirt (apply --check): no virsh, nothing defined."""
     monkeypatch.setenv("PATH", str(tmp_path))  # no virsh
     found = objects.read_objects([net()])
-    assert found["objects"]["network:guestnat"] == {
-        "error": "virsh cannot run: No such file or directory (libvirt's client is not installed)"}
-    assert planned({"objects": {"network:guestnat": {}}}, found)["network:guestnat"][:2] == (
-        "failed", "virsh cannot run: No such file or directory (libvirt's client is not installed)")
+    assert found["objects"]["network:guestnat"] == {"ident": "guestnat", "live": None}
+    assert planned({}, found)["network:guestnat"][:2] == ("create", "not defined")
+
+
+READ_WITHOUT_DAEMON = """
+import json
+from provision.node import objects
+print(json.dumps(objects.read_objects([{"kind": "network", "label": "guestnat", "name": "guestnat", "xml": "<network/>"}])))
+"""
+
+
+@pytest.mark.root
+def test_reading_an_object_libvirt_cannot_answer_for_is_that_objects_error():
+    """Only "not defined" (or no libvirt at all) reads as absent: a daemon that does not answer never makes
+    an object look undefined, to be created over the one that is there. Here virsh runs where
+    /run/libvirt is an empty folder (a mount namespace of the test's own): no daemon's socket."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                           'mkdir -p /run/libvirt && mount -t tmpfs tmpfs /run/libvirt && exec "$@"', "sh",
+                           sys.executable, "-c", READ_WITHOUT_DAEMON], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(done.stdout)["objects"]["network:guestnat"]
+    assert list(entry) == ["error"] and "failed to connect to the hypervisor" in entry["error"], entry
